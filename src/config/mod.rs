@@ -1,0 +1,303 @@
+//! Service configuration: a TOML file, overridable by `MATRIX_OS__SECTION__KEY` variables.
+//!
+//! [`Config::load`] reads and validates; every error names the key at fault so that an admin
+//! knows what to fix.
+
+mod validate;
+
+use std::{net::SocketAddr, path::{Path, PathBuf}};
+
+use serde::Deserialize;
+use url::Url;
+
+pub use self::validate::ConfigError;
+
+/// Prefix of environment variables that override config keys (`MATRIX_OS__LLM__MODEL`).
+pub const ENV_PREFIX: &str = "MATRIX_OS";
+
+/// The whole service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The homeserver this service belongs to.
+    pub homeserver: HomeserverConfig,
+    /// How the service appears to the homeserver.
+    pub appservice: AppserviceConfig,
+    /// Where state is stored.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Where owners' file homes live.
+    #[serde(default)]
+    pub home: HomeConfig,
+    /// Who may have a twin.
+    #[serde(default)]
+    pub access: AccessConfig,
+    /// The language model behind every twin.
+    #[serde(default)]
+    pub llm: LlmConfig,
+    /// Room sessions.
+    #[serde(default)]
+    pub rooms: RoomsConfig,
+}
+
+/// `[homeserver]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeserverConfig {
+    /// Client-server API base URL, e.g. `http://127.0.0.1:8008`.
+    pub url: Url,
+    /// The server name in user IDs, e.g. `example.org`.
+    pub server_name: String,
+}
+
+/// `[appservice]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceConfig {
+    /// The registration's `id`.
+    #[serde(default = "default_appservice_id")]
+    pub id: String,
+    /// Address the appservice HTTP API binds to.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// URL at which the homeserver reaches this service.
+    pub url: Url,
+    /// Path of the registration file (the one source of the tokens).
+    #[serde(default = "default_registration")]
+    pub registration: PathBuf,
+    /// Localpart of the service's own bot user.
+    #[serde(default = "default_sender_localpart")]
+    pub sender_localpart: String,
+    /// Suffix that turns an owner's localpart into the twin's: `alice` -> `alice_ai`.
+    #[serde(default = "default_puppet_suffix")]
+    pub puppet_suffix: String,
+    /// Largest transaction body accepted, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user@host:port/db`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+/// `[home]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeConfig {
+    /// Folder holding one home per owner: `<dir>/<owner localpart>/`.
+    #[serde(default = "default_home_dir")]
+    pub dir: PathBuf,
+    /// Template copied into a new home. Empty: the template built into the binary.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+}
+
+/// `[access]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// MXID globs of users who may have a twin. Empty: every user of `homeserver.server_name`.
+    #[serde(default)]
+    pub owners: Vec<String>,
+}
+
+/// Which wire protocol the model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    /// OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp, ...).
+    Openai,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// No model: twins answer with a notice saying how to configure one.
+    None,
+}
+
+/// `[llm]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Wire protocol.
+    #[serde(default = "default_llm_provider")]
+    pub provider: LlmProvider,
+    /// API base URL; empty: the provider's public endpoint.
+    #[serde(default)]
+    pub base_url: Option<Url>,
+    /// Model name.
+    #[serde(default = "default_llm_model")]
+    pub model: String,
+    /// Name of the environment variable that holds the API key (never the key itself).
+    #[serde(default = "default_api_key_env")]
+    pub api_key_env: String,
+    /// Timeout of one model request, in seconds.
+    #[serde(default = "default_llm_timeout")]
+    pub timeout_secs: u64,
+    /// Retries after a 429/5xx/network failure before the room is told.
+    #[serde(default = "default_llm_retries")]
+    pub max_retries: u32,
+    /// Most model calls in one turn (each tool round is one).
+    #[serde(default = "default_max_tool_steps")]
+    pub max_tool_steps: u32,
+    /// `max_tokens` sent with each request.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+}
+
+/// `[rooms]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// Turns that may run at once across all rooms.
+    #[serde(default = "default_max_concurrent_turns")]
+    pub max_concurrent_turns: usize,
+    /// Most earlier messages of a session given to the model.
+    #[serde(default = "default_history_messages")]
+    pub history_messages: usize,
+}
+
+fn default_appservice_id() -> String {
+    "matrix-os".into()
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8009))
+}
+fn default_registration() -> PathBuf {
+    PathBuf::from("registration.yaml")
+}
+fn default_sender_localpart() -> String {
+    "matrix-os".into()
+}
+fn default_puppet_suffix() -> String {
+    "_ai".into()
+}
+fn default_max_body_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_database_url() -> String {
+    "sqlite://matrix-os.db".into()
+}
+fn default_home_dir() -> PathBuf {
+    PathBuf::from("homes")
+}
+fn default_llm_provider() -> LlmProvider {
+    LlmProvider::Openai
+}
+fn default_llm_model() -> String {
+    "gpt-4o-mini".into()
+}
+fn default_api_key_env() -> String {
+    "OPENAI_API_KEY".into()
+}
+fn default_llm_timeout() -> u64 {
+    120
+}
+fn default_llm_retries() -> u32 {
+    3
+}
+fn default_max_tool_steps() -> u32 {
+    12
+}
+fn default_max_tokens() -> u32 {
+    4096
+}
+fn default_max_concurrent_turns() -> usize {
+    8
+}
+fn default_history_messages() -> usize {
+    60
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: default_database_url() }
+    }
+}
+impl Default for HomeConfig {
+    fn default() -> Self {
+        Self { dir: default_home_dir(), template: None }
+    }
+}
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            provider: default_llm_provider(),
+            base_url: None,
+            model: default_llm_model(),
+            api_key_env: default_api_key_env(),
+            timeout_secs: default_llm_timeout(),
+            max_retries: default_llm_retries(),
+            max_tool_steps: default_max_tool_steps(),
+            max_tokens: default_max_tokens(),
+        }
+    }
+}
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_turns: default_max_concurrent_turns(),
+            history_messages: default_history_messages(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies `MATRIX_OS__*` overrides from the process environment and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::missing_file(path));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("access.owners")
+                    .source(Some(env)),
+            )
+            .build()
+            .map_err(ConfigError::from_config)?;
+        let config: Config = raw.try_deserialize().map_err(ConfigError::from_config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no environment overrides) and validates.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(ConfigError::from_config)?;
+        let config: Config = raw.try_deserialize().map_err(ConfigError::from_config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The owner globs in force: `access.owners`, or every local user when empty.
+    pub fn owner_globs(&self) -> Vec<String> {
+        if self.access.owners.is_empty() {
+            vec![format!("@*:{}", self.homeserver.server_name)]
+        } else {
+            self.access.owners.clone()
+        }
+    }
+}

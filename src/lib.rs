@@ -1,0 +1,13 @@
+//! matrix-os: a Matrix application service that gives every user an AI twin.
+//!
+//! Data flows one way: an appservice transaction is stored in the inbox ([`storage`]), a room
+//! session ([`room`]) picks it up and decides what to do, the [`kernel`] runs a turn against the
+//! owner's file [`home`], and the resulting actions go out through the Matrix client side
+//! ([`matrix`]).
+
+pub mod config;
+pub mod home;
+pub mod registration;
+pub mod secret;
+pub mod kernel;
+pub mod storage;

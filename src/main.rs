@@ -1,0 +1,2 @@
+//! The `matrix-os` binary.
+fn main() {}
