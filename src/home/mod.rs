@@ -65,7 +65,8 @@ pub struct Home {
 impl Home {
     /// Opens the home at `root`, creating it from `template` (or the built-in template when
     /// `None`) with a first git commit when it does not exist yet.
-    pub fn open_or_create(root: &Path, template: Option<&Path>) -> Result<Self, HomeError> {
+    pub fn open_or_create(root: &Path, template: Option<&Path>, owner_id: &str) -> Result<Self, HomeError> {
+        let _ = owner_id;
         let _ = template;
         Ok(Self { root: root.to_path_buf() })
     }
@@ -123,6 +124,11 @@ impl Home {
     /// Appends one JSON line to `system/sessions/<room>.jsonl` (room id made filename-safe).
     pub fn append_transcript(&self, room_id: &str, line: &serde_json::Value) -> Result<(), HomeError> {
         todo!("{room_id}{line}")
+    }
+
+    /// The twin's display name from `system/identity.md` front matter, when set.
+    pub fn display_name(&self) -> Result<Option<String>, HomeError> {
+        todo!()
     }
 
     /// Commits every change in the home (`git add -A`) with `message`; `None` when clean.

@@ -67,6 +67,8 @@ impl Store {
         let _ = url;
         Ok(Self { backend: Backend::Sqlite })
     }
+    /// Closes the pool.
+    pub async fn close(&self) {}
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend

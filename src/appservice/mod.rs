@@ -1,0 +1,86 @@
+//! The appservice HTTP API the homeserver calls (axum).
+
+mod auth;
+mod error;
+mod query;
+mod transactions;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use async_trait::async_trait;
+use axum::{
+    Json, Router,
+    extract::State,
+    middleware,
+    routing::{get, post, put},
+};
+use ruma::UserId;
+use tokio::{net::TcpListener, sync::Notify};
+
+use crate::{secret::Secret, storage::Store};
+
+/// Decides whether a user ID queried by the homeserver is one of ours, creating it if so.
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// `Ok(true)` when the user now exists; `Ok(false)` when it is not ours to create.
+    async fn provision(&self, user_id: &UserId) -> anyhow::Result<bool>;
+}
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) hs_token: Secret,
+    pub(crate) store: Store,
+    pub(crate) inbox_ready: Arc<Notify>,
+    pub(crate) provisioner: Arc<dyn Provisioner>,
+    pub(crate) max_body_bytes: usize,
+}
+
+impl AppState {
+    /// State for the router: the registration's hs_token, the store whose inbox receives
+    /// transactions, a notifier woken on each new transaction, and the user provisioner.
+    pub fn new(
+        hs_token: Secret,
+        store: Store,
+        inbox_ready: Arc<Notify>,
+        provisioner: Arc<dyn Provisioner>,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self { hs_token, store, inbox_ready, provisioner, max_body_bytes }
+    }
+}
+
+/// The appservice API routes (all behind the hs_token check) plus an open `/health`.
+pub fn router(state: AppState) -> Router {
+    let authed = Router::new()
+        .route("/_matrix/app/v1/transactions/{txn_id}", put(transactions::put_transaction))
+        .route("/_matrix/app/v1/users/{user_id}", get(query::query_user))
+        .route("/_matrix/app/v1/rooms/{alias}", get(query::query_room_alias))
+        .route("/_matrix/app/v1/ping", post(ping))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_hs_token));
+    Router::new()
+        .merge(authed)
+        .route("/health", get(health))
+        .fallback(|| async { error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "unknown endpoint") })
+        .with_state(state)
+}
+
+async fn ping() -> Json<serde_json::Value> {
+    Json(serde_json::json!({}))
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, error::ApiError> {
+    let backlog = state
+        .store
+        .inbox_backlog()
+        .await
+        .map_err(|e| error::ApiError::internal(e.to_string()))?;
+    Ok(Json(serde_json::json!({ "status": "ok", "inbox_backlog": backlog })))
+}
+
+/// Binds `addr`; returns the listener and the address actually bound (port 0 picks one).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,107 @@
+//! `PUT /_matrix/app/v1/transactions/{txnId}`: store first, answer 200, handle later.
+//!
+//! The 200 is sent only once the events are durably in the inbox, so a crash after the answer
+//! loses nothing; a txnId seen before is answered 200 without storing anything again.
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{AppState, error::ApiError};
+
+#[derive(Deserialize)]
+struct TransactionBody<'a> {
+    #[serde(borrow, default)]
+    events: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct EventHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a str>,
+}
+
+/// Checks the body and returns the events' JSON texts, in order.
+pub(crate) fn parse_events(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    let parsed: TransactionBody<'_> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", format!("body is not a transaction: {e}")))?;
+    let events = parsed.events.ok_or_else(|| ApiError::bad_json("missing `events` array"))?;
+    let mut out = Vec::with_capacity(events.len());
+    for (index, raw) in events.into_iter().enumerate() {
+        let head: EventHead<'_> = serde_json::from_str(raw.get())
+            .map_err(|e| ApiError::bad_json(format!("events[{index}] is not an event object: {e}")))?;
+        if head.kind.is_none() {
+            return Err(ApiError::bad_json(format!("events[{index}] has no `type`")));
+        }
+        out.push(raw.get().to_owned());
+    }
+    Ok(out)
+}
+
+pub(crate) async fn put_transaction(
+    State(state): State<AppState>,
+    Path(txn_id): Path<String>,
+    body: Body,
+) -> Response {
+    let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "M_TOO_LARGE",
+                format!("transaction body over {} bytes", state.max_body_bytes),
+            )
+            .into_response();
+        }
+    };
+    let events = match parse_events(&bytes) {
+        Ok(events) => events,
+        Err(err) => {
+            tracing::warn!(%txn_id, ?err, "malformed transaction refused");
+            return err.into_response();
+        }
+    };
+    match state.store.record_transaction(&txn_id, &events).await {
+        Ok(true) => {
+            tracing::debug!(%txn_id, events = events.len(), "transaction stored");
+            state.inbox_ready.notify_one();
+        }
+        Ok(false) => tracing::debug!(%txn_id, "repeated transaction acknowledged"),
+        Err(err) => {
+            tracing::error!(%txn_id, %err, "could not store transaction");
+            return ApiError::internal("could not store the transaction; retry later").into_response();
+        }
+    }
+    Json(serde_json::json!({})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_kept_verbatim_in_order() {
+        let body = br#"{"events":[{"type":"m.room.message","content":{"body":"a"}},{"type":"x"}]}"#;
+        let events = parse_events(body).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], r#"{"type":"m.room.message","content":{"body":"a"}}"#);
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        for body in [&b"not json"[..], b"[]", b"{}", br#"{"events":[1]}"#, br#"{"events":[{"content":{}}]}"#] {
+            assert!(parse_events(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn empty_transaction_is_fine() {
+        assert!(parse_events(br#"{"events":[]}"#).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,118 @@
+//! The calls a twin makes: register, profile, membership, messages, typing, receipts, ping.
+
+use std::time::Duration;
+
+use ruma::{
+    EventId, OwnedEventId, RoomId, TransactionId, UserId,
+    api::client::{
+        account::{register::{self, LoginType}, whoami},
+        appservice::request_ping,
+        membership::{join_room_by_id, leave_room},
+        message::send_message_event,
+        profile::set_display_name,
+        receipt::create_receipt::{self, v3::ReceiptType},
+        typing::create_typing_event::{self, v3::Typing},
+    },
+    events::{
+        AnyMessageLikeEventContent, receipt::ReceiptThread,
+        room::message::RoomMessageEventContent,
+    },
+};
+
+use super::{MatrixClient, MatrixError, RetryPolicy};
+
+impl MatrixClient {
+    /// Registers a twin's account (`m.login.application_service`); an existing account is fine.
+    pub async fn register_puppet(&self, localpart: &str) -> Result<(), MatrixError> {
+        let mut request = register::v3::Request::new();
+        request.username = Some(localpart.to_owned());
+        request.login_type = Some(LoginType::ApplicationService);
+        request.inhibit_login = true;
+        match self.send(request, None).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sets a user's display name.
+    // The generic profile-field endpoint needs Matrix 1.16 paths; this one is stable everywhere.
+    #[allow(deprecated)]
+    pub async fn set_display_name(&self, user: &UserId, name: &str) -> Result<(), MatrixError> {
+        let request = set_display_name::v3::Request::new(user.to_owned(), Some(name.to_owned()));
+        self.send(request, Some(user)).await.map(|_| ())
+    }
+
+    /// Joins a room (accepting an invite).
+    pub async fn join_room(&self, user: &UserId, room: &RoomId) -> Result<(), MatrixError> {
+        self.send(join_room_by_id::v3::Request::new(room.to_owned()), Some(user)).await.map(|_| ())
+    }
+
+    /// Leaves a room or declines an invite, with a reason others can see.
+    pub async fn leave_room(&self, user: &UserId, room: &RoomId, reason: Option<&str>) -> Result<(), MatrixError> {
+        let mut request = leave_room::v3::Request::new(room.to_owned());
+        request.reason = reason.map(str::to_owned);
+        self.send(request, Some(user)).await.map(|_| ())
+    }
+
+    /// Sends a message event with a caller-chosen (deterministic) transaction id.
+    pub async fn send_message(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        content: &RoomMessageEventContent,
+    ) -> Result<OwnedEventId, MatrixError> {
+        self.send_event(user, room, txn_id, &AnyMessageLikeEventContent::RoomMessage(content.clone()))
+            .await
+    }
+
+    /// Sends any message-like event.
+    pub async fn send_event(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        content: &AnyMessageLikeEventContent,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let request = send_message_event::v3::Request::new(room.to_owned(), txn_id.to_owned(), content)
+            .map_err(|e| MatrixError::Protocol(format!("cannot serialize event: {e}")))?;
+        Ok(self.send(request, Some(user)).await?.event_id)
+    }
+
+    /// Starts (`Some(timeout)`) or stops (`None`) the typing notice. Best effort: one attempt.
+    pub async fn set_typing(&self, user: &UserId, room: &RoomId, timeout: Option<Duration>) -> Result<(), MatrixError> {
+        let state = match timeout {
+            Some(t) => Typing::Yes(create_typing_event::v3::TypingInfo::new(t)),
+            None => Typing::No,
+        };
+        let request = create_typing_event::v3::Request::new(user.to_owned(), room.to_owned(), state);
+        self.send_with(request, Some(user), RetryPolicy::once()).await.map(|_| ())
+    }
+
+    /// Marks `event` read by `user`.
+    pub async fn mark_read(&self, user: &UserId, room: &RoomId, event: &EventId) -> Result<(), MatrixError> {
+        let request = create_receipt::v3::Request::new(
+            room.to_owned(),
+            ReceiptType::Read,
+            event.to_owned(),
+        );
+        let mut request = request;
+        request.thread = ReceiptThread::Unthreaded;
+        self.send_with(request, Some(user), RetryPolicy::once()).await.map(|_| ())
+    }
+
+    /// Asks the homeserver to ping this appservice; returns the round trip it measured.
+    pub async fn ping_appservice(&self, appservice_id: &str) -> Result<Duration, MatrixError> {
+        let mut request = request_ping::v1::Request::new(appservice_id.to_owned());
+        request.transaction_id = Some(TransactionId::new());
+        let response = self.send_with(request, None, RetryPolicy::once()).await?;
+        Ok(response.duration)
+    }
+
+    /// Who the homeserver thinks the as_token belongs to.
+    pub async fn whoami(&self) -> Result<ruma::OwnedUserId, MatrixError> {
+        let response = self.send_with(whoami::v3::Request::new(), None, RetryPolicy::once()).await?;
+        Ok(response.user_id)
+    }
+}

@@ -1,0 +1,14 @@
+//! The Matrix client side: calls to the homeserver as the appservice or as a twin.
+
+mod actions;
+mod client;
+mod error;
+mod ids;
+mod txn;
+
+pub use self::{
+    client::{MatrixClient, RetryPolicy},
+    error::MatrixError,
+    ids::TwinNaming,
+    txn::txn_id_for,
+};

@@ -1,0 +1,168 @@
+//! Room sessions: every inbox event is decided on ([`decide`]) and acted on in its room's
+//! queue; a message from a twin's owner becomes a kernel turn whose reply is posted back.
+
+pub mod decide;
+mod dispatcher;
+pub mod event;
+mod render;
+mod turn;
+
+use std::{sync::Arc, time::Duration};
+
+use ruma::{OwnedUserId, UserId};
+use tokio::sync::Semaphore;
+
+pub use self::render::render_markdown;
+use self::{
+    decide::{Action, Context, decide},
+    event::RoomEvent,
+};
+use crate::{
+    kernel::Kernel,
+    matrix::{MatrixClient, MatrixError},
+    storage::{InboxItem, Store},
+    twin::{TwinError, Twins},
+};
+
+/// Attempts at an action whose failure may be passing (homeserver down, database busy).
+const ACTION_ATTEMPTS: u32 = 3;
+
+/// An action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The homeserver refused or was unreachable.
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
+    /// The twin could not be made ready.
+    #[error(transparent)]
+    Twin(#[from] TwinError),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The home failed.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// A blocking task died.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl RoomError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Matrix(err) | Self::Twin(TwinError::Matrix(err)) => err.is_transient(),
+            Self::Storage(_) | Self::Twin(TwinError::Storage(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Everything room sessions need.
+#[derive(Debug)]
+pub struct Rooms {
+    store: Store,
+    matrix: MatrixClient,
+    twins: Arc<Twins>,
+    kernel: Arc<Kernel>,
+    turn_slots: Semaphore,
+    history_limit: usize,
+}
+
+impl Rooms {
+    /// Room sessions over these parts; at most `max_concurrent_turns` kernel turns at once.
+    pub fn new(
+        store: Store,
+        matrix: MatrixClient,
+        twins: Arc<Twins>,
+        kernel: Arc<Kernel>,
+        max_concurrent_turns: usize,
+        history_limit: usize,
+    ) -> Self {
+        Self {
+            store,
+            matrix,
+            twins,
+            kernel,
+            turn_slots: Semaphore::new(max_concurrent_turns.max(1)),
+            history_limit,
+        }
+    }
+
+    /// Handles one inbox item, then marks it done. Passing failures are retried; a lasting
+    /// failure is logged and the item is finished so the room does not stall.
+    async fn handle(&self, item: InboxItem) {
+        let event = RoomEvent::parse(&item.event);
+        if let Some(room) = event.room_id() {
+            let joined: Vec<OwnedUserId> = match self.store.room_twins(room.as_str()).await {
+                Ok(rows) => rows
+                    .into_iter()
+                    .filter(|(_, membership)| membership == "join")
+                    .filter_map(|(twin, _)| OwnedUserId::try_from(twin).ok())
+                    .collect(),
+                Err(err) => {
+                    tracing::error!(%err, "cannot read room members; will retry on restart");
+                    return;
+                }
+            };
+            let may_have_twin = |owner: &UserId| self.twins.may_have_twin(owner);
+            let ctx = Context { naming: self.twins.naming(), may_have_twin: &may_have_twin, joined_twins: &joined };
+            for action in decide(&event, &ctx) {
+                self.execute_with_retries(&action).await;
+            }
+        }
+        if let Err(err) = self.store.finish_inbox(item.id).await {
+            tracing::error!(%err, id = item.id, "cannot mark inbox item done");
+        }
+    }
+
+    async fn execute_with_retries(&self, action: &Action) {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.execute(action).await {
+                Ok(()) => return,
+                Err(err) if err.is_transient() && attempt < ACTION_ATTEMPTS => {
+                    tracing::warn!(%err, ?action, attempt, "action failed, retrying");
+                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                }
+                Err(err) => {
+                    tracing::error!(%err, ?action, "action failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, action: &Action) -> Result<(), RoomError> {
+        match action {
+            Action::RecordMembership { twin, room, membership } => {
+                self.store.set_membership(room.as_str(), twin.as_str(), membership).await?;
+            }
+            Action::Join { twin, room } => {
+                let owner = self.twins.naming().owner_of(twin).ok_or_else(|| RoomError::Internal(format!("{twin} is not a twin")))?;
+                self.twins.ensure(&owner).await?;
+                self.matrix.join_room(twin, room).await?;
+                self.store.set_membership(room.as_str(), twin.as_str(), "join").await?;
+                tracing::info!(%twin, %room, "joined on the owner's invite");
+            }
+            Action::Decline { twin, room, reason } => {
+                // The twin must exist to answer the invite at all.
+                if let Some(owner) = self.twins.naming().owner_of(twin) {
+                    if self.twins.may_have_twin(&owner) {
+                        self.twins.ensure(&owner).await?;
+                    }
+                }
+                match self.matrix.leave_room(twin, room, Some(reason)).await {
+                    Ok(()) => tracing::info!(%twin, %room, "declined an invite"),
+                    // An unregistered twin cannot decline; the invite simply stays unanswered.
+                    Err(err) if !err.is_transient() => tracing::warn!(%twin, %room, %err, "could not decline invite"),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Action::Turn { twin, owner, room, event_id, sender, text } => {
+                self.run_turn(twin, owner, room, event_id, sender, text).await?;
+            }
+        }
+        Ok(())
+    }
+}

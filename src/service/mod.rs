@@ -1,0 +1,120 @@
+//! Wires the parts into a running service: store, appservice API, inbox dispatcher, ping.
+
+mod ping;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
+
+pub use self::ping::{PingVerdict, diagnose, ping_until_ok};
+use crate::{
+    appservice::{self, AppState},
+    config::Config,
+    kernel::Kernel,
+    matrix::{MatrixClient, TwinNaming},
+    registration::Registration,
+    room::Rooms,
+    storage::Store,
+    twin::Twins,
+};
+
+/// Timeout of one client-server request.
+const MATRIX_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A started service; [`RunningService::stop`] shuts it down.
+#[derive(Debug)]
+pub struct RunningService {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    store: Store,
+}
+
+impl RunningService {
+    /// The address the appservice API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store (for health checks and tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting requests, abandons running turns (their events stay in the inbox and are
+    /// handled on the next start) and closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                tracing::warn!("a task did not stop in time; aborting it");
+                abort.abort();
+            }
+        }
+        self.store.close().await;
+    }
+}
+
+/// Starts the service: database and migrations, appservice API, inbox dispatcher (handling
+/// whatever an earlier run left), and the start-up ping.
+pub async fn start(config: Config, registration: Registration) -> anyhow::Result<RunningService> {
+    let store = Store::connect(&config.database.url)
+        .await
+        .with_context(|| "cannot open the database (database.url)")?;
+    let matrix = MatrixClient::new(config.homeserver.url.as_str(), registration.as_token.clone(), MATRIX_TIMEOUT)?;
+    let kernel = Arc::new(Kernel::from_config(&config.llm)?);
+    tracing::info!(model = %kernel.describe(), "kernel ready");
+    let naming = TwinNaming::new(&config.appservice.puppet_suffix, &config.homeserver.server_name);
+    let twins = Arc::new(
+        Twins::new(
+            naming,
+            &config.owner_globs(),
+            store.clone(),
+            matrix.clone(),
+            &config.home.dir,
+            config.home.template.as_deref(),
+        )
+        .context("access.owners")?,
+    );
+    let rooms = Arc::new(Rooms::new(
+        store.clone(),
+        matrix.clone(),
+        twins.clone(),
+        kernel,
+        config.rooms.max_concurrent_turns,
+        config.rooms.history_messages,
+    ));
+    let inbox_ready = Arc::new(Notify::new());
+    let state = AppState::new(
+        registration.hs_token.clone(),
+        store.clone(),
+        inbox_ready.clone(),
+        twins,
+        config.appservice.max_body_bytes,
+    );
+    let (listener, addr) = appservice::bind(config.appservice.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (appservice.listen)", config.appservice.listen))?;
+    tracing::info!(%addr, "appservice API listening");
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut server_shutdown = shutdown_rx.clone();
+    let app = appservice::router(state);
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = server_shutdown.changed().await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!(%err, "appservice API stopped");
+        }
+    }));
+    tasks.push(tokio::spawn(rooms.run_inbox(inbox_ready, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(ping_until_ok(matrix, config, shutdown_rx)));
+    Ok(RunningService { addr, shutdown, tasks, store })
+}
