@@ -1,0 +1,182 @@
+//! The human side of integration tests: a real `matrix-sdk` client (the crypto Element uses).
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use matrix_sdk::{
+    Client, Room,
+    config::SyncSettings,
+    room::MessagesOptions,
+    ruma::{
+        OwnedEventId, OwnedRoomId, OwnedUserId, UserId,
+        api::client::room::{Visibility, create_room::v3::{Request as CreateRoomRequest, RoomPreset}},
+        events::{
+            InitialStateEvent, room::{encryption::RoomEncryptionEventContent, message::RoomMessageEventContent},
+        },
+    },
+};
+use serde_json::Value;
+
+/// A message seen in a room.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub event_id: OwnedEventId,
+    pub sender: OwnedUserId,
+    /// The event as the client sees it (decrypted when it was encrypted).
+    pub json: Value,
+}
+
+impl Seen {
+    pub fn body(&self) -> &str {
+        self.json.pointer("/content/body").and_then(Value::as_str).unwrap_or_default()
+    }
+    pub fn formatted_body(&self) -> Option<&str> {
+        self.json.pointer("/content/formatted_body").and_then(Value::as_str)
+    }
+    pub fn kind(&self) -> &str {
+        self.json.get("type").and_then(Value::as_str).unwrap_or_default()
+    }
+}
+
+/// A logged-in person.
+pub struct Human {
+    pub client: Client,
+    pub user_id: OwnedUserId,
+}
+
+impl Human {
+    /// Logs in with a password and syncs once.
+    pub async fn login(homeserver: &str, username: &str, password: &str) -> Human {
+        let client = Client::builder().homeserver_url(homeserver).build().await.expect("client");
+        client
+            .matrix_auth()
+            .login_username(username, password)
+            .initial_device_display_name("integration test")
+            .send()
+            .await
+            .expect("login");
+        let user_id = client.user_id().expect("user id").to_owned();
+        client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.expect("sync");
+        Human { client, user_id }
+    }
+
+    pub async fn sync(&self) {
+        self.client
+            .sync_once(SyncSettings::default().timeout(Duration::from_millis(200)))
+            .await
+            .expect("sync");
+    }
+
+    /// Creates a DM with `other`, as Element does (private, `is_direct`), optionally encrypted.
+    pub async fn create_dm(&self, other: &UserId, encrypted: bool) -> Room {
+        self.create_room(&[other], true, encrypted).await
+    }
+
+    pub async fn create_room(&self, invite: &[&UserId], is_direct: bool, encrypted: bool) -> Room {
+        let mut request = CreateRoomRequest::new();
+        request.invite = invite.iter().map(|u| (*u).to_owned()).collect();
+        request.is_direct = is_direct;
+        request.preset = Some(RoomPreset::PrivateChat);
+        request.visibility = Visibility::Private;
+        if encrypted {
+            request.initial_state =
+                vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+        }
+        self.client.create_room(request).await.expect("create room")
+    }
+
+    pub fn room(&self, room_id: &OwnedRoomId) -> Room {
+        self.client.get_room(room_id).expect("room known to the client")
+    }
+
+    /// Waits until `user` is joined to `room`.
+    pub async fn wait_for_join(&self, room: &Room, user: &UserId, timeout: Duration) {
+        self.wait_for_membership(room, user, "join", timeout).await;
+    }
+
+    /// Waits until `user`'s membership in `room` is `membership`; returns the member event JSON.
+    pub async fn wait_for_membership(&self, room: &Room, user: &UserId, membership: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state: Value = self.state_event(room, "m.room.member", user.as_str()).await.unwrap_or(Value::Null);
+            if state.get("membership").and_then(Value::as_str) == Some(membership) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "{user} did not reach {membership} in {}: {state}", room.room_id());
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// A state event's content, straight from the homeserver.
+    pub async fn state_event(&self, room: &Room, kind: &str, state_key: &str) -> Option<Value> {
+        let url = format!(
+            "{}/_matrix/client/v3/rooms/{}/state/{}/{}",
+            self.client.homeserver().as_str().trim_end_matches('/'),
+            urlencode(room.room_id().as_str()),
+            kind,
+            urlencode(state_key)
+        );
+        let token = self.client.access_token()?;
+        let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    pub async fn send_text(&self, room: &Room, text: &str) -> OwnedEventId {
+        room.send(RoomMessageEventContent::text_plain(text)).await.expect("send").response.event_id
+    }
+
+    /// Every message-like event in the room, oldest first (decrypted where possible).
+    pub async fn messages(&self, room: &Room) -> Vec<Seen> {
+        let mut options = MessagesOptions::backward();
+        options.limit = 100u32.into();
+        let messages = room.messages(options).await.expect("messages");
+        let mut seen: Vec<Seen> = messages
+            .chunk
+            .iter()
+            .filter_map(|event| {
+                let json: Value = serde_json::from_str(event.raw().json().get()).ok()?;
+                json.get("state_key").is_none().then_some(())?;
+                Some(Seen { event_id: event.event_id()?, sender: event.sender()?, json })
+            })
+            .collect();
+        seen.reverse();
+        seen
+    }
+
+    /// Messages in `room` from `sender`.
+    pub async fn messages_from(&self, room: &Room, sender: &UserId) -> Vec<Seen> {
+        self.messages(room).await.into_iter().filter(|m| m.sender == sender).collect()
+    }
+
+    /// Waits until `sender` has posted at least `count` messages in `room`; returns them all.
+    pub async fn wait_for_messages_from(&self, room: &Room, sender: &UserId, count: usize, timeout: Duration) -> Vec<Seen> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.sync().await;
+            let seen = self.messages_from(room, sender).await;
+            if seen.len() >= count {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} message(s) from {sender}, saw {}: {:?}",
+                seen.len(),
+                seen.iter().map(|s| s.body().to_owned()).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
