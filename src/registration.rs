@@ -235,6 +235,13 @@ url = "http://127.0.0.1:8009"
     }
 
     #[test]
+    fn example_registration_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/registration.yaml");
+        let reg = Registration::read(Path::new(path)).unwrap();
+        assert_eq!(reg.namespaces.users[0].regex, r"@.*_ai:example\.org$");
+    }
+
+    #[test]
     fn garbage_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.yaml");

@@ -1,0 +1,136 @@
+//! One test's world: a real Synapse, the service in-process, a scripted fake model server.
+//! Include after `synapse`, `fake_llm` and `human`:
+//! `#[path = "support/env.rs"] mod env;`
+
+#![allow(dead_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use matrix_os::{
+    config::{Config, LlmProvider},
+    registration::Registration,
+    service::{self, RunningService},
+};
+use matrix_sdk::ruma::OwnedUserId;
+
+use super::{fake_llm::FakeLlm, human::Human, synapse::{TestHomeserver, free_port}};
+
+/// Name of the variable `.cargo/config.toml` sets for tests.
+pub const TEST_KEY_ENV: &str = "MATRIX_OS_TEST_LLM_KEY";
+
+/// Knobs for [`TestEnv::start_with`].
+pub struct EnvOptions {
+    /// `database.url`; `None` is SQLite in the test's temp dir.
+    pub database_url: Option<String>,
+    /// Which wire protocol the service speaks to the fake model.
+    pub provider: LlmProvider,
+    /// `llm.max_retries`.
+    pub max_retries: u32,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self { database_url: None, provider: LlmProvider::Openai, max_retries: 2 }
+    }
+}
+
+pub struct TestEnv {
+    pub llm: FakeLlm,
+    pub config: Config,
+    pub registration: Registration,
+    service: Option<RunningService>,
+    pub hs: TestHomeserver,
+}
+
+impl TestEnv {
+    pub async fn start() -> TestEnv {
+        Self::start_with(EnvOptions::default()).await
+    }
+
+    pub async fn start_with(options: EnvOptions) -> TestEnv {
+        let llm = FakeLlm::start().await;
+        let pending = TestHomeserver::reserve();
+        let port = free_port();
+        let mut config = pending.appservice_config(&format!("http://127.0.0.1:{port}"));
+        config.appservice.listen = ([127, 0, 0, 1], port).into();
+        if let Some(url) = options.database_url {
+            config.database.url = url;
+        }
+        config.llm.provider = options.provider;
+        config.llm.base_url = Some(
+            match options.provider {
+                LlmProvider::Anthropic => llm.anthropic_base(),
+                _ => llm.openai_base(),
+            }
+            .parse()
+            .expect("fake LLM URL"),
+        );
+        config.llm.model = "fake-model".into();
+        config.llm.api_key_env = TEST_KEY_ENV.into();
+        config.llm.max_retries = options.max_retries;
+        config.llm.timeout_secs = 10;
+        let registration = Registration::generate(&config);
+        registration.write(&config.appservice.registration, true).expect("registration");
+        let hs = pending.start(Some(&registration)).await;
+        let mut env = TestEnv { llm, config, registration, service: None, hs };
+        env.start_service().await;
+        env
+    }
+
+    pub async fn start_service(&mut self) {
+        assert!(self.service.is_none(), "service already running");
+        let running = service::start(self.config.clone(), self.registration.clone()).await.expect("service starts");
+        self.service = Some(running);
+    }
+
+    pub async fn stop_service(&mut self) {
+        if let Some(service) = self.service.take() {
+            service.stop().await;
+        }
+    }
+
+    pub fn appservice_url(&self) -> String {
+        self.config.appservice.url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    pub fn server_name(&self) -> &str {
+        self.hs.server_name()
+    }
+
+    /// Registers `localpart` on the homeserver and logs in as them.
+    pub async fn human(&self, localpart: &str) -> Human {
+        let (_user_id, password, _token) = self.hs.register_user(localpart).await;
+        Human::login(self.hs.client_url(), localpart, &password).await
+    }
+
+    pub fn twin_of(&self, localpart: &str) -> OwnedUserId {
+        format!("@{localpart}{}:{}", self.config.appservice.puppet_suffix, self.server_name())
+            .try_into()
+            .expect("twin id")
+    }
+
+    /// The owner's home folder.
+    pub fn home_of(&self, localpart: &str) -> PathBuf {
+        self.config.home.dir.join(localpart)
+    }
+
+    /// Sends a raw transaction to the service as the homeserver would.
+    pub async fn put_transaction(&self, txn_id: &str, body: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .put(format!("{}/_matrix/app/v1/transactions/{txn_id}", self.appservice_url()))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .timeout(Duration::from_secs(10));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("appservice answers")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // The runtime is going away; the service's tasks die with it.
+        self.service.take();
+    }
+}
