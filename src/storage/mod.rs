@@ -1,14 +1,80 @@
 //! Durable state: processed transactions, the inbox, twins, rooms and sessions.
 //!
-//! SKELETON: signatures are the contract; bodies are filled in by the storage work item.
-//! One code path for SQLite (default) and PostgreSQL, through `sqlx::Any`.
+//! One code path for SQLite (default) and PostgreSQL, through [`sqlx::Any`]: every query uses
+//! `$1`-style placeholders, which both drivers accept. The few places where the backends differ
+//! are explicit and small: the DDL (one migration folder per backend), how a write transaction
+//! begins (`BEGIN IMMEDIATE` on SQLite, so writers queue on `busy_timeout` instead of failing
+//! with `SQLITE_BUSY` on lock upgrade) and an advisory lock on PostgreSQL that keeps inbox ids in
+//! commit order.
+//!
+//! The inbox is what makes the appservice safe: [`Store::record_transaction`] stores a whole
+//! homeserver transaction (its id and all its events) in one database transaction, so the
+//! service can answer `200` only once the events are durable, and a repeated transaction id is
+//! recognised and not stored twice. Handled events are deleted by [`Store::finish_inbox`]; the
+//! transaction ids stay (see [`Store::prune_transactions`]).
+
+mod connect;
+mod inbox;
+mod migrate;
+mod sessions;
+mod twins;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::{Any, AnyPool, Transaction};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The database said no.
+    /// The database said no: what was being done, and the database's reason.
     #[error("database: {0}")]
     Database(String),
+    /// The database URL cannot be used.
+    #[error(
+        "unsupported database URL {url}: {reason} (expected sqlite://PATH or \
+         postgres://USER@HOST:PORT/DATABASE)"
+    )]
+    InvalidUrl {
+        /// The URL, password removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The folder for a SQLite file could not be created.
+    #[error("cannot create folder {path} for the SQLite database: {source}")]
+    CreateDir {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No connection to the database could be made or configured.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL, password removed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The schema migrations could not be applied.
+    #[error("cannot apply the database migrations to {url}: {reason}")]
+    Migrate {
+        /// The URL, password removed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A row the operation needs does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+}
+
+impl StorageError {
+    /// A failed query, with what was being done.
+    fn query(what: impl std::fmt::Display, error: &sqlx::Error) -> Self {
+        Self::Database(format!("{what}: {error}"))
+    }
 }
 
 /// Which database is behind the store.
@@ -55,75 +121,183 @@ pub struct SessionRow {
     pub twin_id: String,
 }
 
-/// The store.
+/// The store: a connection pool to SQLite or PostgreSQL. Cheap to clone (clones share the pool).
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    pool: AnyPool,
+    /// The URL with any password removed, for messages.
+    url: Arc<str>,
 }
 
 impl Store {
-    /// Connects (creating a SQLite file when missing) and runs migrations.
+    /// Connects (creating a SQLite file and its folder when missing) and runs migrations.
+    ///
+    /// Accepted URLs: `sqlite://PATH` (relative), `sqlite:///ABSOLUTE/PATH`, `sqlite:PATH`,
+    /// `sqlite::memory:` (one connection, gone on close; for tests), and
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`).
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let _ = url;
-        Ok(Self { backend: Backend::Sqlite })
+        let (backend, pool, redacted) = connect::open(url).await?;
+        let store = Self {
+            backend,
+            pool,
+            url: redacted.into(),
+        };
+        migrate::run(&store).await?;
+        Ok(store)
     }
-    /// Closes the pool.
-    pub async fn close(&self) {}
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
     }
+
+    /// The database URL with any password removed, for messages.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
     /// A trivial query, for `doctor`.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        todo!()
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StorageError::query(format_args!("ping {}", self.url), &e))?;
+        Ok(())
     }
-    /// Records a transaction and its events in one DB transaction. `false` when `txn_id` was
-    /// already recorded (nothing is stored again).
-    pub async fn record_transaction(&self, txn_id: &str, events: &[String]) -> Result<bool, StorageError> {
-        todo!("{txn_id}{events:?}")
+
+    /// Closes every connection, waiting for queries in flight. Later calls on any clone of this
+    /// store fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
-    /// Unfinished inbox items with `id > after_id`, oldest first.
-    pub async fn pending_inbox(&self, after_id: i64, limit: i64) -> Result<Vec<InboxItem>, StorageError> {
-        todo!("{after_id}{limit}")
+
+    /// Begins a transaction that is going to write.
+    ///
+    /// On SQLite this takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to
+    /// `busy_timeout`; a deferred transaction that reads first could otherwise fail with
+    /// `SQLITE_BUSY` when it upgrades to a write.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
-    /// Marks an inbox item handled.
-    pub async fn finish_inbox(&self, id: i64) -> Result<(), StorageError> {
-        todo!("{id}")
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether an error is a unique-constraint violation (a concurrent writer won a race).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+/// `VALUES` rows for a multi-row insert: `rows` tuples of `per_row` placeholders each, numbered
+/// from `$first`, each tuple prefixed by the fixed `shared` expressions (e.g. `$1`).
+fn values_rows(rows: usize, shared: &[&str], per_row: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * (shared.len() + per_row) * 7);
+    let mut n = first;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        let mut items = 0;
+        for s in shared {
+            if items > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(s);
+            items += 1;
+        }
+        for _ in 0..per_row {
+            if items > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+            items += 1;
+        }
+        sql.push(')');
     }
-    /// Count of unfinished inbox items.
-    pub async fn inbox_backlog(&self) -> Result<i64, StorageError> {
-        todo!()
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use sqlx::Row;
+
+    #[test]
+    fn values_rows_numbers_placeholders() {
+        assert_eq!(
+            values_rows(3, &["$1"], 1, 2),
+            "($1, $2), ($1, $3), ($1, $4)"
+        );
+        assert_eq!(
+            values_rows(2, &["$1", "$2"], 2, 3),
+            "($1, $2, $3, $4), ($1, $2, $5, $6)"
+        );
+        assert_eq!(values_rows(1, &[], 2, 1), "($1, $2)");
     }
-    /// A twin by MXID.
-    pub async fn get_twin(&self, twin_id: &str) -> Result<Option<TwinRow>, StorageError> {
-        todo!("{twin_id}")
+
+    #[tokio::test]
+    async fn sqlite_file_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/state.db", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let mut pragma = async |name: &str| -> String {
+            let sql = sqlx::AssertSqlSafe(format!("PRAGMA {name}"));
+            let row = sqlx::query(sql).fetch_one(&mut *conn).await.unwrap();
+            row.try_get::<String, _>(0)
+                .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode").await, "wal");
+        assert_eq!(pragma("synchronous").await, "2"); // FULL
+        assert_eq!(pragma("foreign_keys").await, "1");
+        assert_eq!(pragma("busy_timeout").await, "5000");
+        drop(conn);
+        store.close().await;
     }
-    /// Inserts or updates a twin.
-    pub async fn upsert_twin(&self, twin: &TwinRow) -> Result<(), StorageError> {
-        todo!("{twin:?}")
-    }
-    /// Records a twin's membership (`invite`, `join`, `leave`, `ban`) in a room.
-    pub async fn set_membership(&self, room_id: &str, twin_id: &str, membership: &str) -> Result<(), StorageError> {
-        todo!("{room_id}{twin_id}{membership}")
-    }
-    /// Twins known in a room with their membership.
-    pub async fn room_twins(&self, room_id: &str) -> Result<Vec<(String, String)>, StorageError> {
-        todo!("{room_id}")
-    }
-    /// The current session of a twin in a room, created when missing.
-    pub async fn current_session(&self, room_id: &str, twin_id: &str) -> Result<SessionRow, StorageError> {
-        todo!("{room_id}{twin_id}")
-    }
-    /// Starts a new session, which becomes the current one.
-    pub async fn new_session(&self, room_id: &str, twin_id: &str) -> Result<SessionRow, StorageError> {
-        todo!("{room_id}{twin_id}")
-    }
-    /// Appends messages (JSON text) to a session, in order.
-    pub async fn append_messages(&self, session_id: i64, messages: &[String]) -> Result<(), StorageError> {
-        todo!("{session_id}{messages:?}")
-    }
-    /// The last `limit` messages of a session, oldest first.
-    pub async fn recent_messages(&self, session_id: i64, limit: i64) -> Result<Vec<String>, StorageError> {
-        todo!("{session_id}{limit}")
+
+    #[tokio::test]
+    async fn memory_store_round_trip() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        store.ping().await.unwrap();
+        let events: Vec<String> = (0..3).map(|i| format!("{{\"n\":{i}}}")).collect();
+        assert!(store.record_transaction("t1", &events).await.unwrap());
+        assert!(!store.record_transaction("t1", &events).await.unwrap());
+        let items = store.pending_inbox(0, 10).await.unwrap();
+        assert_eq!(
+            items.iter().map(|i| i.event.clone()).collect::<Vec<_>>(),
+            events
+        );
+        store.finish_inbox(items[0].id).await.unwrap();
+        assert_eq!(store.inbox_backlog().await.unwrap(), 2);
+        let session = store.current_session("!r:x", "@a_ai:x").await.unwrap();
+        store
+            .append_messages(session.id, &["a".into(), "b".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.recent_messages(session.id, 1).await.unwrap(),
+            vec!["b".to_string()]
+        );
+        store.close().await;
+        assert!(store.ping().await.is_err());
     }
 }

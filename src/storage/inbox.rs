@@ -1,0 +1,139 @@
+//! Processed transaction ids and the inbox of events waiting to be handled.
+
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Backend, InboxItem, StorageError, Store, now_ms, values_rows};
+
+/// Events per multi-row `INSERT` (one placeholder each, plus the shared transaction id): far below
+/// the parameter limits of SQLite (32766) and PostgreSQL (65535).
+const INBOX_CHUNK: usize = 500;
+
+/// Key of the PostgreSQL advisory lock that serialises inbox writers ("mxos-inb").
+const INBOX_LOCK_KEY: i64 = 0x6d78_6f73_2d69_6e62;
+
+impl Store {
+    /// Records a transaction and its events in one DB transaction. `false` when `txn_id` was
+    /// already recorded (nothing is stored again).
+    ///
+    /// When this returns `Ok(true)` the events are committed (on SQLite with
+    /// `synchronous=FULL`, on disk), so the homeserver may be told `200`. Concurrent calls with
+    /// the same id: exactly one returns `true`. Inbox ids follow the order of the events and the
+    /// order in which transactions commit.
+    pub async fn record_transaction(
+        &self,
+        txn_id: &str,
+        events: &[String],
+    ) -> Result<bool, StorageError> {
+        let what = || format!("recording transaction {txn_id:?} ({} events)", events.len());
+        self.try_record_transaction(txn_id, events)
+            .await
+            .map_err(|e| StorageError::query(what(), &e))
+    }
+
+    async fn try_record_transaction(
+        &self,
+        txn_id: &str,
+        events: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // Identity values are handed out at insert time, not at commit: without this lock a
+            // later transaction could commit lower ids after a reader has moved past them.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(INBOX_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO transactions (txn_id, event_count, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (txn_id) DO NOTHING",
+        )
+        .bind(txn_id)
+        .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for chunk in events.chunks(INBOX_CHUNK) {
+            let sql = format!(
+                "INSERT INTO inbox (txn_id, event) VALUES {}",
+                values_rows(chunk.len(), &["$1"], 1, 2)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(txn_id);
+            for event in chunk {
+                query = query.bind(event.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Unfinished inbox items with `id > after_id`, oldest first, at most `limit`.
+    pub async fn pending_inbox(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxItem>, StorageError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let what = || format!("reading the inbox after id {after_id}");
+        let rows =
+            sqlx::query("SELECT id, txn_id, event FROM inbox WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| StorageError::query(what(), &e))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(InboxItem {
+                    id: row.try_get(0)?,
+                    txn_id: row.try_get(1)?,
+                    event: row.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StorageError::query(what(), &e))
+    }
+
+    /// Marks an inbox item handled (it is removed; its transaction id stays recorded). Finishing
+    /// an item twice, or an unknown id, is not an error.
+    pub async fn finish_inbox(&self, id: i64) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM inbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StorageError::query(format_args!("finishing inbox item {id}"), &e))?;
+        Ok(())
+    }
+
+    /// Count of unfinished inbox items.
+    pub async fn inbox_backlog(&self) -> Result<i64, StorageError> {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StorageError::query("counting the inbox backlog", &e))
+    }
+
+    /// Forgets transaction ids recorded more than `older_than` ago, so the table does not grow
+    /// forever; returns how many were removed. A homeserver retries a failed transaction for
+    /// minutes, not days: keep at least a few days.
+    pub async fn prune_transactions(&self, older_than: Duration) -> Result<u64, StorageError> {
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+        let done = sqlx::query("DELETE FROM transactions WHERE received_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StorageError::query("pruning old transaction ids", &e))?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,199 @@
+//! Room sessions and their messages.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{SessionRow, StorageError, Store, is_unique_violation, now_ms, values_rows};
+
+/// Messages per multi-row `INSERT` (two placeholders each, plus two shared).
+const MESSAGE_CHUNK: usize = 500;
+/// Attempts when a concurrent writer wins a race for the current session.
+const SESSION_ATTEMPTS: usize = 5;
+
+const SELECT_CURRENT: &str = "SELECT id, room_id, twin_id FROM sessions \
+     WHERE room_id = $1 AND twin_id = $2 AND is_current = 1";
+const INSERT_CURRENT: &str = "INSERT INTO sessions (room_id, twin_id, is_current, next_seq, created_at) \
+     VALUES ($1, $2, 1, 0, $3) ON CONFLICT (room_id, twin_id) WHERE is_current = 1 DO NOTHING \
+     RETURNING id, room_id, twin_id";
+
+fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id: row.try_get(0)?,
+        room_id: row.try_get(1)?,
+        twin_id: row.try_get(2)?,
+    })
+}
+
+impl Store {
+    /// The current session of a twin in a room, created when missing.
+    pub async fn current_session(
+        &self,
+        room_id: &str,
+        twin_id: &str,
+    ) -> Result<SessionRow, StorageError> {
+        let what = || format!("finding the session of {twin_id} in {room_id}");
+        for _ in 0..SESSION_ATTEMPTS {
+            let found = sqlx::query(SELECT_CURRENT)
+                .bind(room_id)
+                .bind(twin_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StorageError::query(what(), &e))?;
+            if let Some(row) = found {
+                return session_row(&row).map_err(|e| StorageError::query(what(), &e));
+            }
+            // Missing: create it, unless someone else just did (then read theirs).
+            let created = sqlx::query(INSERT_CURRENT)
+                .bind(room_id)
+                .bind(twin_id)
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StorageError::query(what(), &e))?;
+            if let Some(row) = created {
+                return session_row(&row).map_err(|e| StorageError::query(what(), &e));
+            }
+        }
+        Err(StorageError::Database(format!(
+            "{}: the current session kept changing under concurrent writers",
+            what()
+        )))
+    }
+
+    /// Starts a new session, which becomes the current one (e.g. after a reset). The previous
+    /// session and its messages stay stored.
+    pub async fn new_session(
+        &self,
+        room_id: &str,
+        twin_id: &str,
+    ) -> Result<SessionRow, StorageError> {
+        let what = || format!("starting a new session of {twin_id} in {room_id}");
+        let mut last = None;
+        for _ in 0..SESSION_ATTEMPTS {
+            match self.try_new_session(room_id, twin_id).await {
+                Ok(Some(row)) => return Ok(row),
+                // A concurrent new_session made its session current after our update.
+                Ok(None) => {}
+                // PostgreSQL: a concurrent new_session committed between our update and insert.
+                Err(e) if is_unique_violation(&e) => last = Some(e),
+                Err(e) => return Err(StorageError::query(what(), &e)),
+            }
+        }
+        Err(match last {
+            Some(e) => StorageError::query(what(), &e),
+            None => StorageError::Database(format!(
+                "{}: the current session kept changing under concurrent writers",
+                what()
+            )),
+        })
+    }
+
+    /// `None` when a concurrent writer got in between: try again.
+    async fn try_new_session(
+        &self,
+        room_id: &str,
+        twin_id: &str,
+    ) -> Result<Option<SessionRow>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE sessions SET is_current = 0 WHERE room_id = $1 AND twin_id = $2 AND is_current = 1")
+            .bind(room_id)
+            .bind(twin_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(INSERT_CURRENT)
+            .bind(room_id)
+            .bind(twin_id)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let session = session_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(session))
+    }
+
+    /// Appends messages (JSON text) to a session, in order, after the ones already there.
+    pub async fn append_messages(
+        &self,
+        session_id: i64,
+        messages: &[String],
+    ) -> Result<(), StorageError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let what = || {
+            format!(
+                "appending {} messages to session {session_id}",
+                messages.len()
+            )
+        };
+        match self.try_append_messages(session_id, messages).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StorageError::NotFound(format!("session {session_id}"))),
+            Err(e) => Err(StorageError::query(what(), &e)),
+        }
+    }
+
+    /// `false` when the session does not exist.
+    async fn try_append_messages(
+        &self,
+        session_id: i64,
+        messages: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let count = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        // Reserving the sequence numbers also locks the session row, so concurrent appends to
+        // one session queue up instead of colliding.
+        let next: Option<i64> = sqlx::query_scalar(
+            "UPDATE sessions SET next_seq = next_seq + $2 WHERE id = $1 RETURNING next_seq",
+        )
+        .bind(session_id)
+        .bind(count)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(next) = next else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let mut seq = next - count;
+        let now = now_ms();
+        for chunk in messages.chunks(MESSAGE_CHUNK) {
+            let sql = format!(
+                "INSERT INTO session_messages (session_id, created_at, seq, message) VALUES {}",
+                values_rows(chunk.len(), &["$1", "$2"], 2, 3)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(session_id).bind(now);
+            for message in chunk {
+                query = query.bind(seq).bind(message.as_str());
+                seq += 1;
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The last `limit` messages of a session, oldest first.
+    pub async fn recent_messages(
+        &self,
+        session_id: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar::<_, String>(
+            "SELECT message FROM (SELECT seq, message FROM session_messages WHERE session_id = $1 \
+             ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq",
+        )
+        .bind(session_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            StorageError::query(format_args!("reading messages of session {session_id}"), &e)
+        })
+    }
+}
