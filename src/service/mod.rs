@@ -60,6 +60,24 @@ impl RunningService {
     }
 }
 
+/// How long processed transaction ids are kept: the homeserver only repeats a transaction
+/// until it is acknowledged, so a week is far more than enough.
+const KEEP_TRANSACTION_IDS: Duration = Duration::from_secs(7 * 24 * 3600);
+
+async fn prune_old_transactions(store: Store, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match store.prune_transactions(KEEP_TRANSACTION_IDS).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "forgot old transaction ids"),
+            Err(err) => tracing::warn!(%err, "could not prune old transaction ids"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Starts the service: database and migrations, appservice API, inbox dispatcher (handling
 /// whatever an earlier run left), and the start-up ping.
 pub async fn start(config: Config, registration: Registration) -> anyhow::Result<RunningService> {
@@ -115,6 +133,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         }
     }));
     tasks.push(tokio::spawn(rooms.run_inbox(inbox_ready, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(prune_old_transactions(store.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(ping_until_ok(matrix, config, shutdown_rx)));
     Ok(RunningService { addr, shutdown, tasks, store })
 }
