@@ -40,7 +40,11 @@ impl KernelError {
 
 fn model_message(error: &ProviderError) -> String {
     let (last, attempts) = error.last_and_attempts();
-    let tries = if attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+    let tries = if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    };
     match last {
         ProviderError::Status { status, .. } if *status == 429 => format!(
             "⚠️ The language model is rate-limiting me (HTTP 429{tries}). Please try again in a \
@@ -50,7 +54,9 @@ fn model_message(error: &ProviderError) -> String {
             "⚠️ I couldn't reach the language model (HTTP {status}{tries}). Please try again in \
              a moment."
         ),
-        ProviderError::Status { status, message, .. } => format!(
+        ProviderError::Status {
+            status, message, ..
+        } => format!(
             "⚠️ The language model refused my request (HTTP {status}: {message}). An admin may \
              need to check the `[llm]` settings."
         ),
@@ -90,13 +96,21 @@ mod tests {
     use super::*;
 
     fn gave_up(last: ProviderError, attempts: u32) -> KernelError {
-        KernelError::Model(ProviderError::GaveUp { attempts, last: Box::new(last) })
+        KernelError::Model(ProviderError::GaveUp {
+            attempts,
+            last: Box::new(last),
+        })
     }
 
     #[test]
     fn server_errors_say_what_happened_and_how_often() {
         let error = gave_up(
-            ProviderError::Status { status: 500, url: "u".into(), message: "x".into(), retry_after: None },
+            ProviderError::Status {
+                status: 500,
+                url: "u".into(),
+                message: "x".into(),
+                retry_after: None,
+            },
             4,
         );
         assert_eq!(
@@ -112,10 +126,25 @@ mod tests {
             status: 404,
             message: "nope".into(),
         });
-        assert!(model.user_message().contains("`gpt-9`") && model.user_message().contains("llm.model"));
-        let auth = KernelError::Model(ProviderError::Auth { status: 401, message: "bad".into() });
+        assert!(
+            model.user_message().contains("`gpt-9`") && model.user_message().contains("llm.model")
+        );
+        let auth = KernelError::Model(ProviderError::Auth {
+            status: 401,
+            message: "bad".into(),
+        });
         assert!(auth.user_message().contains("API key"));
-        let timeout = gave_up(ProviderError::Timeout { url: "u".into(), timeout: Duration::from_secs(30) }, 2);
-        assert!(timeout.user_message().contains("30 s after 2 attempts"), "{}", timeout.user_message());
+        let timeout = gave_up(
+            ProviderError::Timeout {
+                url: "u".into(),
+                timeout: Duration::from_secs(30),
+            },
+            2,
+        );
+        assert!(
+            timeout.user_message().contains("30 s after 2 attempts"),
+            "{}",
+            timeout.user_message()
+        );
     }
 }

@@ -49,12 +49,17 @@ pub enum Message {
 impl Message {
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self::User { content: content.into() }
+        Self::User {
+            content: content.into(),
+        }
     }
 
     /// An assistant message without tool calls.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self::Assistant { content: content.into(), tool_calls: Vec::new() }
+        Self::Assistant {
+            content: content.into(),
+            tool_calls: Vec::new(),
+        }
     }
 }
 
@@ -102,7 +107,11 @@ pub(crate) fn sanitize(history: Vec<Message>) -> Vec<Message> {
     out
 }
 
-fn close_pending(out: &mut Vec<Message>, pending: &mut Vec<ToolCall>, answered: &mut HashSet<String>) {
+fn close_pending(
+    out: &mut Vec<Message>,
+    pending: &mut Vec<ToolCall>,
+    answered: &mut HashSet<String>,
+) {
     for call in pending.drain(..) {
         if !answered.contains(&call.id) {
             out.push(Message::Tool {
@@ -123,11 +132,20 @@ mod tests {
     use super::*;
 
     fn call(id: &str) -> ToolCall {
-        ToolCall { id: id.into(), name: "read_file".into(), arguments: json!({"path": "a.md"}) }
+        ToolCall {
+            id: id.into(),
+            name: "read_file".into(),
+            arguments: json!({"path": "a.md"}),
+        }
     }
 
     fn result(id: &str) -> Message {
-        Message::Tool { call_id: id.into(), name: "read_file".into(), content: "x".into(), is_error: false }
+        Message::Tool {
+            call_id: id.into(),
+            name: "read_file".into(),
+            content: "x".into(),
+            is_error: false,
+        }
     }
 
     #[test]
@@ -138,14 +156,20 @@ mod tests {
             Message::user("hi"),
             Message::assistant("hello"),
         ];
-        assert_eq!(sanitize(history), vec![Message::user("hi"), Message::assistant("hello")]);
+        assert_eq!(
+            sanitize(history),
+            vec![Message::user("hi"), Message::assistant("hello")]
+        );
     }
 
     #[test]
     fn orphan_results_are_dropped_and_missing_results_filled_in() {
         let history = vec![
             Message::user("hi"),
-            Message::Assistant { content: String::new(), tool_calls: vec![call("a"), call("b")] },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![call("a"), call("b")],
+            },
             result("a"),
             result("zzz"),
             Message::user("still there?"),
@@ -153,7 +177,9 @@ mod tests {
         let clean = sanitize(history);
         assert_eq!(clean.len(), 5);
         assert_eq!(clean[2], result("a"));
-        assert!(matches!(&clean[3], Message::Tool { call_id, is_error: true, .. } if call_id == "b"));
+        assert!(
+            matches!(&clean[3], Message::Tool { call_id, is_error: true, .. } if call_id == "b")
+        );
         assert_eq!(clean[4], Message::user("still there?"));
     }
 
@@ -161,7 +187,10 @@ mod tests {
     fn a_well_formed_history_is_kept_as_is() {
         let history = vec![
             Message::user("hi"),
-            Message::Assistant { content: "let me look".into(), tool_calls: vec![call("a")] },
+            Message::Assistant {
+                content: "let me look".into(),
+                tool_calls: vec![call("a")],
+            },
             result("a"),
             Message::assistant("done"),
         ];
@@ -172,7 +201,10 @@ mod tests {
     fn messages_serialize_with_a_role_tag() {
         let messages = vec![
             Message::user("hi"),
-            Message::Assistant { content: String::new(), tool_calls: vec![call("a")] },
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![call("a")],
+            },
             result("a"),
         ];
         insta::assert_json_snapshot!(messages);

@@ -1,12 +1,12 @@
 //! The kernel: an agent loop of a language model with tools over the owner's home.
 //!
-//! [`Kernel::run_turn`] builds a system prompt from the home ([`prompt`]), calls the model
+//! [`Kernel::run_turn`] builds a system prompt from the home (`prompt`), calls the model
 //! through a [`provider::Provider`] (OpenAI-compatible or Anthropic, with retries), runs the
-//! [`tools`] it asks for, and repeats until it answers or the step limit is reached ([`turn`]).
+//! [`tools`] it asks for, and repeats until it answers or the step limit is reached (`turn`).
 
 mod error;
 mod message;
-pub mod prompt;
+mod prompt;
 pub mod provider;
 mod setup;
 pub mod tools;
@@ -79,13 +79,20 @@ impl Kernel {
         env: impl Fn(&str) -> Option<String>,
         base_delay: Duration,
     ) -> Result<Self, KernelError> {
-        let retry = RetryPolicy { base_delay, ..RetryPolicy::new(config.max_retries) };
+        let retry = RetryPolicy {
+            base_delay,
+            ..RetryPolicy::new(config.max_retries)
+        };
         Self::build(config, &env, retry)
     }
 
     /// A kernel over a given provider (a custom endpoint, or a stub in tests).
     pub fn with_provider(config: &LlmConfig, provider: Arc<dyn provider::Provider>) -> Self {
-        Self { backend: Backend::Model(provider), config: config.clone() }
+        let key_env = config.api_key_env.clone();
+        Self {
+            backend: Backend::Model { provider, key_env },
+            config: config.clone(),
+        }
     }
 
     fn build(
@@ -95,21 +102,26 @@ impl Kernel {
     ) -> Result<Self, KernelError> {
         let backend = setup::backend(config, env, retry)?;
         if let Backend::Unconfigured(why) = &backend {
-            tracing::warn!("no language model configured ({why}); twins will say how to set one up");
+            tracing::warn!(
+                "no language model configured ({why}); twins will say how to set one up"
+            );
         }
-        Ok(Self { backend, config: config.clone() })
+        Ok(Self {
+            backend,
+            config: config.clone(),
+        })
     }
 
     /// Whether a model is configured (otherwise turns answer with [`UNCONFIGURED_REPLY`]).
     pub fn is_configured(&self) -> bool {
-        matches!(self.backend, Backend::Model(_))
+        matches!(self.backend, Backend::Model { .. })
     }
 
     /// One line describing the model in use (no secrets).
     pub fn describe(&self) -> String {
         match &self.backend {
             Backend::Unconfigured(why) => format!("no model configured ({why})"),
-            Backend::Model(provider) => provider.describe(),
+            Backend::Model { provider, .. } => provider.describe(),
         }
     }
 
@@ -117,16 +129,13 @@ impl Kernel {
     ///
     /// Errors say what to fix: the key, the base URL, or that no model is configured.
     pub async fn check_endpoint(&self) -> Result<String, KernelError> {
-        let provider = match &self.backend {
+        let (provider, key_env) = match &self.backend {
             Backend::Unconfigured(why) => return Err(KernelError::NotConfigured(why.clone())),
-            Backend::Model(provider) => provider,
+            Backend::Model { provider, key_env } => (provider, key_env),
         };
         provider.check().await.map_err(|error| {
             let advice = match &error {
-                ProviderError::Auth { .. } => format!(
-                    "check the API key in the variable named by llm.api_key_env ({})",
-                    self.config.api_key_env
-                ),
+                ProviderError::Auth { .. } => format!("check the API key in {key_env}"),
                 ProviderError::Connect { .. } | ProviderError::Timeout { .. } => {
                     "check llm.base_url and that the server is running".to_owned()
                 }
@@ -149,7 +158,7 @@ impl Kernel {
                 // should not see a history of "I can't think".
                 messages: Vec::new(),
             }),
-            Backend::Model(provider) => {
+            Backend::Model { provider, .. } => {
                 let limits = turn::Limits {
                     max_steps: self.config.max_tool_steps,
                     max_tokens: self.config.max_tokens,

@@ -70,17 +70,27 @@ pub(crate) fn compose(parts: &HomeParts, room_id: &str, now: SystemTime) -> Stri
         }
         prompt.truncate(prompt.trim_end().len());
     }
-    prompt.push_str(&format!("\n\nCurrent date and time: {} (UTC). Room: {room_id}", utc_timestamp(now)));
+    prompt.push_str(&format!(
+        "\n\nCurrent date and time: {} (UTC). Room: {room_id}",
+        utc_timestamp(now)
+    ));
     prompt
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC.
 pub(crate) fn utc_timestamp(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm); small
@@ -129,7 +139,11 @@ mod tests {
                     description: "Summarize a long text".into(),
                     path: "agents/skills/summarize.md".into(),
                 },
-                SkillMeta { name: "plain".into(), description: String::new(), path: "agents/skills/plain.md".into() },
+                SkillMeta {
+                    name: "plain".into(),
+                    description: String::new(),
+                    path: "agents/skills/plain.md".into(),
+                },
             ],
         };
         insta::assert_snapshot!(compose(&parts, "!abc:example.org", at(1_709_210_096)));

@@ -34,8 +34,13 @@ const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
 pub(crate) enum Backend {
     /// No model: turns answer with [`UNCONFIGURED_REPLY`]; the text says why.
     Unconfigured(String),
-    /// A model endpoint.
-    Model(Arc<dyn Provider>),
+    /// A model endpoint, and the variable its key came from (named in advice to admins).
+    Model {
+        /// The endpoint.
+        provider: Arc<dyn Provider>,
+        /// Name of the key's environment variable.
+        key_env: String,
+    },
 }
 
 /// Chooses the backend for `config`, reading variables through `env`.
@@ -44,19 +49,29 @@ pub(crate) fn backend(
     env: &dyn Fn(&str) -> Option<String>,
     retry: RetryPolicy,
 ) -> Result<Backend, KernelError> {
-    let var = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let (default_base, base_env, key_env) = match config.provider {
         LlmProvider::None => {
             return Ok(Backend::Unconfigured("llm.provider is \"none\"".into()));
         }
-        LlmProvider::Openai => {
-            (super::provider::openai::DEFAULT_BASE_URL, "OPENAI_BASE_URL", config.api_key_env.as_str())
-        }
+        LlmProvider::Openai => (
+            super::provider::openai::DEFAULT_BASE_URL,
+            "OPENAI_BASE_URL",
+            config.api_key_env.as_str(),
+        ),
         // Choosing Anthropic without touching api_key_env should not look for OpenAI's key.
         LlmProvider::Anthropic => (
             super::provider::anthropic::DEFAULT_BASE_URL,
             "ANTHROPIC_BASE_URL",
-            if config.api_key_env == DEFAULT_KEY_ENV { "ANTHROPIC_API_KEY" } else { config.api_key_env.as_str() },
+            if config.api_key_env == DEFAULT_KEY_ENV {
+                "ANTHROPIC_API_KEY"
+            } else {
+                config.api_key_env.as_str()
+            },
         ),
     };
     let base_url = match (&config.base_url, var(base_env)) {
@@ -69,7 +84,9 @@ pub(crate) fn backend(
     // Local OpenAI-compatible servers (Ollama, llama.cpp) usually take no key.
     let keyless_ok = config.provider == LlmProvider::Openai && is_loopback(&base_url);
     if api_key.is_none() && !keyless_ok {
-        return Ok(Backend::Unconfigured(format!("the environment variable {key_env} is not set")));
+        return Ok(Backend::Unconfigured(format!(
+            "the environment variable {key_env} is not set"
+        )));
     }
     let settings = Settings {
         base_url,
@@ -85,7 +102,10 @@ pub(crate) fn backend(
         LlmProvider::Anthropic => Arc::new(Anthropic::new(settings).map_err(setup_error)?),
         LlmProvider::None => return Ok(Backend::Unconfigured("llm.provider is \"none\"".into())),
     };
-    Ok(Backend::Model(provider))
+    Ok(Backend::Model {
+        provider,
+        key_env: key_env.to_owned(),
+    })
 }
 
 /// Whether `url` points at this machine.
@@ -104,7 +124,10 @@ mod tests {
     use super::*;
 
     fn choose(config: &LlmConfig, vars: &[(&str, &str)]) -> Backend {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         match backend(config, &env, RetryPolicy::new(0)) {
             Ok(backend) => backend,
@@ -115,14 +138,20 @@ mod tests {
     fn describe(backend: &Backend) -> String {
         match backend {
             Backend::Unconfigured(why) => format!("unconfigured: {why}"),
-            Backend::Model(provider) => provider.describe(),
+            Backend::Model { provider, .. } => provider.describe(),
         }
     }
 
     #[test]
     fn provider_none_is_unconfigured() {
-        let config = LlmConfig { provider: LlmProvider::None, ..LlmConfig::default() };
-        assert_eq!(describe(&choose(&config, &[("OPENAI_API_KEY", "sk")])), "unconfigured: llm.provider is \"none\"");
+        let config = LlmConfig {
+            provider: LlmProvider::None,
+            ..LlmConfig::default()
+        };
+        assert_eq!(
+            describe(&choose(&config, &[("OPENAI_API_KEY", "sk")])),
+            "unconfigured: llm.provider is \"none\""
+        );
     }
 
     #[test]
@@ -132,7 +161,10 @@ mod tests {
             describe(&choose(&config, &[])),
             "unconfigured: the environment variable OPENAI_API_KEY is not set"
         );
-        assert!(matches!(choose(&config, &[("OPENAI_API_KEY", "  ")]), Backend::Unconfigured(_)));
+        assert!(matches!(
+            choose(&config, &[("OPENAI_API_KEY", "  ")]),
+            Backend::Unconfigured(_)
+        ));
         assert_eq!(
             describe(&choose(&config, &[("OPENAI_API_KEY", "sk-x")])),
             "openai gpt-4o-mini at https://api.openai.com/v1"
@@ -143,8 +175,14 @@ mod tests {
     fn a_local_openai_compatible_server_needs_no_key() {
         let config = LlmConfig::default();
         let backend = choose(&config, &[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")]);
-        assert_eq!(describe(&backend), "openai gpt-4o-mini at http://127.0.0.1:11434/v1");
-        let remote = choose(&config, &[("OPENAI_BASE_URL", "https://llm.example.org/v1")]);
+        assert_eq!(
+            describe(&backend),
+            "openai gpt-4o-mini at http://127.0.0.1:11434/v1"
+        );
+        let remote = choose(
+            &config,
+            &[("OPENAI_BASE_URL", "https://llm.example.org/v1")],
+        );
         assert!(matches!(remote, Backend::Unconfigured(_)));
     }
 
@@ -156,8 +194,21 @@ mod tests {
             ..LlmConfig::default()
         };
         let backend = choose(&config, &[("ANTHROPIC_API_KEY", "sk-ant")]);
-        assert_eq!(describe(&backend), "anthropic claude-sonnet-4-5 at https://api.anthropic.com");
-        assert!(matches!(choose(&config, &[("OPENAI_API_KEY", "sk")]), Backend::Unconfigured(_)));
+        assert_eq!(
+            describe(&backend),
+            "anthropic claude-sonnet-4-5 at https://api.anthropic.com"
+        );
+        assert!(matches!(
+            choose(&config, &[("OPENAI_API_KEY", "sk")]),
+            Backend::Unconfigured(_)
+        ));
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let backend = choose(&LlmConfig::default(), &[("OPENAI_API_KEY", "sk-very-secret")]);
+        let shown = format!("{backend:?}");
+        assert!(!shown.contains("sk-very-secret") && shown.contains("[redacted]"), "{shown}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The agent loop: ask the model, run the tools it asks for, repeat until it answers.
 
-use std::{sync::Arc, time::{Instant, SystemTime}};
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
 
 use super::{
     KernelError, Turn, TurnOutcome,
@@ -27,14 +30,22 @@ pub(crate) async fn run(
     turn: Turn,
     limits: Limits,
 ) -> Result<TurnOutcome, KernelError> {
-    let Turn { room_id, history, input } = turn;
+    let Turn {
+        room_id,
+        history,
+        input,
+    } = turn;
     let parts = prompt::read_home(Arc::clone(&home)).await;
     let system = prompt::compose(&parts, &room_id, SystemTime::now());
     let mut messages = sanitize(history);
     let first_new = messages.len();
     messages.push(Message::user(input));
-    let mut request =
-        ChatRequest { system, messages, tools: tools::specs(), max_tokens: limits.max_tokens };
+    let mut request = ChatRequest {
+        system,
+        messages,
+        tools: tools::specs(),
+        max_tokens: limits.max_tokens,
+    };
     let ctx = ToolContext { home, room_id };
     let max_steps = limits.max_steps.max(1);
 
@@ -42,8 +53,16 @@ pub(crate) async fn run(
         let started = Instant::now();
         let response = provider.complete(&request).await?;
         log_step(step, started, &response);
-        let ChatResponse { content, tool_calls, stop_reason, .. } = response;
-        request.messages.push(Message::Assistant { content: content.clone(), tool_calls: tool_calls.clone() });
+        let ChatResponse {
+            content,
+            tool_calls,
+            stop_reason,
+            ..
+        } = response;
+        request.messages.push(Message::Assistant {
+            content: content.clone(),
+            tool_calls: tool_calls.clone(),
+        });
         if tool_calls.is_empty() {
             let reply = final_reply(&content, &stop_reason);
             return Ok(outcome(reply, request.messages, first_new));
@@ -52,7 +71,12 @@ pub(crate) async fn run(
         // session stays well-formed with every call answered.
         for call in &tool_calls {
             let output = tools::execute(&ctx, call).await;
-            tracing::debug!(tool = %call.name, is_error = output.is_error, chars = output.content.len(), "tool ran");
+            tracing::debug!(
+                tool = %call.name,
+                is_error = output.is_error,
+                chars = output.content.len(),
+                "tool ran"
+            );
             request.messages.push(Message::Tool {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
@@ -68,19 +92,32 @@ pub(crate) async fn run(
         "_(I stopped after {max_steps} steps without finishing. Say \"continue\" if you want me \
          to go on.)_"
     );
-    let reply = if partial.is_empty() { note } else { format!("{partial}\n\n{note}") };
+    let reply = if partial.is_empty() {
+        note
+    } else {
+        format!("{partial}\n\n{note}")
+    };
     Ok(outcome(reply, request.messages, first_new))
 }
 
 fn outcome(reply: String, mut messages: Vec<Message>, first_new: usize) -> TurnOutcome {
-    TurnOutcome { reply, messages: messages.split_off(first_new) }
+    TurnOutcome {
+        reply,
+        messages: messages.split_off(first_new),
+    }
 }
 
 fn final_reply(content: &str, stop_reason: &StopReason) -> String {
     let text = content.trim();
-    let text = if text.is_empty() { "_(The model gave an empty answer.)_" } else { text };
+    let text = if text.is_empty() {
+        "_(The model gave an empty answer.)_"
+    } else {
+        text
+    };
     match stop_reason {
-        StopReason::MaxTokens => format!("{text}\n\n_(My answer was cut off at the length limit.)_"),
+        StopReason::MaxTokens => {
+            format!("{text}\n\n_(My answer was cut off at the length limit.)_")
+        }
         StopReason::Other(reason) if reason == "content_filter" || reason == "refusal" => {
             format!("{text}\n\n_(The model stopped: {reason}.)_")
         }
@@ -93,7 +130,9 @@ fn partial_text(messages: &[Message]) -> String {
     let parts: Vec<&str> = messages
         .iter()
         .filter_map(|m| match m {
-            Message::Assistant { content, .. } if !content.trim().is_empty() => Some(content.trim()),
+            Message::Assistant { content, .. } if !content.trim().is_empty() => {
+                Some(content.trim())
+            }
             _ => None,
         })
         .collect();

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::{
     ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, Usage, display_url,
-    transport::{self, Endpoint},
     join_url,
     retry::with_retries,
+    transport::{self, Endpoint},
 };
 use crate::kernel::message::{Message, ToolCall};
 
@@ -35,7 +35,10 @@ impl Anthropic {
     fn endpoint(&self, path: &str) -> Endpoint {
         let shown = url::Url::parse(&display_url(&self.settings.base_url))
             .unwrap_or_else(|_| self.settings.base_url.clone());
-        Endpoint { url: join_url(&self.settings.base_url, path), shown: join_url(&shown, path) }
+        Endpoint {
+            url: join_url(&self.settings.base_url, path),
+            shown: join_url(&shown, path),
+        }
     }
 
     fn headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -64,11 +67,19 @@ impl Provider for Anthropic {
     async fn check(&self) -> Result<String, ProviderError> {
         let endpoint = self.endpoint("v1/models");
         let request = self.headers(self.client.get(&endpoint.url));
-        let raw = transport::send(request, &endpoint, self.settings.timeout, &self.settings.model).await?;
+        let raw = transport::send(
+            request,
+            &endpoint,
+            self.settings.timeout,
+            &self.settings.model,
+        )
+        .await?;
         let list: Value = serde_json::from_slice(&raw)
             .map_err(|e| ProviderError::BadResponse(format!("the model list is not JSON ({e})")))?;
         if list.get("data").and_then(Value::as_array).is_none() {
-            return Err(ProviderError::BadResponse("the model list has no `data` array".into()));
+            return Err(ProviderError::BadResponse(
+                "the model list has no `data` array".into(),
+            ));
         }
         Ok(format!(
             "{} answers and accepts the key (model {})",
@@ -78,7 +89,11 @@ impl Provider for Anthropic {
     }
 
     fn describe(&self) -> String {
-        format!("anthropic {} at {}", self.settings.model, display_url(&self.settings.base_url))
+        format!(
+            "anthropic {} at {}",
+            self.settings.model,
+            display_url(&self.settings.base_url)
+        )
     }
 }
 
@@ -96,7 +111,9 @@ pub fn build_body(request: &ChatRequest, model: &str, stream: bool) -> Value {
         let tools: Vec<Value> = request
             .tools
             .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+            .map(|t| {
+                json!({"name": t.name, "description": t.description, "input_schema": t.parameters})
+            })
             .collect();
         body["tools"] = Value::Array(tools);
     }
@@ -113,7 +130,10 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
     for message in messages {
         let (role, blocks) = match message {
             Message::User { content } => ("user", vec![text_block(content, "(empty message)")]),
-            Message::Assistant { content, tool_calls } => {
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
                 let mut blocks = Vec::new();
                 if !content.trim().is_empty() {
                     blocks.push(json!({"type": "text", "text": content}));
@@ -133,8 +153,14 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
                 }
                 ("assistant", blocks)
             }
-            Message::Tool { call_id, content, is_error, .. } => {
-                let mut block = json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
+            Message::Tool {
+                call_id,
+                content,
+                is_error,
+                ..
+            } => {
+                let mut block =
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
                 if *is_error {
                     block["is_error"] = json!(true);
                 }
@@ -146,12 +172,18 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
             _ => out.push((role, blocks)),
         }
     }
-    out.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()
+    out.into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect()
 }
 
 /// The API rejects empty text blocks.
 fn text_block(text: &str, placeholder: &str) -> Value {
-    let text = if text.trim().is_empty() { placeholder } else { text };
+    let text = if text.trim().is_empty() {
+        placeholder
+    } else {
+        text
+    };
     json!({"type": "text", "text": text})
 }
 
@@ -187,10 +219,16 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
             Some("tool_use") => {
                 let field = |name: &str| block.get(name).and_then(Value::as_str).map(str::to_owned);
                 let (Some(id), Some(name)) = (field("id"), field("name")) else {
-                    return Err(ProviderError::BadResponse("a tool_use block lacks id or name".into()));
+                    return Err(ProviderError::BadResponse(
+                        "a tool_use block lacks id or name".into(),
+                    ));
                 };
                 let arguments = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                tool_calls.push(ToolCall { id, name, arguments });
+                tool_calls.push(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                });
             }
             // Thinking and other block kinds carry nothing the room needs.
             _ => {}
@@ -202,10 +240,16 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
         Some("max_tokens") => StopReason::MaxTokens,
         Some(other) => StopReason::Other(other.to_owned()),
     };
-    let usage = message
-        .usage
-        .map(|u| Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens });
-    Ok(ChatResponse { content, tool_calls, stop_reason, usage })
+    let usage = message.usage.map(|u| Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+    });
+    Ok(ChatResponse {
+        content,
+        tool_calls,
+        stop_reason,
+        usage,
+    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@
 //! reuse the body builders (they take a `stream` flag) and add an SSE parser next to them.
 
 pub mod anthropic;
-mod transport;
 pub mod openai;
 pub mod retry;
+mod transport;
 
 use std::time::Duration;
 
@@ -208,7 +208,11 @@ pub(crate) fn display_url(url: &url::Url) -> String {
 
 /// Joins a base URL and a path without doubling or losing the slash.
 pub(crate) fn join_url(base: &url::Url, path: &str) -> String {
-    format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 /// A conversation with a tool call and its result, shared by the providers' snapshot tests.

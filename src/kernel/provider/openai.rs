@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::{
     ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, Usage, display_url,
-    transport::{self, Endpoint},
     join_url,
     retry::with_retries,
+    transport::{self, Endpoint},
 };
 use crate::kernel::message::{Message, ToolCall};
 
@@ -61,8 +61,12 @@ fn is_official(base: &url::Url) -> bool {
 impl Provider for OpenAi {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let endpoint = self.endpoint("chat/completions");
-        let body =
-            build_body(request, &self.settings.model, is_official(&self.settings.base_url), false);
+        let body = build_body(
+            request,
+            &self.settings.model,
+            is_official(&self.settings.base_url),
+            false,
+        );
         let settings = &self.settings;
         let raw = with_retries(&settings.retry, "chat completion", || {
             let http_request = self.authorize(self.client.post(&endpoint.url)).json(&body);
@@ -75,7 +79,13 @@ impl Provider for OpenAi {
     async fn check(&self) -> Result<String, ProviderError> {
         let endpoint = self.endpoint("models");
         let request = self.authorize(self.client.get(&endpoint.url));
-        let raw = transport::send(request, &endpoint, self.settings.timeout, &self.settings.model).await?;
+        let raw = transport::send(
+            request,
+            &endpoint,
+            self.settings.timeout,
+            &self.settings.model,
+        )
+        .await?;
         let models = parse_model_list(&raw)?;
         let model = &self.settings.model;
         let base = display_url(&self.settings.base_url);
@@ -92,7 +102,11 @@ impl Provider for OpenAi {
     }
 
     fn describe(&self) -> String {
-        format!("openai {} at {}", self.settings.model, display_url(&self.settings.base_url))
+        format!(
+            "openai {} at {}",
+            self.settings.model,
+            display_url(&self.settings.base_url)
+        )
     }
 }
 
@@ -104,7 +118,11 @@ pub fn build_body(request: &ChatRequest, model: &str, official: bool, stream: bo
     }
     messages.extend(request.messages.iter().map(wire_message));
     let mut body = json!({"model": model, "messages": messages});
-    let limit_key = if official { "max_completion_tokens" } else { "max_tokens" };
+    let limit_key = if official {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
     body[limit_key] = json!(request.max_tokens);
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
@@ -129,10 +147,16 @@ pub fn build_body(request: &ChatRequest, model: &str, official: bool, stream: bo
 fn wire_message(message: &Message) -> Value {
     match message {
         Message::User { content } => json!({"role": "user", "content": content}),
-        Message::Assistant { content, tool_calls } if tool_calls.is_empty() => {
+        Message::Assistant {
+            content,
+            tool_calls,
+        } if tool_calls.is_empty() => {
             json!({"role": "assistant", "content": content})
         }
-        Message::Assistant { content, tool_calls } => {
+        Message::Assistant {
+            content,
+            tool_calls,
+        } => {
             let calls: Vec<Value> = tool_calls
                 .iter()
                 .map(|c| {
@@ -142,10 +166,16 @@ fn wire_message(message: &Message) -> Value {
                 })
                 .collect();
             // OpenAI wants null, not "", next to tool calls.
-            let content = if content.is_empty() { Value::Null } else { json!(content) };
+            let content = if content.is_empty() {
+                Value::Null
+            } else {
+                json!(content)
+            };
             json!({"role": "assistant", "content": content, "tool_calls": calls})
         }
-        Message::Tool { call_id, content, .. } => {
+        Message::Tool {
+            call_id, content, ..
+        } => {
             json!({"role": "tool", "tool_call_id": call_id, "content": content})
         }
     }
@@ -224,7 +254,10 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
         .into_iter()
         .enumerate()
         .map(|(i, call)| ToolCall {
-            id: call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| format!("call_{i}")),
+            id: call
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| format!("call_{i}")),
             name: call.function.name,
             arguments: parse_arguments(call.function.arguments),
         })
@@ -237,18 +270,25 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
         Some("length") => StopReason::MaxTokens,
         Some(other) => StopReason::Other(other.to_owned()),
     };
-    let usage = completion
-        .usage
-        .map(|u| Usage { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens });
-    Ok(ChatResponse { content, tool_calls, stop_reason, usage })
+    let usage = completion.usage.map(|u| Usage {
+        input_tokens: u.prompt_tokens,
+        output_tokens: u.completion_tokens,
+    });
+    Ok(ChatResponse {
+        content,
+        tool_calls,
+        stop_reason,
+        usage,
+    })
 }
 
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect()
-        }
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
         _ => String::new(),
     }
 }
@@ -270,7 +310,11 @@ fn parse_model_list(raw: &[u8]) -> Result<Vec<String>, ProviderError> {
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| ProviderError::BadResponse("the model list has no `data` array".into()))?;
-    Ok(data.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).map(str::to_owned).collect())
+    Ok(data
+        .iter()
+        .filter_map(|m| m.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@ use http::HeaderMap;
 use serde_json::json;
 
 use super::*;
-use crate::kernel::provider::{transport::classify, sample_request};
+use crate::kernel::provider::{sample_request, transport::classify};
 
 const TEXT: &str = include_str!("../../../tests/data/llm/openai/text.json");
 const TOOL_CALLS: &str = include_str!("../../../tests/data/llm/openai/tool_calls.json");
@@ -26,17 +26,27 @@ fn compatible_servers_get_max_tokens_and_streaming_asks_for_usage() {
 #[test]
 fn a_text_answer_is_parsed() {
     let response = parse_response(TEXT.as_bytes());
-    let Ok(response) = response else { panic!("{response:?}") };
+    let Ok(response) = response else {
+        panic!("{response:?}")
+    };
     assert_eq!(response.content, "Hello! How can I help you today?");
     assert!(response.tool_calls.is_empty());
     assert_eq!(response.stop_reason, StopReason::EndTurn);
-    assert_eq!(response.usage, Some(Usage { input_tokens: 19, output_tokens: 9 }));
+    assert_eq!(
+        response.usage,
+        Some(Usage {
+            input_tokens: 19,
+            output_tokens: 9
+        })
+    );
 }
 
 #[test]
 fn tool_calls_are_parsed_with_json_arguments() {
     let response = parse_response(TOOL_CALLS.as_bytes());
-    let Ok(response) = response else { panic!("{response:?}") };
+    let Ok(response) = response else {
+        panic!("{response:?}")
+    };
     assert_eq!(response.content, "");
     assert_eq!(response.stop_reason, StopReason::ToolUse);
     assert_eq!(
@@ -47,7 +57,11 @@ fn tool_calls_are_parsed_with_json_arguments() {
                 name: "write_file".into(),
                 arguments: json!({"path": "notes/todo.md", "content": "- buy milk\n"}),
             },
-            ToolCall { id: "call_Qm2".into(), name: "list_files".into(), arguments: json!({}) },
+            ToolCall {
+                id: "call_Qm2".into(),
+                name: "list_files".into(),
+                arguments: json!({})
+            },
         ]
     );
 }
@@ -60,7 +74,9 @@ fn lenient_about_local_server_quirks() {
                        {"id": "", "function": {"name": "read_file", "arguments": "{not json"}}],
     }, "finish_reason": "stop"}]});
     let response = parse_response(raw.to_string().as_bytes());
-    let Ok(response) = response else { panic!("{response:?}") };
+    let Ok(response) = response else {
+        panic!("{response:?}")
+    };
     assert_eq!(response.content, "ab");
     assert_eq!(response.stop_reason, StopReason::ToolUse);
     assert_eq!(response.tool_calls[0].id, "call_0");
@@ -71,18 +87,45 @@ fn lenient_about_local_server_quirks() {
 
 #[test]
 fn bad_json_is_a_clear_error() {
-    for raw in ["", "<html>502</html>", "{\"choices\": []}", "{\"choices\": [{}]}"] {
+    for raw in [
+        "",
+        "<html>502</html>",
+        "{\"choices\": []}",
+        "{\"choices\": [{}]}",
+    ] {
         let error = parse_response(raw.as_bytes());
-        assert!(matches!(error, Err(ProviderError::BadResponse(_))), "{raw}: {error:?}");
+        assert!(
+            matches!(error, Err(ProviderError::BadResponse(_))),
+            "{raw}: {error:?}"
+        );
     }
 }
 
 #[test]
 fn error_bodies_are_classified() {
-    let unknown = classify(404, &HeaderMap::new(), UNKNOWN_MODEL.as_bytes(), "u", "gpt-9-turbo");
-    assert!(matches!(unknown, ProviderError::UnknownModel { ref model, .. } if model == "gpt-9-turbo"));
+    let unknown = classify(
+        404,
+        &HeaderMap::new(),
+        UNKNOWN_MODEL.as_bytes(),
+        "u",
+        "gpt-9-turbo",
+    );
+    assert!(
+        matches!(unknown, ProviderError::UnknownModel { ref model, .. } if model == "gpt-9-turbo")
+    );
     assert!(unknown.to_string().contains("does not exist"), "{unknown}");
-    let limited = classify(429, &HeaderMap::new(), RATE_LIMIT.as_bytes(), "u", "gpt-4o-mini");
+    let limited = classify(
+        429,
+        &HeaderMap::new(),
+        RATE_LIMIT.as_bytes(),
+        "u",
+        "gpt-4o-mini",
+    );
     assert!(limited.is_transient());
-    assert!(limited.to_string().starts_with("HTTP 429 from u: Rate limit reached"), "{limited}");
+    assert!(
+        limited
+            .to_string()
+            .starts_with("HTTP 429 from u: Rate limit reached"),
+        "{limited}"
+    );
 }

@@ -25,10 +25,16 @@ pub(super) async fn send(
     timeout: Duration,
     model: &str,
 ) -> Result<Vec<u8>, ProviderError> {
-    let response = request.send().await.map_err(|e| transport_error(e, endpoint, timeout))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(e, endpoint, timeout))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(|e| transport_error(e, endpoint, timeout))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(e, endpoint, timeout))?;
     if (200..300).contains(&status) {
         return Ok(body.to_vec());
     }
@@ -62,17 +68,26 @@ fn transport_error(error: reqwest::Error, endpoint: &Endpoint, timeout: Duration
 }
 
 /// Turns an error status and body into the most helpful [`ProviderError`].
-pub(super) fn classify(status: u16, headers: &HeaderMap, body: &[u8], url: &str, model: &str) -> ProviderError {
+pub(super) fn classify(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    url: &str,
+    model: &str,
+) -> ProviderError {
     let message = error_message(body);
     let lower = message.to_lowercase();
     let model_missing = status == 404
         || lower.contains("model_not_found")
-        || (lower.contains("model") && (lower.contains("not found") || lower.contains("does not exist")));
+        || (lower.contains("model")
+            && (lower.contains("not found") || lower.contains("does not exist")));
     match status {
         401 | 403 => ProviderError::Auth { status, message },
-        400..=499 if status != 429 && model_missing => {
-            ProviderError::UnknownModel { model: model.to_owned(), status, message }
-        }
+        400..=499 if status != 429 && model_missing => ProviderError::UnknownModel {
+            model: model.to_owned(),
+            status,
+            message,
+        },
         _ => ProviderError::Status {
             status,
             url: url.to_owned(),
@@ -100,7 +115,11 @@ pub(super) fn error_message(body: &[u8]) -> String {
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.is_empty() { "(no error message)".to_owned() } else { shorten(text) }
+    if text.is_empty() {
+        "(no error message)".to_owned()
+    } else {
+        shorten(text)
+    }
 }
 
 fn shorten(text: &str) -> String {
@@ -118,10 +137,17 @@ mod tests {
     fn error_messages_are_found_in_every_common_shape() {
         let openai = br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
         assert_eq!(error_message(openai), "Rate limit reached");
-        let anthropic = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         assert_eq!(error_message(anthropic), "Overloaded");
-        assert_eq!(error_message(br#"{"error":"model 'x' not found"}"#), "model 'x' not found");
-        assert_eq!(error_message(b"<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
+        assert_eq!(
+            error_message(br#"{"error":"model 'x' not found"}"#),
+            "model 'x' not found"
+        );
+        assert_eq!(
+            error_message(b"<html>Bad Gateway</html>"),
+            "<html>Bad Gateway</html>"
+        );
         assert_eq!(error_message(b""), "(no error message)");
         assert!(error_message("x".repeat(2000).as_bytes()).chars().count() <= MAX_ERROR_CHARS + 1);
     }
@@ -134,10 +160,29 @@ mod tests {
             classify(404, &h, unknown, "u", "gpt-9"),
             ProviderError::UnknownModel { ref model, status: 404, .. } if model == "gpt-9"
         ));
-        assert!(matches!(classify(401, &h, b"{}", "u", "m"), ProviderError::Auth { status: 401, .. }));
-        assert!(matches!(classify(400, &h, b"{}", "u", "m"), ProviderError::Status { status: 400, .. }));
-        assert!(matches!(classify(500, &h, b"{}", "u", "m"), ProviderError::Status { status: 500, .. }));
-        let shown = classify(404, &h, br#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}}"#, "u", "claude-x").to_string();
-        assert!(shown.contains("\"claude-x\"") && shown.contains("may be wrong"), "{shown}");
+        assert!(matches!(
+            classify(401, &h, b"{}", "u", "m"),
+            ProviderError::Auth { status: 401, .. }
+        ));
+        assert!(matches!(
+            classify(400, &h, b"{}", "u", "m"),
+            ProviderError::Status { status: 400, .. }
+        ));
+        assert!(matches!(
+            classify(500, &h, b"{}", "u", "m"),
+            ProviderError::Status { status: 500, .. }
+        ));
+        let shown = classify(
+            404,
+            &h,
+            br#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}}"#,
+            "u",
+            "claude-x",
+        )
+        .to_string();
+        assert!(
+            shown.contains("\"claude-x\"") && shown.contains("may be wrong"),
+            "{shown}"
+        );
     }
 }

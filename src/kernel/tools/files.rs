@@ -10,7 +10,8 @@ use crate::kernel::provider::ToolSpec;
 const MAX_SEARCH_HITS: usize = 50;
 
 pub(super) fn specs() -> Vec<ToolSpec> {
-    let path = json!({"type": "string", "description": "Path relative to your home, e.g. notes/todo.md"});
+    let path =
+        json!({"type": "string", "description": "Path relative to your home, e.g. notes/todo.md"});
     vec![
         ToolSpec {
             name: "read_file".into(),
@@ -114,19 +115,29 @@ pub(super) async fn write_file(ctx: &ToolContext, args: &Value) -> ToolResult {
         parse_args("write_file", args, r#"{"path": string, "content": string}"#)?;
     let bytes = content.len();
     let target = path.clone();
-    blocking(ctx, move |home| home.write_atomic(&target, content.as_bytes())).await?;
+    blocking(ctx, move |home| {
+        home.write_atomic(&target, content.as_bytes())
+    })
+    .await?;
     let note = commit(ctx, "write_file", &path).await.unwrap_or_default();
     Ok(format!("Wrote {bytes} bytes to {path}.{note}"))
 }
 
 pub(super) async fn edit_file(ctx: &ToolContext, args: &Value) -> ToolResult {
-    let EditArgs { path, old_text, new_text } = parse_args(
+    let EditArgs {
+        path,
+        old_text,
+        new_text,
+    } = parse_args(
         "edit_file",
         args,
         r#"{"path": string, "old_text": string, "new_text": string}"#,
     )?;
     if old_text.is_empty() {
-        return Err("old_text is empty; give the exact text to replace (use write_file to create a file)".into());
+        return Err(
+            "old_text is empty; give the exact text to replace (use write_file to create a file)"
+                .into(),
+        );
     }
     let target = path.clone();
     blocking(ctx, move |home| home.edit(&target, &old_text, &new_text)).await?;
@@ -135,24 +146,43 @@ pub(super) async fn edit_file(ctx: &ToolContext, args: &Value) -> ToolResult {
 }
 
 pub(super) async fn list_files(ctx: &ToolContext, args: &Value) -> ToolResult {
-    let ListArgs { path, recursive } =
-        parse_args("list_files", args, r#"{"path"?: string, "recursive"?: boolean}"#)?;
+    let ListArgs { path, recursive } = parse_args(
+        "list_files",
+        args,
+        r#"{"path"?: string, "recursive"?: boolean}"#,
+    )?;
     let folder = path.unwrap_or_default();
-    let shown = if folder.is_empty() { "your home".to_owned() } else { folder.clone() };
-    let entries = blocking(ctx, move |home| home.list(&folder, recursive.unwrap_or(false))).await?;
+    let shown = if folder.is_empty() {
+        "your home".to_owned()
+    } else {
+        folder.clone()
+    };
+    let entries = blocking(ctx, move |home| {
+        home.list(&folder, recursive.unwrap_or(false))
+    })
+    .await?;
     if entries.is_empty() {
         return Ok(format!("{shown} is empty."));
     }
     let lines: Vec<String> = entries
         .iter()
-        .map(|e| if e.is_dir { format!("{}/", e.path) } else { format!("{} ({} bytes)", e.path, e.size) })
+        .map(|e| {
+            if e.is_dir {
+                format!("{}/", e.path)
+            } else {
+                format!("{} ({} bytes)", e.path, e.size)
+            }
+        })
         .collect();
     Ok(lines.join("\n"))
 }
 
 pub(super) async fn search_files(ctx: &ToolContext, args: &Value) -> ToolResult {
-    let SearchArgs { query, path } =
-        parse_args("search_files", args, r#"{"query": string, "path"?: string}"#)?;
+    let SearchArgs { query, path } = parse_args(
+        "search_files",
+        args,
+        r#"{"query": string, "path"?: string}"#,
+    )?;
     if query.trim().is_empty() {
         return Err("query is empty; give some text to look for".into());
     }
@@ -164,10 +194,15 @@ pub(super) async fn search_files(ctx: &ToolContext, args: &Value) -> ToolResult 
     if hits.is_empty() {
         return Ok(format!("No lines contain {query:?}."));
     }
-    let mut lines: Vec<String> =
-        hits.iter().take(MAX_SEARCH_HITS).map(|h| format!("{}:{}: {}", h.path, h.line, h.text)).collect();
+    let mut lines: Vec<String> = hits
+        .iter()
+        .take(MAX_SEARCH_HITS)
+        .map(|h| format!("{}:{}: {}", h.path, h.line, h.text))
+        .collect();
     if hits.len() > MAX_SEARCH_HITS {
-        lines.push(format!("[more than {MAX_SEARCH_HITS} hits; search a narrower path or query]"));
+        lines.push(format!(
+            "[more than {MAX_SEARCH_HITS} hits; search a narrower path or query]"
+        ));
     }
     Ok(lines.join("\n"))
 }

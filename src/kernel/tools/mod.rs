@@ -30,11 +30,17 @@ pub struct ToolOutput {
 
 impl ToolOutput {
     fn ok(content: impl Into<String>) -> Self {
-        Self { content: truncate(content.into()), is_error: false }
+        Self {
+            content: truncate(content.into()),
+            is_error: false,
+        }
     }
 
     fn error(message: impl std::fmt::Display) -> Self {
-        Self { content: truncate(format!("Error: {message}")), is_error: true }
+        Self {
+            content: truncate(format!("Error: {message}")),
+            is_error: true,
+        }
     }
 }
 
@@ -75,7 +81,10 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         "remember" => remember::remember(ctx, args).await,
         unknown => {
             let names: Vec<String> = specs().into_iter().map(|s| s.name).collect();
-            Err(format!("there is no tool called {unknown:?}; the tools are {}", names.join(", ")))
+            Err(format!(
+                "there is no tool called {unknown:?}; the tools are {}",
+                names.join(", ")
+            ))
         }
     };
     match output {
@@ -89,8 +98,13 @@ type ToolResult = Result<String, String>;
 
 /// Reads the arguments of `tool`, saying which ones are expected when they don't fit.
 fn parse_args<T: DeserializeOwned>(tool: &str, args: &Value, expected: &str) -> Result<T, String> {
-    let args = if args.is_null() { Value::Object(Default::default()) } else { args.clone() };
-    serde_json::from_value(args).map_err(|e| format!("bad arguments for {tool} ({e}); expected {expected}"))
+    let args = if args.is_null() {
+        Value::Object(Default::default())
+    } else {
+        args.clone()
+    };
+    serde_json::from_value(args)
+        .map_err(|e| format!("bad arguments for {tool} ({e}); expected {expected}"))
 }
 
 /// Runs blocking home work off the async threads.
@@ -114,7 +128,9 @@ async fn commit(ctx: &ToolContext, tool: &str, path: &str) -> Option<String> {
         Ok(_) => None,
         Err(error) => {
             tracing::warn!(tool, path, %error, "could not commit the home");
-            Some(format!(" (The change is saved but could not be versioned: {error}.)"))
+            Some(format!(
+                " (The change is saved but could not be versioned: {error}.)"
+            ))
         }
     }
 }
