@@ -1,54 +1,29 @@
 //! The kernel: an agent loop of a language model with tools over the owner's home.
 //!
-//! SKELETON: signatures are the contract; bodies are filled in by the kernel work item.
+//! [`Kernel::run_turn`] builds a system prompt from the home (`prompt`), calls the model
+//! through a [`provider::Provider`] (OpenAI-compatible or Anthropic, with retries), runs the
+//! [`tools`] it asks for, and repeats until it answers or the step limit is reached (`turn`).
 
-use std::sync::Arc;
+mod error;
+mod message;
+mod prompt;
+pub mod provider;
+mod setup;
+pub mod tools;
+mod turn;
 
-use serde::{Deserialize, Serialize};
+use std::{sync::Arc, time::Duration};
 
+pub use self::{
+    error::KernelError,
+    message::{Message, ToolCall},
+    setup::UNCONFIGURED_REPLY,
+};
+use self::{
+    provider::{ProviderError, retry::RetryPolicy},
+    setup::Backend,
+};
 use crate::{config::LlmConfig, home::Home};
-
-/// A tool call requested by the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCall {
-    /// Provider-assigned id, echoed in the result.
-    pub id: String,
-    /// Tool name.
-    pub name: String,
-    /// Arguments as JSON.
-    pub arguments: serde_json::Value,
-}
-
-/// One message of a conversation, in a provider-neutral form (stored in sessions).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "role", rename_all = "snake_case")]
-pub enum Message {
-    /// What a person said.
-    User {
-        /// Text.
-        content: String,
-    },
-    /// What the model said, possibly asking for tools.
-    Assistant {
-        /// Text (may be empty when only tools are called).
-        content: String,
-        /// Tool calls.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        tool_calls: Vec<ToolCall>,
-    },
-    /// A tool's result.
-    Tool {
-        /// The call this answers.
-        call_id: String,
-        /// Tool name.
-        name: String,
-        /// Result text.
-        content: String,
-        /// Whether the tool failed.
-        #[serde(default)]
-        is_error: bool,
-    },
-}
 
 /// Input of one turn.
 #[derive(Debug, Clone)]
@@ -70,43 +45,126 @@ pub struct TurnOutcome {
     pub messages: Vec<Message>,
 }
 
-/// A turn failed; [`KernelError::user_message`] is what the room is told.
-#[derive(Debug, thiserror::Error)]
-pub enum KernelError {
-    /// The model provider kept failing.
-    #[error("model provider failed: {0}")]
-    Provider(String),
-}
-
-impl KernelError {
-    /// A short, clear message for the room.
-    pub fn user_message(&self) -> String {
-        todo!()
-    }
-}
-
 /// The agent loop.
-#[derive(Debug)]
-pub struct Kernel {}
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    backend: Backend,
+    config: LlmConfig,
+}
 
 impl Kernel {
     /// Builds the kernel; reads the API key from the variable named by `llm.api_key_env`.
     /// With no key (or provider `none`) turns answer with a how-to-configure notice.
     pub fn from_config(config: &LlmConfig) -> Result<Self, KernelError> {
-        let _ = config;
-        Ok(Self {})
+        Self::from_config_with_env(config, |name| std::env::var(name).ok())
     }
+
+    /// Like [`Kernel::from_config`], reading variables through `env` instead of the process
+    /// environment (tests cannot safely change the environment of a threaded process).
+    ///
+    /// Variables read: the one named by `llm.api_key_env` (for provider `anthropic` left at
+    /// the default `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` instead), and `OPENAI_BASE_URL` /
+    /// `ANTHROPIC_BASE_URL` when `llm.base_url` is unset.
+    pub fn from_config_with_env(
+        config: &LlmConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, KernelError> {
+        Self::build(config, &env, RetryPolicy::new(config.max_retries))
+    }
+
+    /// Like [`Kernel::from_config_with_env`] with a given first retry delay (doubled per retry),
+    /// so that tests of failing providers finish quickly.
+    pub fn from_config_with_backoff(
+        config: &LlmConfig,
+        env: impl Fn(&str) -> Option<String>,
+        base_delay: Duration,
+    ) -> Result<Self, KernelError> {
+        let retry = RetryPolicy {
+            base_delay,
+            ..RetryPolicy::new(config.max_retries)
+        };
+        Self::build(config, &env, retry)
+    }
+
+    /// A kernel over a given provider (a custom endpoint, or a stub in tests).
+    pub fn with_provider(config: &LlmConfig, provider: Arc<dyn provider::Provider>) -> Self {
+        let key_env = config.api_key_env.clone();
+        Self {
+            backend: Backend::Model { provider, key_env },
+            config: config.clone(),
+        }
+    }
+
+    fn build(
+        config: &LlmConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+        retry: RetryPolicy,
+    ) -> Result<Self, KernelError> {
+        let backend = setup::backend(config, env, retry)?;
+        if let Backend::Unconfigured(why) = &backend {
+            tracing::warn!(
+                "no language model configured ({why}); twins will say how to set one up"
+            );
+        }
+        Ok(Self {
+            backend,
+            config: config.clone(),
+        })
+    }
+
+    /// Whether a model is configured (otherwise turns answer with [`UNCONFIGURED_REPLY`]).
+    pub fn is_configured(&self) -> bool {
+        matches!(self.backend, Backend::Model { .. })
+    }
+
     /// One line describing the model in use (no secrets).
     pub fn describe(&self) -> String {
-        todo!()
+        match &self.backend {
+            Backend::Unconfigured(why) => format!("no model configured ({why})"),
+            Backend::Model { provider, .. } => provider.describe(),
+        }
     }
+
     /// Checks that the endpoint answers and the key is accepted (for `doctor`).
+    ///
+    /// Errors say what to fix: the key, the base URL, or that no model is configured.
     pub async fn check_endpoint(&self) -> Result<String, KernelError> {
-        todo!()
+        let (provider, key_env) = match &self.backend {
+            Backend::Unconfigured(why) => return Err(KernelError::NotConfigured(why.clone())),
+            Backend::Model { provider, key_env } => (provider, key_env),
+        };
+        provider.check().await.map_err(|error| {
+            let advice = match &error {
+                ProviderError::Auth { .. } => format!("check the API key in {key_env}"),
+                ProviderError::Connect { .. } | ProviderError::Timeout { .. } => {
+                    "check llm.base_url and that the server is running".to_owned()
+                }
+                // On the model list a 404 means the URL, not the model, is wrong.
+                ProviderError::UnknownModel { .. } => "check llm.base_url (OpenAI-compatible \
+                     URLs usually end in /v1; Anthropic's have no version)"
+                    .to_owned(),
+                _ => "check the [llm] settings".to_owned(),
+            };
+            KernelError::Provider(format!("{error}; {advice}"))
+        })
     }
+
     /// Runs one turn.
     pub async fn run_turn(&self, home: Arc<Home>, turn: Turn) -> Result<TurnOutcome, KernelError> {
-        let _ = (home, turn);
-        todo!()
+        match &self.backend {
+            Backend::Unconfigured(_) => Ok(TurnOutcome {
+                reply: UNCONFIGURED_REPLY.to_owned(),
+                // The notice is not part of the conversation: once a model is configured it
+                // should not see a history of "I can't think".
+                messages: Vec::new(),
+            }),
+            Backend::Model { provider, .. } => {
+                let limits = turn::Limits {
+                    max_steps: self.config.max_tool_steps,
+                    max_tokens: self.config.max_tokens,
+                };
+                turn::run(provider.as_ref(), home, turn, limits).await
+            }
+        }
     }
 }

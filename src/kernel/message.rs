@@ -1,0 +1,212 @@
+//! Provider-neutral conversation messages, as stored in sessions and sent to any provider.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Provider-assigned id, echoed in the result.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments as JSON.
+    pub arguments: serde_json::Value,
+}
+
+/// One message of a conversation, in a provider-neutral form (stored in sessions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// What a person said.
+    User {
+        /// Text.
+        content: String,
+    },
+    /// What the model said, possibly asking for tools.
+    Assistant {
+        /// Text (may be empty when only tools are called).
+        content: String,
+        /// Tool calls.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    /// A tool's result.
+    Tool {
+        /// The call this answers.
+        call_id: String,
+        /// Tool name.
+        name: String,
+        /// Result text.
+        content: String,
+        /// Whether the tool failed.
+        #[serde(default)]
+        is_error: bool,
+    },
+}
+
+impl Message {
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::User {
+            content: content.into(),
+        }
+    }
+
+    /// An assistant message without tool calls.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::Assistant {
+            content: content.into(),
+            tool_calls: Vec::new(),
+        }
+    }
+}
+
+/// Text of a tool result that a stored conversation lost (a turn cut short by a crash).
+const MISSING_RESULT: &str = "Error: this tool call was interrupted and has no result.";
+
+/// Makes stored history acceptable to every provider.
+///
+/// Sessions are cut to their newest messages and a turn can die between a tool call and its
+/// result; both providers reject such conversations outright (Anthropic wants a user message
+/// first, both want every tool call answered right after it and no unanswered results). So:
+/// anything before the first user message is dropped, results that answer no preceding call
+/// are dropped, and calls left without a result get an error result.
+pub(crate) fn sanitize(history: Vec<Message>) -> Vec<Message> {
+    let mut out = Vec::with_capacity(history.len());
+    // Calls of the latest assistant message that still wait for their result.
+    let mut pending: Vec<ToolCall> = Vec::new();
+    let mut answered: HashSet<String> = HashSet::new();
+    let mut seen_user = false;
+
+    for message in history {
+        match message {
+            Message::Tool { ref call_id, .. } => {
+                let expected = pending.iter().any(|c| &c.id == call_id);
+                if expected && answered.insert(call_id.clone()) {
+                    out.push(message);
+                }
+            }
+            other => {
+                close_pending(&mut out, &mut pending, &mut answered);
+                if matches!(other, Message::User { .. }) {
+                    seen_user = true;
+                }
+                if !seen_user {
+                    continue;
+                }
+                if let Message::Assistant { tool_calls, .. } = &other {
+                    pending = tool_calls.clone();
+                }
+                out.push(other);
+            }
+        }
+    }
+    close_pending(&mut out, &mut pending, &mut answered);
+    out
+}
+
+fn close_pending(
+    out: &mut Vec<Message>,
+    pending: &mut Vec<ToolCall>,
+    answered: &mut HashSet<String>,
+) {
+    for call in pending.drain(..) {
+        if !answered.contains(&call.id) {
+            out.push(Message::Tool {
+                call_id: call.id,
+                name: call.name,
+                content: MISSING_RESULT.to_owned(),
+                is_error: true,
+            });
+        }
+    }
+    answered.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn call(id: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "read_file".into(),
+            arguments: json!({"path": "a.md"}),
+        }
+    }
+
+    fn result(id: &str) -> Message {
+        Message::Tool {
+            call_id: id.into(),
+            name: "read_file".into(),
+            content: "x".into(),
+            is_error: false,
+        }
+    }
+
+    #[test]
+    fn history_is_cut_to_start_at_a_user_message() {
+        let history = vec![
+            Message::assistant("old answer"),
+            result("gone"),
+            Message::user("hi"),
+            Message::assistant("hello"),
+        ];
+        assert_eq!(
+            sanitize(history),
+            vec![Message::user("hi"), Message::assistant("hello")]
+        );
+    }
+
+    #[test]
+    fn orphan_results_are_dropped_and_missing_results_filled_in() {
+        let history = vec![
+            Message::user("hi"),
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![call("a"), call("b")],
+            },
+            result("a"),
+            result("zzz"),
+            Message::user("still there?"),
+        ];
+        let clean = sanitize(history);
+        assert_eq!(clean.len(), 5);
+        assert_eq!(clean[2], result("a"));
+        assert!(
+            matches!(&clean[3], Message::Tool { call_id, is_error: true, .. } if call_id == "b")
+        );
+        assert_eq!(clean[4], Message::user("still there?"));
+    }
+
+    #[test]
+    fn a_well_formed_history_is_kept_as_is() {
+        let history = vec![
+            Message::user("hi"),
+            Message::Assistant {
+                content: "let me look".into(),
+                tool_calls: vec![call("a")],
+            },
+            result("a"),
+            Message::assistant("done"),
+        ];
+        assert_eq!(sanitize(history.clone()), history);
+    }
+
+    #[test]
+    fn messages_serialize_with_a_role_tag() {
+        let messages = vec![
+            Message::user("hi"),
+            Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![call("a")],
+            },
+            result("a"),
+        ];
+        insta::assert_json_snapshot!(messages);
+    }
+}

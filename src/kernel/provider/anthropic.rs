@@ -1,0 +1,258 @@
+//! Anthropic Messages: `POST {base}/v1/messages`.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, Usage, display_url,
+    join_url,
+    retry::with_retries,
+    transport::{self, Endpoint},
+};
+use crate::kernel::message::{Message, ToolCall};
+
+/// The public Anthropic API.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+
+/// The API version this code speaks.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// An Anthropic Messages endpoint.
+#[derive(Debug)]
+pub struct Anthropic {
+    settings: Settings,
+    client: reqwest::Client,
+}
+
+impl Anthropic {
+    /// A provider for `settings`.
+    pub fn new(settings: Settings) -> Result<Self, reqwest::Error> {
+        let client = transport::client(settings.timeout)?;
+        Ok(Self { settings, client })
+    }
+
+    fn endpoint(&self, path: &str) -> Endpoint {
+        let shown = url::Url::parse(&display_url(&self.settings.base_url))
+            .unwrap_or_else(|_| self.settings.base_url.clone());
+        Endpoint {
+            url: join_url(&self.settings.base_url, path),
+            shown: join_url(&shown, path),
+        }
+    }
+
+    fn headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let request = request.header("anthropic-version", API_VERSION);
+        match &self.settings.api_key {
+            Some(key) => request.header("x-api-key", key.expose()),
+            None => request,
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let endpoint = self.endpoint("v1/messages");
+        let body = build_body(request, &self.settings.model, false);
+        let settings = &self.settings;
+        let raw = with_retries(&settings.retry, "messages request", || {
+            let http_request = self.headers(self.client.post(&endpoint.url)).json(&body);
+            transport::send(http_request, &endpoint, settings.timeout, &settings.model)
+        })
+        .await?;
+        parse_response(&raw)
+    }
+
+    async fn check(&self) -> Result<String, ProviderError> {
+        let endpoint = self.endpoint("v1/models");
+        let request = self.headers(self.client.get(&endpoint.url));
+        let raw = transport::send(
+            request,
+            &endpoint,
+            self.settings.timeout,
+            &self.settings.model,
+        )
+        .await?;
+        let list: Value = serde_json::from_slice(&raw)
+            .map_err(|e| ProviderError::BadResponse(format!("the model list is not JSON ({e})")))?;
+        if list.get("data").and_then(Value::as_array).is_none() {
+            return Err(ProviderError::BadResponse(
+                "the model list has no `data` array".into(),
+            ));
+        }
+        Ok(format!(
+            "{} answers and accepts the key (model {})",
+            display_url(&self.settings.base_url),
+            self.settings.model
+        ))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "anthropic {} at {}",
+            self.settings.model,
+            display_url(&self.settings.base_url)
+        )
+    }
+}
+
+/// The JSON body of a messages request.
+pub fn build_body(request: &ChatRequest, model: &str, stream: bool) -> Value {
+    let mut body = json!({
+        "model": model,
+        "max_tokens": request.max_tokens,
+        "messages": wire_messages(&request.messages),
+    });
+    if !request.system.is_empty() {
+        body["system"] = json!(request.system);
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"name": t.name, "description": t.description, "input_schema": t.parameters})
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+    }
+    if stream {
+        body["stream"] = json!(true);
+    }
+    body
+}
+
+/// Converts messages to content blocks, merging neighbours of the same role: the API wants
+/// user and assistant to alternate, and tool results travel as user messages.
+fn wire_messages(messages: &[Message]) -> Vec<Value> {
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for message in messages {
+        let (role, blocks) = match message {
+            Message::User { content } => ("user", vec![text_block(content, "(empty message)")]),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let mut blocks = Vec::new();
+                if !content.trim().is_empty() {
+                    blocks.push(json!({"type": "text", "text": content}));
+                }
+                blocks.extend(tool_calls.iter().map(|c| {
+                    // `input` must be an object; arguments that were not valid JSON are kept
+                    // visible to the model rather than silently dropped.
+                    let input = match &c.arguments {
+                        Value::Object(_) => c.arguments.clone(),
+                        Value::String(raw) => json!({"_unparsed_arguments": raw}),
+                        _ => json!({}),
+                    };
+                    json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input})
+                }));
+                if blocks.is_empty() {
+                    blocks.push(text_block("", "(no answer)"));
+                }
+                ("assistant", blocks)
+            }
+            Message::Tool {
+                call_id,
+                content,
+                is_error,
+                ..
+            } => {
+                let mut block =
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
+                if *is_error {
+                    block["is_error"] = json!(true);
+                }
+                ("user", vec![block])
+            }
+        };
+        match out.last_mut() {
+            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
+            _ => out.push((role, blocks)),
+        }
+    }
+    out.into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect()
+}
+
+/// The API rejects empty text blocks.
+fn text_block(text: &str, placeholder: &str) -> Value {
+    let text = if text.trim().is_empty() {
+        placeholder
+    } else {
+        text
+    };
+    json!({"type": "text", "text": text})
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Vec<Value>,
+    stop_reason: Option<String>,
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+/// Parses the body of a successful messages request.
+pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let message: WireMessage = serde_json::from_slice(raw)
+        .map_err(|e| ProviderError::BadResponse(format!("not a Messages API answer ({e})")))?;
+    let mut content = String::new();
+    let mut tool_calls = Vec::new();
+    for block in message.content {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(text) = block.get("text").and_then(Value::as_str) {
+                    content.push_str(text);
+                }
+            }
+            Some("tool_use") => {
+                let field = |name: &str| block.get(name).and_then(Value::as_str).map(str::to_owned);
+                let (Some(id), Some(name)) = (field("id"), field("name")) else {
+                    return Err(ProviderError::BadResponse(
+                        "a tool_use block lacks id or name".into(),
+                    ));
+                };
+                let arguments = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                tool_calls.push(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                });
+            }
+            // Thinking and other block kinds carry nothing the room needs.
+            _ => {}
+        }
+    }
+    let stop_reason = match message.stop_reason.as_deref() {
+        Some("end_turn" | "stop_sequence") | None => StopReason::EndTurn,
+        Some("tool_use") => StopReason::ToolUse,
+        Some("max_tokens") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_owned()),
+    };
+    let usage = message.usage.map(|u| Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+    });
+    Ok(ChatResponse {
+        content,
+        tool_calls,
+        stop_reason,
+        usage,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+#[path = "anthropic_tests.rs"]
+mod tests;

@@ -1,0 +1,208 @@
+//! Tools over the home's files: read, write, edit, list, search.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ToolContext, ToolResult, blocking, commit, object_schema, parse_args};
+use crate::kernel::provider::ToolSpec;
+
+/// Most hits a search reports.
+const MAX_SEARCH_HITS: usize = 50;
+
+pub(super) fn specs() -> Vec<ToolSpec> {
+    let path =
+        json!({"type": "string", "description": "Path relative to your home, e.g. notes/todo.md"});
+    vec![
+        ToolSpec {
+            name: "read_file".into(),
+            description: "Read a text file of your home.".into(),
+            parameters: object_schema(json!({"path": path}), &["path"]),
+        },
+        ToolSpec {
+            name: "write_file".into(),
+            description: "Create or overwrite a text file of your home (parent folders are \
+                          created). The change is versioned automatically."
+                .into(),
+            parameters: object_schema(
+                json!({"path": path, "content": {"type": "string", "description": "The whole new file content"}}),
+                &["path", "content"],
+            ),
+        },
+        ToolSpec {
+            name: "edit_file".into(),
+            description: "Replace one exact occurrence of old_text with new_text in a file. \
+                          old_text must appear exactly once; include surrounding lines to make \
+                          it unique."
+                .into(),
+            parameters: object_schema(
+                json!({
+                    "path": path,
+                    "old_text": {"type": "string", "description": "Exact text to replace"},
+                    "new_text": {"type": "string", "description": "Replacement text"},
+                }),
+                &["path", "old_text", "new_text"],
+            ),
+        },
+        ToolSpec {
+            name: "list_files".into(),
+            description: "List files and folders of your home (the home itself when path is \
+                          omitted)."
+                .into(),
+            parameters: object_schema(
+                json!({
+                    "path": {"type": "string", "description": "Folder relative to your home; omit for the home itself"},
+                    "recursive": {"type": "boolean", "description": "Also list sub-folders (default false)"},
+                }),
+                &[],
+            ),
+        },
+        ToolSpec {
+            name: "search_files".into(),
+            description: "Find lines containing some text (case-insensitive) in the text files \
+                          of your home."
+                .into(),
+            parameters: object_schema(
+                json!({
+                    "query": {"type": "string", "description": "Text to look for"},
+                    "path": {"type": "string", "description": "Folder to search in; omit for the whole home"},
+                }),
+                &["query"],
+            ),
+        },
+    ]
+}
+
+#[derive(Deserialize)]
+struct PathArgs {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct WriteArgs {
+    path: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct EditArgs {
+    path: String,
+    old_text: String,
+    new_text: String,
+}
+
+#[derive(Deserialize)]
+struct ListArgs {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    recursive: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct SearchArgs {
+    query: String,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+pub(super) async fn read_file(ctx: &ToolContext, args: &Value) -> ToolResult {
+    let PathArgs { path } = parse_args("read_file", args, r#"{"path": string}"#)?;
+    blocking(ctx, move |home| home.read_to_string(&path)).await
+}
+
+pub(super) async fn write_file(ctx: &ToolContext, args: &Value) -> ToolResult {
+    let WriteArgs { path, content } =
+        parse_args("write_file", args, r#"{"path": string, "content": string}"#)?;
+    let bytes = content.len();
+    let target = path.clone();
+    blocking(ctx, move |home| {
+        home.write_atomic(&target, content.as_bytes())
+    })
+    .await?;
+    let note = commit(ctx, "write_file", &path).await.unwrap_or_default();
+    Ok(format!("Wrote {bytes} bytes to {path}.{note}"))
+}
+
+pub(super) async fn edit_file(ctx: &ToolContext, args: &Value) -> ToolResult {
+    let EditArgs {
+        path,
+        old_text,
+        new_text,
+    } = parse_args(
+        "edit_file",
+        args,
+        r#"{"path": string, "old_text": string, "new_text": string}"#,
+    )?;
+    if old_text.is_empty() {
+        return Err(
+            "old_text is empty; give the exact text to replace (use write_file to create a file)"
+                .into(),
+        );
+    }
+    let target = path.clone();
+    blocking(ctx, move |home| home.edit(&target, &old_text, &new_text)).await?;
+    let note = commit(ctx, "edit_file", &path).await.unwrap_or_default();
+    Ok(format!("Edited {path}.{note}"))
+}
+
+pub(super) async fn list_files(ctx: &ToolContext, args: &Value) -> ToolResult {
+    let ListArgs { path, recursive } = parse_args(
+        "list_files",
+        args,
+        r#"{"path"?: string, "recursive"?: boolean}"#,
+    )?;
+    let folder = path.unwrap_or_default();
+    let shown = if folder.is_empty() {
+        "your home".to_owned()
+    } else {
+        folder.clone()
+    };
+    let entries = blocking(ctx, move |home| {
+        home.list(&folder, recursive.unwrap_or(false))
+    })
+    .await?;
+    if entries.is_empty() {
+        return Ok(format!("{shown} is empty."));
+    }
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            if e.is_dir {
+                format!("{}/", e.path)
+            } else {
+                format!("{} ({} bytes)", e.path, e.size)
+            }
+        })
+        .collect();
+    Ok(lines.join("\n"))
+}
+
+pub(super) async fn search_files(ctx: &ToolContext, args: &Value) -> ToolResult {
+    let SearchArgs { query, path } = parse_args(
+        "search_files",
+        args,
+        r#"{"query": string, "path"?: string}"#,
+    )?;
+    if query.trim().is_empty() {
+        return Err("query is empty; give some text to look for".into());
+    }
+    let needle = query.clone();
+    let hits = blocking(ctx, move |home| {
+        home.search(&needle, path.as_deref().unwrap_or(""), MAX_SEARCH_HITS + 1)
+    })
+    .await?;
+    if hits.is_empty() {
+        return Ok(format!("No lines contain {query:?}."));
+    }
+    let mut lines: Vec<String> = hits
+        .iter()
+        .take(MAX_SEARCH_HITS)
+        .map(|h| format!("{}:{}: {}", h.path, h.line, h.text))
+        .collect();
+    if hits.len() > MAX_SEARCH_HITS {
+        lines.push(format!(
+            "[more than {MAX_SEARCH_HITS} hits; search a narrower path or query]"
+        ));
+    }
+    Ok(lines.join("\n"))
+}

@@ -1,0 +1,221 @@
+//! Tool tests against a real home in a temporary folder.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const ROOM: &str = "!abc:example.org";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ctx: ToolContext,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::open_or_create(&dir.path().join("alice"), None, "@alice:example.org").unwrap();
+    Fixture {
+        ctx: ToolContext {
+            home: Arc::new(home),
+            room_id: ROOM.into(),
+        },
+        _dir: dir,
+    }
+}
+
+async fn call(f: &Fixture, name: &str, arguments: Value) -> ToolOutput {
+    execute(
+        &f.ctx,
+        &ToolCall {
+            id: "call_1".into(),
+            name: name.into(),
+            arguments,
+        },
+    )
+    .await
+}
+
+fn head_message(f: &Fixture) -> String {
+    let repo = git2::Repository::open(f.ctx.home.root()).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    head.message().unwrap_or_default().trim().to_owned()
+}
+
+#[test]
+fn every_tool_has_an_object_schema() {
+    let names: Vec<String> = specs().into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        [
+            "read_file",
+            "write_file",
+            "edit_file",
+            "list_files",
+            "search_files",
+            "load_skill",
+            "remember"
+        ]
+    );
+    for spec in specs() {
+        assert_eq!(spec.parameters["type"], json!("object"), "{}", spec.name);
+        assert!(!spec.description.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn paths_that_leave_the_home_are_error_results() {
+    let f = fixture();
+    for (tool, args) in [
+        ("read_file", json!({"path": "../etc/passwd"})),
+        ("read_file", json!({"path": "/etc/passwd"})),
+        (
+            "write_file",
+            json!({"path": "../../evil.md", "content": "x"}),
+        ),
+        (
+            "edit_file",
+            json!({"path": "../x.md", "old_text": "a", "new_text": "b"}),
+        ),
+        ("list_files", json!({"path": "../.."})),
+        ("search_files", json!({"query": "root", "path": "/etc"})),
+        ("read_file", json!({"path": ".git/config"})),
+    ] {
+        let out = call(&f, tool, args.clone()).await;
+        assert!(out.is_error, "{tool} {args}: {out:?}");
+        assert!(
+            out.content.starts_with("Error: ") && out.content.contains("not allowed"),
+            "{}",
+            out.content
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_arguments_and_unknown_tools_are_error_results() {
+    let f = fixture();
+    let missing = call(&f, "write_file", json!({"path": "a.md"})).await;
+    assert!(missing.is_error);
+    assert!(
+        missing.content.contains("content") && missing.content.contains("expected"),
+        "{}",
+        missing.content
+    );
+    let wrong_type = call(&f, "read_file", json!({"path": 3})).await;
+    assert!(wrong_type.is_error, "{wrong_type:?}");
+    let not_json = call(&f, "read_file", json!("{\"path\": ")).await;
+    assert!(
+        not_json.is_error && not_json.content.contains("not valid JSON"),
+        "{}",
+        not_json.content
+    );
+    let unknown = call(&f, "delete_everything", json!({})).await;
+    assert!(
+        unknown.is_error && unknown.content.contains("read_file"),
+        "{}",
+        unknown.content
+    );
+    let missing_file = call(&f, "read_file", json!({"path": "nope.md"})).await;
+    assert!(
+        missing_file.is_error && missing_file.content.contains("does not exist"),
+        "{}",
+        missing_file.content
+    );
+}
+
+#[tokio::test]
+async fn mutating_tools_commit_naming_tool_path_and_room() {
+    let f = fixture();
+    let out = call(
+        &f,
+        "write_file",
+        json!({"path": "data/notes.md", "content": "hello\n"}),
+    )
+    .await;
+    assert!(!out.is_error, "{out:?}");
+    assert_eq!(
+        head_message(&f),
+        format!("write_file data/notes.md (room {ROOM})")
+    );
+    assert_eq!(
+        call(&f, "read_file", json!({"path": "data/notes.md"}))
+            .await
+            .content,
+        "hello\n"
+    );
+
+    let out = call(
+        &f,
+        "edit_file",
+        json!({"path": "data/notes.md", "old_text": "hello", "new_text": "bye"}),
+    )
+    .await;
+    assert!(!out.is_error, "{out:?}");
+    assert_eq!(
+        head_message(&f),
+        format!("edit_file data/notes.md (room {ROOM})")
+    );
+
+    let out = call(&f, "remember", json!({"fact": "Likes green tea"})).await;
+    assert!(!out.is_error, "{out:?}");
+    assert_eq!(
+        head_message(&f),
+        format!("remember system/user.md (room {ROOM})")
+    );
+    let user = call(&f, "read_file", json!({"path": "system/user.md"})).await;
+    assert!(user.content.contains("Likes green tea"), "{}", user.content);
+}
+
+#[tokio::test]
+async fn listing_searching_and_skills_work() {
+    let f = fixture();
+    call(
+        &f,
+        "write_file",
+        json!({"path": "data/todo.md", "content": "- buy Milk\n- call Bob\n"}),
+    )
+    .await;
+    let listing = call(&f, "list_files", json!({"path": "data"})).await;
+    assert!(
+        listing.content.contains("data/todo.md ("),
+        "{}",
+        listing.content
+    );
+    let root = call(&f, "list_files", json!({})).await;
+    assert!(root.content.contains("system/"), "{}", root.content);
+    let hits = call(&f, "search_files", json!({"query": "milk"})).await;
+    assert!(
+        hits.content.contains("data/todo.md:1: - buy Milk"),
+        "{}",
+        hits.content
+    );
+    let none = call(&f, "search_files", json!({"query": "zebra-unicorn"})).await;
+    assert!(
+        !none.is_error && none.content.starts_with("No lines"),
+        "{}",
+        none.content
+    );
+    let skills = f.ctx.home.skills().unwrap();
+    let first = &skills
+        .first()
+        .expect("the built-in template has skills")
+        .name;
+    let skill = call(&f, "load_skill", json!({"name": first})).await;
+    assert!(!skill.is_error && !skill.content.is_empty(), "{skill:?}");
+    let missing = call(&f, "load_skill", json!({"name": "no-such-skill"})).await;
+    assert!(missing.is_error, "{missing:?}");
+}
+
+#[test]
+fn long_output_is_truncated_with_a_note() {
+    let long = "é".repeat(MAX_OUTPUT_CHARS + 10);
+    let out = ToolOutput::ok(long);
+    assert!(out.content.starts_with(&"é".repeat(MAX_OUTPUT_CHARS)));
+    assert!(
+        out.content.contains("10 more characters not shown"),
+        "{}",
+        &out.content[out.content.len() - 200..]
+    );
+    assert_eq!(ToolOutput::ok("short").content, "short");
+}

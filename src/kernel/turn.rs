@@ -1,0 +1,152 @@
+//! The agent loop: ask the model, run the tools it asks for, repeat until it answers.
+
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+use super::{
+    KernelError, Turn, TurnOutcome,
+    message::{Message, sanitize},
+    prompt,
+    provider::{ChatRequest, ChatResponse, Provider, StopReason},
+    tools::{self, ToolContext},
+};
+use crate::home::Home;
+
+/// Bounds of one turn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most model calls.
+    pub(crate) max_steps: u32,
+    /// `max_tokens` of each call.
+    pub(crate) max_tokens: u32,
+}
+
+/// Runs `turn` against `provider`.
+pub(crate) async fn run(
+    provider: &dyn Provider,
+    home: Arc<Home>,
+    turn: Turn,
+    limits: Limits,
+) -> Result<TurnOutcome, KernelError> {
+    let Turn {
+        room_id,
+        history,
+        input,
+    } = turn;
+    let parts = prompt::read_home(Arc::clone(&home)).await;
+    let system = prompt::compose(&parts, &room_id, SystemTime::now());
+    let mut messages = sanitize(history);
+    let first_new = messages.len();
+    messages.push(Message::user(input));
+    let mut request = ChatRequest {
+        system,
+        messages,
+        tools: tools::specs(),
+        max_tokens: limits.max_tokens,
+    };
+    let ctx = ToolContext { home, room_id };
+    let max_steps = limits.max_steps.max(1);
+
+    for step in 1..=max_steps {
+        let started = Instant::now();
+        let response = provider.complete(&request).await?;
+        log_step(step, started, &response);
+        let ChatResponse {
+            content,
+            tool_calls,
+            stop_reason,
+            ..
+        } = response;
+        request.messages.push(Message::Assistant {
+            content: content.clone(),
+            tool_calls: tool_calls.clone(),
+        });
+        if tool_calls.is_empty() {
+            let reply = final_reply(&content, &stop_reason);
+            return Ok(outcome(reply, request.messages, first_new));
+        }
+        // Calls of the last allowed step still run: the model asked for them, and the stored
+        // session stays well-formed with every call answered.
+        for call in &tool_calls {
+            let output = tools::execute(&ctx, call).await;
+            tracing::debug!(
+                tool = %call.name,
+                is_error = output.is_error,
+                chars = output.content.len(),
+                "tool ran"
+            );
+            request.messages.push(Message::Tool {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                content: output.content,
+                is_error: output.is_error,
+            });
+        }
+    }
+
+    tracing::warn!(room = %ctx.room_id, max_steps, "turn stopped at the step limit");
+    let partial = partial_text(&request.messages[first_new..]);
+    let note = format!(
+        "_(I stopped after {max_steps} steps without finishing. Say \"continue\" if you want me \
+         to go on.)_"
+    );
+    let reply = if partial.is_empty() {
+        note
+    } else {
+        format!("{partial}\n\n{note}")
+    };
+    Ok(outcome(reply, request.messages, first_new))
+}
+
+fn outcome(reply: String, mut messages: Vec<Message>, first_new: usize) -> TurnOutcome {
+    TurnOutcome {
+        reply,
+        messages: messages.split_off(first_new),
+    }
+}
+
+fn final_reply(content: &str, stop_reason: &StopReason) -> String {
+    let text = content.trim();
+    let text = if text.is_empty() {
+        "_(The model gave an empty answer.)_"
+    } else {
+        text
+    };
+    match stop_reason {
+        StopReason::MaxTokens => {
+            format!("{text}\n\n_(My answer was cut off at the length limit.)_")
+        }
+        StopReason::Other(reason) if reason == "content_filter" || reason == "refusal" => {
+            format!("{text}\n\n_(The model stopped: {reason}.)_")
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// What the model said along the way in this turn.
+fn partial_text(messages: &[Message]) -> String {
+    let parts: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Assistant { content, .. } if !content.trim().is_empty() => {
+                Some(content.trim())
+            }
+            _ => None,
+        })
+        .collect();
+    parts.join("\n\n")
+}
+
+fn log_step(step: u32, started: Instant, response: &ChatResponse) {
+    let usage = response.usage.unwrap_or_default();
+    tracing::info!(
+        step,
+        ms = started.elapsed().as_millis() as u64,
+        tool_calls = response.tool_calls.len(),
+        input_tokens = usage.input_tokens,
+        output_tokens = usage.output_tokens,
+        "model call done"
+    );
+}

@@ -1,0 +1,598 @@
+//! A scripted fake language model server for tests and benches.
+//!
+//! One server speaks both wire protocols: OpenAI Chat Completions (`POST /v1/chat/completions`)
+//! and Anthropic Messages (`POST /v1/messages`), plus `GET /v1/models` in a shape both model
+//! list checks accept. Answers come from a queue of [`Step`]s; with the queue empty it echoes
+//! the last user text (`echo: <text>`). Requests with `"stream": true` get the real SSE
+//! formats. Every request is recorded for assertions.
+//!
+//! Self-contained (axum, tokio, serde_json, futures only) so that any test binary or bench can
+//! include it with `#[path = "support/fake_llm.rs"] mod fake_llm;`.
+
+// Each including binary uses a different part of this file, and its items are `pub` for them.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::Response,
+    routing::{get, post},
+};
+use serde_json::{Value, json};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A text answer.
+    Text(String),
+    /// Tool calls: `(name, arguments)`, in order.
+    ToolCalls(Vec<(String, Value)>),
+    /// An error status with this raw body (use [`Step::error`] for a provider-shaped body).
+    Error(u16, String),
+    /// Any response: status, extra headers, raw body (e.g. `retry-after`, broken JSON).
+    Respond {
+        /// HTTP status.
+        status: u16,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// Raw body.
+        body: String,
+    },
+    /// Wait, then answer with the inner step (for timeouts).
+    Delay(Duration, Box<Step>),
+}
+
+impl Step {
+    /// A text answer.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// A single tool call.
+    pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
+        Self::ToolCalls(vec![(name.into(), arguments)])
+    }
+
+    /// An error status whose body is `{"error": {"message": ...}}`, which both protocols'
+    /// clients read (Anthropic's body also has `"type": "error"`).
+    pub fn error(status: u16, message: &str) -> Self {
+        let body = json!({"type": "error", "error": {"type": "api_error", "message": message}});
+        Self::Error(status, body.to_string())
+    }
+
+    /// `inner` after `delay`.
+    pub fn delayed(delay: Duration, inner: Step) -> Self {
+        Self::Delay(delay, Box::new(inner))
+    }
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// Path, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: BTreeMap<String, String>,
+    /// JSON body (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    steps: Mutex<VecDeque<Step>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    required_key: Mutex<Option<String>>,
+    ids: AtomicU64,
+}
+
+/// Locks, ignoring poisoning: a panicking test must not hide its cause behind a second panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeLlm {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+impl FakeLlm {
+    /// Starts a fake on `127.0.0.1` and a free port.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai))
+            .route("/v1/messages", post(anthropic))
+            .route("/v1/models", get(models))
+            .with_state(Arc::clone(&shared));
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(error) => panic!("fake LLM cannot bind 127.0.0.1:0: {error}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(error) => panic!("fake LLM has no address: {error}"),
+        };
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// Base URL for an OpenAI-compatible client: `http://127.0.0.1:PORT/v1`.
+    pub fn openai_base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Base URL for an Anthropic client: `http://127.0.0.1:PORT`.
+    pub fn anthropic_base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues the next answer.
+    pub fn push(&self, step: Step) {
+        lock(&self.shared.steps).push_back(step);
+    }
+
+    /// Steps not used yet.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.steps).len()
+    }
+
+    /// Refuses requests without this key (Bearer or `x-api-key`) with a 401.
+    pub fn require_key(&self, key: &str) {
+        *lock(&self.shared.required_key) = Some(key.to_owned());
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+}
+
+async fn openai(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(Wire::OpenAi, &shared, "POST", uri, headers, body).await
+}
+
+async fn anthropic(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(Wire::Anthropic, &shared, "POST", uri, headers, body).await
+}
+
+async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let wire = if headers.contains_key("x-api-key") {
+        Wire::Anthropic
+    } else {
+        Wire::OpenAi
+    };
+    record(&shared, "GET", &uri, &headers, Value::Null);
+    if let Some(denied) = check_key(&shared, wire, &headers) {
+        return denied;
+    }
+    // OpenAI's list shape plus Anthropic's fields: each client reads what it knows.
+    let list = json!({
+        "object": "list",
+        "data": [{
+            "id": "fake-model", "object": "model", "type": "model", "created": 1_700_000_000,
+            "owned_by": "fake", "display_name": "Fake Model", "created_at": "2024-01-01T00:00:00Z",
+        }],
+        "has_more": false, "first_id": "fake-model", "last_id": "fake-model",
+    });
+    json_response(200, &list)
+}
+
+fn record(shared: &Shared, method: &str, uri: &Uri, headers: &HeaderMap, body: Value) {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    lock(&shared.requests).push(RecordedRequest {
+        method: method.to_owned(),
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
+}
+
+fn check_key(shared: &Shared, wire: Wire, headers: &HeaderMap) -> Option<Response> {
+    let required = lock(&shared.required_key).clone()?;
+    let given = match wire {
+        Wire::OpenAi => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned),
+        Wire::Anthropic => headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    if given.as_deref() == Some(required.as_str()) {
+        return None;
+    }
+    let body = match wire {
+        Wire::OpenAi => {
+            json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}})
+        }
+        Wire::Anthropic => {
+            json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
+        }
+    };
+    Some(json_response(401, &body))
+}
+
+async fn handle(
+    wire: Wire,
+    shared: &Shared,
+    method: &str,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    record(shared, method, &uri, &headers, body.clone());
+    if let Some(denied) = check_key(shared, wire, &headers) {
+        return denied;
+    }
+    if !body.is_object() {
+        return json_response(
+            400,
+            &json!({"type": "error", "error": {"type": "invalid_request_error", "message": "body is not a JSON object"}}),
+        );
+    }
+    let queued = lock(&shared.steps).pop_front();
+    let mut step =
+        queued.unwrap_or_else(|| Step::Text(format!("echo: {}", last_user_text(wire, &body))));
+    while let Step::Delay(delay, inner) = step {
+        tokio::time::sleep(delay).await;
+        step = *inner;
+    }
+    let id = shared.ids.fetch_add(1, Ordering::Relaxed) + 1;
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake-model")
+        .to_owned();
+    let input_tokens = (raw.len() as u64 / 4).max(1);
+    let answer = match step {
+        Step::Text(text) => Answer::Text(text),
+        Step::ToolCalls(calls) => Answer::Tools(calls),
+        Step::Error(status, body) => return raw_response(status, &[], body),
+        Step::Respond {
+            status,
+            headers,
+            body,
+        } => return raw_response(status, &headers, body),
+        Step::Delay(..) => Answer::Text(String::new()),
+    };
+    let reply = Reply {
+        id,
+        model,
+        input_tokens,
+        answer,
+    };
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    match (wire, stream) {
+        (Wire::OpenAi, false) => json_response(200, &reply.openai()),
+        (Wire::Anthropic, false) => json_response(200, &reply.anthropic()),
+        (Wire::OpenAi, true) => {
+            let usage = body
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            sse_response(reply.openai_events(usage))
+        }
+        (Wire::Anthropic, true) => sse_response(reply.anthropic_events()),
+    }
+}
+
+/// The text of the newest user message that has text (tool results carry none).
+fn last_user_text(wire: Wire, body: &Value) -> String {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for message in messages.iter().rev() {
+        if message.get("role").and_then(Value::as_str) != Some("user") {
+            continue;
+        }
+        let text = match message.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter(|p| {
+                    wire == Wire::OpenAi || p.get("type").and_then(Value::as_str) == Some("text")
+                })
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => String::new(),
+        };
+        if !text.is_empty() {
+            return text;
+        }
+    }
+    String::new()
+}
+
+enum Answer {
+    Text(String),
+    Tools(Vec<(String, Value)>),
+}
+
+struct Reply {
+    id: u64,
+    model: String,
+    input_tokens: u64,
+    answer: Answer,
+}
+
+impl Reply {
+    fn output_tokens(&self) -> u64 {
+        match &self.answer {
+            Answer::Text(text) => text.len() as u64 / 4 + 1,
+            Answer::Tools(calls) => calls
+                .iter()
+                .map(|(n, a)| (n.len() + a.to_string().len()) as u64 / 4 + 1)
+                .sum(),
+        }
+    }
+
+    fn openai_call_id(&self, i: usize) -> String {
+        format!("call_fake_{}_{i}", self.id)
+    }
+
+    fn anthropic_call_id(&self, i: usize) -> String {
+        format!("toolu_fake_{}_{i}", self.id)
+    }
+
+    fn openai_usage(&self) -> Value {
+        let (input, output) = (self.input_tokens, self.output_tokens());
+        json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
+    }
+
+    fn openai(&self) -> Value {
+        let (message, finish) = match &self.answer {
+            Answer::Text(text) => (
+                json!({"role": "assistant", "content": text, "refusal": null}),
+                "stop",
+            ),
+            Answer::Tools(calls) => {
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, args))| {
+                        json!({
+                            "id": self.openai_call_id(i), "type": "function",
+                            "function": {"name": name, "arguments": args.to_string()},
+                        })
+                    })
+                    .collect();
+                (
+                    json!({"role": "assistant", "content": null, "tool_calls": calls, "refusal": null}),
+                    "tool_calls",
+                )
+            }
+        };
+        json!({
+            "id": format!("chatcmpl-fake-{}", self.id), "object": "chat.completion",
+            "created": 1_700_000_000, "model": self.model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": self.openai_usage(),
+        })
+    }
+
+    fn anthropic(&self) -> Value {
+        let (content, stop) = match &self.answer {
+            Answer::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
+            Answer::Tools(calls) => {
+                let blocks = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, args))| json!({"type": "tool_use", "id": self.anthropic_call_id(i), "name": name, "input": args}))
+                    .collect();
+                (blocks, "tool_use")
+            }
+        };
+        json!({
+            "id": format!("msg_fake_{}", self.id), "type": "message", "role": "assistant",
+            "model": self.model, "content": content, "stop_reason": stop, "stop_sequence": null,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens()},
+        })
+    }
+
+    fn openai_events(&self, include_usage: bool) -> Vec<String> {
+        let chunk = |delta: Value, finish: Value| {
+            let chunk = json!({
+                "id": format!("chatcmpl-fake-{}", self.id), "object": "chat.completion.chunk",
+                "created": 1_700_000_000, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            });
+            format!("data: {chunk}\n\n")
+        };
+        let mut events = vec![chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
+        let finish = match &self.answer {
+            Answer::Text(text) => {
+                events.extend(
+                    pieces(text)
+                        .into_iter()
+                        .map(|p| chunk(json!({"content": p}), Value::Null)),
+                );
+                "stop"
+            }
+            Answer::Tools(calls) => {
+                for (i, (name, args)) in calls.iter().enumerate() {
+                    let start = json!({"tool_calls": [{"index": i, "id": self.openai_call_id(i), "type": "function", "function": {"name": name, "arguments": ""}}]});
+                    events.push(chunk(start, Value::Null));
+                    for piece in pieces(&args.to_string()) {
+                        let delta =
+                            json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]});
+                        events.push(chunk(delta, Value::Null));
+                    }
+                }
+                "tool_calls"
+            }
+        };
+        events.push(chunk(json!({}), json!(finish)));
+        if include_usage {
+            let usage = json!({
+                "id": format!("chatcmpl-fake-{}", self.id), "object": "chat.completion.chunk",
+                "created": 1_700_000_000, "model": self.model, "choices": [], "usage": self.openai_usage(),
+            });
+            events.push(format!("data: {usage}\n\n"));
+        }
+        events.push("data: [DONE]\n\n".to_owned());
+        events
+    }
+
+    fn anthropic_events(&self) -> Vec<String> {
+        let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let mut events = vec![event(
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": format!("msg_fake_{}", self.id), "type": "message", "role": "assistant",
+                "model": self.model, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": self.input_tokens, "output_tokens": 1},
+            }}),
+        )];
+        let stop = match &self.answer {
+            Answer::Text(text) => {
+                events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+                events.push(event("ping", json!({"type": "ping"})));
+                for piece in pieces(text) {
+                    events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})));
+                }
+                events.push(event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ));
+                "end_turn"
+            }
+            Answer::Tools(calls) => {
+                for (i, (name, args)) in calls.iter().enumerate() {
+                    let start = json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": self.anthropic_call_id(i), "name": name, "input": {}}});
+                    events.push(event("content_block_start", start));
+                    for piece in pieces(&args.to_string()) {
+                        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+                    }
+                    events.push(event(
+                        "content_block_stop",
+                        json!({"type": "content_block_stop", "index": i}),
+                    ));
+                }
+                "tool_use"
+            }
+        };
+        events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": self.output_tokens()}})));
+        events.push(event("message_stop", json!({"type": "message_stop"})));
+        events
+    }
+}
+
+/// Splits text into small pieces on character boundaries, like a model's token stream.
+fn pieces(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(7).map(|c| c.iter().collect()).collect()
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    let headers = [("content-type".to_owned(), "application/json".to_owned())];
+    raw_response(status, &headers, body.to_string())
+}
+
+fn raw_response(status: u16, headers: &[(String, String)], body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn sse_response(events: Vec<String>) -> Response {
+    let stream = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
