@@ -35,7 +35,7 @@ pub enum HomeError {
     )]
     Escape(String),
     /// No such file or folder.
-    #[error("{0:?} does not exist; use list to see what is there")]
+    #[error("{0:?} does not exist; use list_files to see what is there")]
     NotFound(String),
     /// `edit_file`: the text to replace was not found / found more than once.
     #[error("{0}")]

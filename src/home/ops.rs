@@ -36,7 +36,7 @@ pub(super) fn read_text(path: &Path, rel: &str) -> Result<String, HomeError> {
     let meta = fs::metadata(path).map_err(|e| io_error("read", rel, &e))?;
     if meta.is_dir() {
         return Err(HomeError::Other(format!(
-            "{:?} is a folder, not a file; use list to see what it contains",
+            "{:?} is a folder, not a file; use list_files to see what it contains",
             shown(rel)
         )));
     }
