@@ -6,6 +6,7 @@
 //! ([`matrix`]).
 
 pub mod config;
+pub mod devenv;
 pub mod home;
 pub mod registration;
 pub mod secret;
