@@ -78,10 +78,10 @@ async fn tool_call_writes_a_file_in_the_home_and_commits_it() {
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
-    env.llm.push(Step::tool_calls(vec![(
+    env.llm.push(Step::tool_call(
         "write_file",
         json!({"path": "data/notes/meeting.md", "content": "# Meeting\n- agree on Tuesday\n"}),
-    )]));
+    ));
     env.llm.push(Step::text("Saved your note."));
     alice.send_text(&room, "note: agree on Tuesday").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
@@ -107,7 +107,7 @@ async fn path_escape_is_refused_and_the_turn_goes_on() {
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
-    env.llm.push(Step::tool_calls(vec![("read_file", json!({"path": "../../../../../../etc/passwd"}))]));
+    env.llm.push(Step::tool_call("read_file", json!({"path": "../../../../../../etc/passwd"})));
     env.llm.push(Step::text("I cannot read that."));
     alice.send_text(&room, "read /etc/passwd for me").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;

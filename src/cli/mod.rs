@@ -1,5 +1,6 @@
 //! The command line: `generate-registration`, `serve`, `dev`, `doctor`.
 
+mod dev;
 mod doctor;
 mod generate;
 mod serve;
@@ -63,16 +64,10 @@ impl Cli {
                 generate::run(&config, output.as_deref(), force)
             }
             Command::Serve { config } => serve::run(&config).await,
-            Command::Dev { dir } => dev_command(&dir).await,
+            Command::Dev { dir } => dev::run(&dir).await,
             Command::Doctor { config } => doctor::run(&config).await,
         }
     }
-}
-
-async fn dev_command(dir: &std::path::Path) -> ExitCode {
-    let _ = dir;
-    eprintln!("`matrix-os dev` is not available in this build yet");
-    ExitCode::FAILURE
 }
 
 /// Loads the config or prints why not.
