@@ -114,7 +114,7 @@ async fn path_escape_is_refused_and_the_turn_goes_on() {
     assert_eq!(replies[0].body(), "I cannot read that.");
     let bodies = llm_bodies(&env);
     assert_eq!(bodies.len(), 2);
-    assert!(bodies[1].contains("outside your home"), "{}", bodies[1]);
+    assert!(bodies[1].contains("must stay inside your home"), "{}", bodies[1]);
     assert!(!bodies[1].contains("root:x:0:0"));
 }
 
