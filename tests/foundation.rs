@@ -270,3 +270,84 @@ async fn the_same_conversation_works_on_postgresql_across_a_restart() {
     let bodies = llm_bodies(&env);
     assert!(bodies[1].contains("teal"), "history comes back from PostgreSQL: {}", bodies[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_marks_the_message_read_and_types_while_thinking() {
+    use matrix_sdk::ruma::events::receipt::{ReceiptThread, ReceiptType};
+
+    let env = TestEnv::start().await;
+    let (alice, room) = dm_with_twin(&env, "alice").await;
+    let twin = env.twin_of("alice");
+    let (_guard, mut typing) = room.subscribe_to_typing_notifications();
+
+    env.llm.push(Step::delayed(Duration::from_secs(3), Step::text("done thinking")));
+    let asked = alice.send_text(&room, "think hard").await;
+    let mut saw_typing = false;
+    let deadline = std::time::Instant::now() + WAIT;
+    while alice.messages_from(&room, &twin).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no reply");
+        alice.sync().await;
+        while let Ok(users) = typing.try_recv() {
+            saw_typing |= users.contains(&twin);
+        }
+    }
+    assert!(saw_typing, "the twin showed typing while the model worked");
+    alice.sync().await;
+    let (read, _) = room
+        .load_user_receipt(ReceiptType::Read, ReceiptThread::Unthreaded, &twin)
+        .await
+        .unwrap()
+        .expect("a read receipt from the twin");
+    assert_eq!(read, asked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_room_never_delays_another_and_turns_in_a_room_keep_their_order() {
+    let env = TestEnv::start().await;
+    let (alice, slow_room) = dm_with_twin(&env, "alice").await;
+    let (bob, fast_room) = dm_with_twin(&env, "bob").await;
+    let alice_twin = env.twin_of("alice");
+    let bob_twin = env.twin_of("bob");
+
+    // The fake answers requests in arrival order: Alice's turn gets the slow answer.
+    env.llm.push(Step::delayed(Duration::from_secs(6), Step::text("slow answer")));
+    alice.send_text(&slow_room, "take your time").await;
+    while env.llm.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bob.send_text(&fast_room, "quick one").await;
+    let fast = bob.wait_for_messages_from(&fast_room, &bob_twin, 1, WAIT).await;
+    assert_eq!(fast[0].body(), "echo: quick one");
+    assert!(alice.messages_from(&slow_room, &alice_twin).await.is_empty(), "Bob was answered while Alice's turn ran");
+
+    // Three quick messages in one room are answered one at a time, in order.
+    for text in ["one", "two", "three"] {
+        bob.send_text(&fast_room, text).await;
+    }
+    let replies = bob.wait_for_messages_from(&fast_room, &bob_twin, 4, WAIT).await;
+    let bodies: Vec<&str> = replies.iter().map(|r| r.body()).collect();
+    assert_eq!(bodies, ["echo: quick one", "echo: one", "echo: two", "echo: three"]);
+    let slow = alice.wait_for_messages_from(&slow_room, &alice_twin, 1, WAIT).await;
+    assert_eq!(slow[0].body(), "slow answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_transactions_and_unknown_endpoints_get_matrix_errors() {
+    let env = TestEnv::start().await;
+    let token = env.registration.hs_token.expose().to_owned();
+    let huge = format!(r#"{{"events":[{{"type":"m.room.message","content":{{"body":"{}"}}}}]}}"#, "x".repeat(17 * 1024 * 1024));
+    let response = env.put_transaction("t-huge", &huge, Some(&token)).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().await.unwrap()["errcode"], "M_TOO_LARGE");
+
+    let alias = reqwest::Client::new()
+        .get(format!("{}/_matrix/app/v1/rooms/%23anything:{}", env.appservice_url(), env.server_name()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.status(), 404);
+    let unknown = reqwest::Client::new().get(format!("{}/nope", env.appservice_url())).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<Value>().await.unwrap()["errcode"], "M_UNRECOGNIZED");
+}

@@ -97,7 +97,24 @@ on_both!(
     sessions_and_messages,
     concurrent_sessions,
     hundred_event_round_trip,
+    finish_many_in_one_write,
 );
+
+async fn finish_many_in_one_write(db: &Db) {
+    let store = db.connect().await;
+    assert!(store.record_transaction("m", &events("m", 1200)).await.unwrap());
+    let items = store.pending_inbox(0, 2000).await.unwrap();
+    assert_eq!(items.len(), 1200);
+    // Every item but the last, over more than one chunk of placeholders; repeats are harmless.
+    let mut ids: Vec<i64> = items[..1199].iter().map(|i| i.id).collect();
+    ids.push(items[0].id);
+    store.finish_inbox_many(&ids).await.unwrap();
+    store.finish_inbox_many(&[]).await.unwrap();
+    let left = store.pending_inbox(0, 2000).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, items[1199].id);
+    store.close().await;
+}
 
 async fn repeated_txn_stored_once(db: &Db) {
     let store = db.connect().await;

@@ -172,6 +172,21 @@ async fn check_llm(config: &Config, report: &mut Report) {
             return;
         }
     };
+    if config.llm.provider == crate::config::LlmProvider::None {
+        report.ok("llm", "llm.provider is \"none\": twins answer with a notice instead of thinking");
+        return;
+    }
+    if !kernel.is_configured() {
+        report.fail(
+            "llm",
+            format!(
+                "{} -> set the key in that variable (or ANTHROPIC_API_KEY / OPENAI_API_KEY with `matrix-os dev`), \
+                 or set llm.provider = \"none\" to run without a model on purpose",
+                kernel.describe()
+            ),
+        );
+        return;
+    }
     match with_timeout(kernel.check_endpoint()).await {
         Some(Ok(detail)) => report.ok("llm", format!("{}: {detail}", kernel.describe())),
         Some(Err(err)) => report.fail("llm", format!("{}: {err}", kernel.describe())),

@@ -57,9 +57,7 @@ impl Rooms {
         let event = RoomEvent::parse(&item.event);
         let Some(room) = event.room_id().map(ToOwned::to_owned) else {
             // Nothing a room session acts on: done at once.
-            if let Err(err) = self.store.finish_inbox(item.id).await {
-                tracing::error!(%err, "cannot mark inbox item done");
-            }
+            self.finished(item.id);
             return;
         };
         let Ok(mut map) = queues.lock() else {
@@ -80,6 +78,45 @@ impl Rooms {
         map.insert(room.clone(), tx);
         drop(map);
         tokio::spawn(self.clone().room_worker(room, rx, queues.clone(), shutdown.clone()));
+    }
+
+    /// Marks handled inbox items done, in batches, until shutdown (then flushes what is left).
+    pub async fn run_finisher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(mut rx) = self.done_rx.lock().ok().and_then(|mut slot| slot.take()) else {
+            return;
+        };
+        let mut batch = Vec::new();
+        loop {
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Some(id) => batch.push(id),
+                    None => break,
+                },
+                _ = shutdown.changed() => break,
+            }
+            while batch.len() < 2000 {
+                match rx.try_recv() {
+                    Ok(id) => batch.push(id),
+                    Err(_) => break,
+                }
+            }
+            self.flush_finished(&mut batch).await;
+        }
+        while let Ok(id) = rx.try_recv() {
+            batch.push(id);
+        }
+        self.flush_finished(&mut batch).await;
+    }
+
+    async fn flush_finished(&self, batch: &mut Vec<i64>) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.store.finish_inbox_many(batch).await {
+            Ok(()) => batch.clear(),
+            // Kept for the next flush; at worst they are handled again after a restart.
+            Err(err) => tracing::error!(%err, pending = batch.len(), "cannot mark inbox items done"),
+        }
     }
 
     async fn room_worker(

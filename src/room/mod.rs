@@ -10,7 +10,7 @@ mod turn;
 use std::{sync::Arc, time::Duration};
 
 use ruma::{OwnedUserId, UserId};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 pub use self::render::render_markdown;
 use self::{
@@ -66,6 +66,8 @@ pub struct Rooms {
     kernel: Arc<Kernel>,
     turn_slots: Semaphore,
     history_limit: usize,
+    done: mpsc::UnboundedSender<i64>,
+    done_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
 }
 
 impl Rooms {
@@ -78,6 +80,7 @@ impl Rooms {
         max_concurrent_turns: usize,
         history_limit: usize,
     ) -> Self {
+        let (done, done_rx) = mpsc::unbounded_channel();
         Self {
             store,
             matrix,
@@ -85,6 +88,8 @@ impl Rooms {
             kernel,
             turn_slots: Semaphore::new(max_concurrent_turns.max(1)),
             history_limit,
+            done,
+            done_rx: std::sync::Mutex::new(Some(done_rx)),
         }
     }
 
@@ -110,9 +115,14 @@ impl Rooms {
                 self.execute_with_retries(&action).await;
             }
         }
-        if let Err(err) = self.store.finish_inbox(item.id).await {
-            tracing::error!(%err, id = item.id, "cannot mark inbox item done");
-        }
+        self.finished(item.id);
+    }
+
+    /// Queues an inbox item to be marked done by [`Rooms::run_finisher`].
+    fn finished(&self, id: i64) {
+        // The finisher outlives every room worker; if it is gone we are shutting down and the
+        // item is simply handled again after the restart.
+        let _ = self.done.send(id);
     }
 
     async fn execute_with_retries(&self, action: &Action) {

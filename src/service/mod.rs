@@ -132,7 +132,8 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
             tracing::error!(%err, "appservice API stopped");
         }
     }));
-    tasks.push(tokio::spawn(rooms.run_inbox(inbox_ready, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(rooms.clone().run_inbox(inbox_ready, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(rooms.run_finisher(shutdown_rx.clone())));
     tasks.push(tokio::spawn(prune_old_transactions(store.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(ping_until_ok(matrix, config, shutdown_rx)));
     Ok(RunningService { addr, shutdown, tasks, store })

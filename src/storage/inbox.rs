@@ -115,6 +115,24 @@ impl Store {
         Ok(())
     }
 
+    /// Marks many inbox items handled in one write (the dispatcher batches them, so marking
+    /// items done does not compete with acknowledging new transactions one fsync at a time).
+    pub async fn finish_inbox_many(&self, ids: &[i64]) -> Result<(), StorageError> {
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM inbox WHERE id IN ({})", placeholders.join(","));
+            // Only numbered placeholders are interpolated; the ids are bound.
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&self.pool).await.map_err(|e| {
+                StorageError::query(format_args!("finishing {} inbox items", chunk.len()), &e)
+            })?;
+        }
+        Ok(())
+    }
+
     /// Count of unfinished inbox items.
     pub async fn inbox_backlog(&self) -> Result<i64, StorageError> {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbox")
