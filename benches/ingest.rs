@@ -28,7 +28,11 @@ fn event(n: usize) -> serde_json::Value {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = Config::from_toml_str(&format!(
         r#"
 [homeserver]
@@ -55,21 +59,42 @@ provider = "none"
     let http = reqwest::Client::new();
 
     println!("transaction ingest, SQLite (synchronous=FULL), sequential like a homeserver");
-    println!("{:>7} {:>6} {:>12} {:>10} {:>10} {:>10}", "events", "txns", "events/s", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "{:>7} {:>6} {:>12} {:>10} {:>10} {:>10}",
+        "events", "txns", "events/s", "p50 ms", "p99 ms", "max ms"
+    );
     let mut next_event = 0usize;
     let mut next_txn = 0usize;
     for (size, txns) in [(1usize, 2000usize), (10, 1000), (100, 300)] {
         // Warm-up outside the measurement.
         for _ in 0..20 {
-            let events: Vec<_> = (0..size).map(|_| { next_event += 1; event(next_event) }).collect();
+            let events: Vec<_> = (0..size)
+                .map(|_| {
+                    next_event += 1;
+                    event(next_event)
+                })
+                .collect();
             next_txn += 1;
-            http.put(format!("{url}/w{next_txn}")).bearer_auth(&token).json(&serde_json::json!({"events": events})).send().await.unwrap();
+            http.put(format!("{url}/w{next_txn}"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"events": events}))
+                .send()
+                .await
+                .unwrap();
         }
         let bodies: Vec<(String, String)> = (0..txns)
             .map(|_| {
-                let events: Vec<_> = (0..size).map(|_| { next_event += 1; event(next_event) }).collect();
+                let events: Vec<_> = (0..size)
+                    .map(|_| {
+                        next_event += 1;
+                        event(next_event)
+                    })
+                    .collect();
                 next_txn += 1;
-                (format!("{url}/b{next_txn}"), serde_json::json!({"events": events}).to_string())
+                (
+                    format!("{url}/b{next_txn}"),
+                    serde_json::json!({"events": events}).to_string(),
+                )
             })
             .collect();
         let mut latencies = Vec::with_capacity(txns);

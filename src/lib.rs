@@ -5,16 +5,16 @@
 //! owner's file [`home`], and the resulting actions go out through the Matrix client side
 //! ([`matrix`]).
 
+pub mod appservice;
+pub mod cli;
 pub mod config;
 pub mod devenv;
 pub mod home;
-pub mod registration;
-pub mod secret;
 pub mod kernel;
-pub mod storage;
 pub mod matrix;
-pub mod appservice;
-pub mod twin;
+pub mod registration;
 pub mod room;
+pub mod secret;
 pub mod service;
-pub mod cli;
+pub mod storage;
+pub mod twin;

@@ -59,7 +59,9 @@ pub struct Namespace {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
     /// The file is already there and `--force` was not given.
-    #[error("{0} already exists; pass --force to overwrite it (the homeserver must then be given the new file)")]
+    #[error(
+        "{0} already exists; pass --force to overwrite it (the homeserver must then be given the new file)"
+    )]
     Exists(String),
     /// File I/O.
     #[error("registration file {path}: {source}")]
@@ -106,13 +108,21 @@ impl Registration {
         let suffix = regex_escape(&config.appservice.puppet_suffix);
         Self {
             id: config.appservice.id.clone(),
-            url: config.appservice.url.to_string().trim_end_matches('/').to_string(),
+            url: config
+                .appservice
+                .url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
             as_token: Secret::random_token(),
             hs_token: Secret::random_token(),
             sender_localpart: config.appservice.sender_localpart.clone(),
             rate_limited: false,
             namespaces: Namespaces {
-                users: vec![Namespace { exclusive: true, regex: format!("@.*{suffix}:{server}$") }],
+                users: vec![Namespace {
+                    exclusive: true,
+                    regex: format!("@.*{suffix}:{server}$"),
+                }],
                 aliases: vec![],
                 rooms: vec![],
             },
@@ -128,7 +138,10 @@ impl Registration {
 
     /// Writes to `path`, refusing to replace an existing file unless `force`.
     pub fn write(&self, path: &Path, force: bool) -> Result<(), RegistrationError> {
-        let io = |source| RegistrationError::Io { path: path.display().to_string(), source };
+        let io = |source| RegistrationError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if path.exists() && !force {
             return Err(RegistrationError::Exists(path.display().to_string()));
         }
@@ -143,8 +156,10 @@ impl Registration {
 
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<Self, RegistrationError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RegistrationError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RegistrationError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let reg: Self = serde_saphyr::from_str(&text).map_err(|e| RegistrationError::Parse {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -194,6 +209,7 @@ fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -220,7 +236,10 @@ url = "http://127.0.0.1:8009"
         let path = dir.path().join("registration.yaml");
         reg.write(&path, false).unwrap();
         assert_eq!(Registration::read(&path).unwrap(), reg);
-        assert!(matches!(reg.write(&path, false), Err(RegistrationError::Exists(_))));
+        assert!(matches!(
+            reg.write(&path, false),
+            Err(RegistrationError::Exists(_))
+        ));
         let fresh = Registration::generate(&config());
         fresh.write(&path, true).unwrap();
         assert_ne!(Registration::read(&path).unwrap().as_token, reg.as_token);

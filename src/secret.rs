@@ -20,8 +20,11 @@ impl Secret {
     /// A fresh random token of 64 URL-safe characters from the OS CSPRNG.
     pub fn random_token() -> Self {
         use rand::{Rng, distributions::Alphanumeric};
-        let token: String =
-            rand::rngs::OsRng.sample_iter(&Alphanumeric).take(64).map(char::from).collect();
+        let token: String = rand::rngs::OsRng
+            .sample_iter(&Alphanumeric)
+            .take(64)
+            .map(char::from)
+            .collect();
         Self(token)
     }
 
@@ -54,6 +57,7 @@ impl fmt::Display for Secret {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -67,7 +71,12 @@ mod tests {
         struct Holder {
             token: Secret,
         }
-        let shown = format!("{:?}", Holder { token: secret.clone() });
+        let shown = format!(
+            "{:?}",
+            Holder {
+                token: secret.clone()
+            }
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         insta::assert_snapshot!(shown, @"Holder { token: [redacted] }");
     }

@@ -1,6 +1,12 @@
 //! The `matrix-os` binary as an admin runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 #[path = "support/synapse.rs"]
 mod synapse;
@@ -19,7 +25,11 @@ fn matrix_os(args: &[&str], dir: &Path) -> (i32, String) {
         .env("RUST_LOG", "error")
         .output()
         .expect("run matrix-os");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.code().unwrap_or(-1), text)
 }
 
@@ -41,16 +51,36 @@ fn generate_registration_writes_fresh_tokens_and_refuses_to_overwrite() {
     let first = Registration::read(&path).unwrap();
     assert_eq!(first.namespaces.users[0].regex, r"@.*_ai:example\.org$");
     assert!(!first.rate_limited);
-    assert!(!out.contains(first.as_token.expose()), "tokens are never printed");
+    assert!(
+        !out.contains(first.as_token.expose()),
+        "tokens are never printed"
+    );
 
     let (code, out) = matrix_os(&["generate-registration", "-c", "config.toml"], dir.path());
     assert_ne!(code, 0);
     assert!(out.contains("--force"), "{out}");
-    assert_eq!(Registration::read(&path).unwrap(), first, "the file is untouched");
+    assert_eq!(
+        Registration::read(&path).unwrap(),
+        first,
+        "the file is untouched"
+    );
 
-    let (code, _) = matrix_os(&["generate-registration", "-c", "config.toml", "--force", "-o", "other.yaml"], dir.path());
+    let (code, _) = matrix_os(
+        &[
+            "generate-registration",
+            "-c",
+            "config.toml",
+            "--force",
+            "-o",
+            "other.yaml",
+        ],
+        dir.path(),
+    );
     assert_eq!(code, 0);
-    let (code, _) = matrix_os(&["generate-registration", "-c", "config.toml", "--force"], dir.path());
+    let (code, _) = matrix_os(
+        &["generate-registration", "-c", "config.toml", "--force"],
+        dir.path(),
+    );
     assert_eq!(code, 0);
     assert_ne!(Registration::read(&path).unwrap().as_token, first.as_token);
 }
@@ -58,7 +88,11 @@ fn generate_registration_writes_fresh_tokens_and_refuses_to_overwrite() {
 #[test]
 fn a_bad_config_exits_2_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), format!("{CONFIG}\n[llm]\ntimeout_secs = 0\n")).unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!("{CONFIG}\n[llm]\ntimeout_secs = 0\n"),
+    )
+    .unwrap();
     for command in ["serve", "doctor", "generate-registration"] {
         let (code, out) = matrix_os(&[command, "-c", "config.toml"], dir.path());
         assert_eq!(code, 2, "{command}: {out}");
@@ -85,7 +119,9 @@ async fn doctor_checks_a_real_homeserver_and_names_what_to_fix() {
     let mut config = pending.appservice_config(&format!("http://127.0.0.1:{port}"));
     config.appservice.listen = ([127, 0, 0, 1], port).into();
     let registration = Registration::generate(&config);
-    registration.write(&config.appservice.registration, true).unwrap();
+    registration
+        .write(&config.appservice.registration, true)
+        .unwrap();
     let hs = pending.start(Some(&registration)).await;
     let config_text = format!(
         "[homeserver]\nurl = \"{}\"\nserver_name = \"{}\"\n[appservice]\nurl = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\nregistration = \"{}\"\n[database]\nurl = \"sqlite://{}\"\n[llm]\nprovider = \"none\"\n",
@@ -96,10 +132,20 @@ async fn doctor_checks_a_real_homeserver_and_names_what_to_fix() {
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), &config_text).unwrap();
-    let run = |dir: std::path::PathBuf| tokio::task::spawn_blocking(move || matrix_os(&["doctor", "-c", "config.toml"], &dir));
+    let run = |dir: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || matrix_os(&["doctor", "-c", "config.toml"], &dir))
+    };
     let (code, out) = run(dir.path().to_path_buf()).await.unwrap();
     assert_eq!(code, 0, "{out}");
-    for check in ["✓ config", "✓ registration", "✓ database", "✓ homeserver", "✓ as_token", "✓ ping", "✓ llm"] {
+    for check in [
+        "✓ config",
+        "✓ registration",
+        "✓ database",
+        "✓ homeserver",
+        "✓ as_token",
+        "✓ ping",
+        "✓ llm",
+    ] {
         assert!(out.contains(check), "missing {check:?} in:\n{out}");
     }
 
@@ -109,11 +155,17 @@ async fn doctor_checks_a_real_homeserver_and_names_what_to_fix() {
     stranger.write(&other, true).unwrap();
     std::fs::write(
         dir.path().join("config.toml"),
-        config_text.replace(&config.appservice.registration.display().to_string(), &other.display().to_string()),
+        config_text.replace(
+            &config.appservice.registration.display().to_string(),
+            &other.display().to_string(),
+        ),
     )
     .unwrap();
     let (code, out) = run(dir.path().to_path_buf()).await.unwrap();
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("✗ as_token") && out.contains("app_service_config_files"), "{out}");
+    assert!(
+        out.contains("✗ as_token") && out.contains("app_service_config_files"),
+        "{out}"
+    );
     drop(hs);
 }

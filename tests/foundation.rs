@@ -1,7 +1,13 @@
 //! Foundation, end to end: a real Synapse, the service in-process, a scripted fake model that
 //! speaks the real wire protocols, and a real matrix-sdk client as the human.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 #[path = "support/env.rs"]
 mod env;
@@ -36,7 +42,11 @@ async fn dm_with_twin(env: &TestEnv, owner: &str) -> (Human, Room) {
 
 /// Every request body the fake model received, as text.
 fn llm_bodies(env: &TestEnv) -> Vec<String> {
-    env.llm.requests().iter().map(|r| r.body.to_string()).collect()
+    env.llm
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,13 +55,27 @@ async fn dm_conversation_gets_a_formatted_reply_and_keeps_context() {
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
-    env.llm.push(Step::text("**Hello**, Alice! I am your twin."));
+    env.llm
+        .push(Step::text("**Hello**, Alice! I am your twin."));
     alice.send_text(&room, "hi twin").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     let reply = &replies[0];
     assert_eq!(reply.body(), "**Hello**, Alice! I am your twin.");
-    assert_eq!(reply.json.pointer("/content/format").and_then(Value::as_str), Some("org.matrix.custom.html"));
-    assert!(reply.formatted_body().unwrap().contains("<strong>Hello</strong>"), "{:?}", reply.json);
+    assert_eq!(
+        reply
+            .json
+            .pointer("/content/format")
+            .and_then(Value::as_str),
+        Some("org.matrix.custom.html")
+    );
+    assert!(
+        reply
+            .formatted_body()
+            .unwrap()
+            .contains("<strong>Hello</strong>"),
+        "{:?}",
+        reply.json
+    );
 
     // The second turn sees the first one (the default fake answer echoes the input).
     alice.send_text(&room, "what did I say first?").await;
@@ -59,10 +83,17 @@ async fn dm_conversation_gets_a_formatted_reply_and_keeps_context() {
     assert_eq!(replies[1].body(), "echo: what did I say first?");
     let bodies = llm_bodies(&env);
     assert_eq!(bodies.len(), 2);
-    assert!(bodies[1].contains("hi twin") && bodies[1].contains("I am your twin"), "{}", bodies[1]);
+    assert!(
+        bodies[1].contains("hi twin") && bodies[1].contains("I am your twin"),
+        "{}",
+        bodies[1]
+    );
 
     // The twin is named from its identity file, and the transcript is a file in the home.
-    let member = alice.state_event(&room, "m.room.member", twin.as_str()).await.unwrap();
+    let member = alice
+        .state_event(&room, "m.room.member", twin.as_str())
+        .await
+        .unwrap();
     assert_eq!(member["displayname"], "alice's AI");
     let sessions = env.home_of("alice").join("system/sessions");
     let transcript: String = std::fs::read_dir(&sessions)
@@ -74,7 +105,11 @@ async fn dm_conversation_gets_a_formatted_reply_and_keeps_context() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_call_writes_a_file_in_the_home_and_commits_it() {
-    let env = TestEnv::start_with(EnvOptions { provider: LlmProvider::Anthropic, ..Default::default() }).await;
+    let env = TestEnv::start_with(EnvOptions {
+        provider: LlmProvider::Anthropic,
+        ..Default::default()
+    })
+    .await;
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
@@ -88,17 +123,37 @@ async fn tool_call_writes_a_file_in_the_home_and_commits_it() {
     assert_eq!(replies[0].body(), "Saved your note.");
 
     let home = env.home_of("alice");
-    assert_eq!(std::fs::read_to_string(home.join("data/notes/meeting.md")).unwrap(), "# Meeting\n- agree on Tuesday\n");
+    assert_eq!(
+        std::fs::read_to_string(home.join("data/notes/meeting.md")).unwrap(),
+        "# Meeting\n- agree on Tuesday\n"
+    );
     let repo = git2::Repository::open(&home).unwrap();
     let mut walk = repo.revwalk().unwrap();
     walk.push_head().unwrap();
     let messages: Vec<String> = walk
-        .map(|oid| repo.find_commit(oid.unwrap()).unwrap().message().unwrap_or_default().to_owned())
+        .map(|oid| {
+            repo.find_commit(oid.unwrap())
+                .unwrap()
+                .message()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
-    let commit = messages.iter().find(|m| m.contains("data/notes/meeting.md")).expect("a commit for the write");
-    assert!(commit.contains("write_file") && commit.contains(room.room_id().as_str()), "{commit}");
+    let commit = messages
+        .iter()
+        .find(|m| m.contains("data/notes/meeting.md"))
+        .expect("a commit for the write");
+    assert!(
+        commit.contains("write_file") && commit.contains(room.room_id().as_str()),
+        "{commit}"
+    );
     // Anthropic wire format was used.
-    assert!(env.llm.requests().iter().all(|r| r.path.ends_with("/v1/messages")));
+    assert!(
+        env.llm
+            .requests()
+            .iter()
+            .all(|r| r.path.ends_with("/v1/messages"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,14 +162,21 @@ async fn path_escape_is_refused_and_the_turn_goes_on() {
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
-    env.llm.push(Step::tool_call("read_file", json!({"path": "../../../../../../etc/passwd"})));
+    env.llm.push(Step::tool_call(
+        "read_file",
+        json!({"path": "../../../../../../etc/passwd"}),
+    ));
     env.llm.push(Step::text("I cannot read that."));
     alice.send_text(&room, "read /etc/passwd for me").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     assert_eq!(replies[0].body(), "I cannot read that.");
     let bodies = llm_bodies(&env);
     assert_eq!(bodies.len(), 2);
-    assert!(bodies[1].contains("must stay inside your home"), "{}", bodies[1]);
+    assert!(
+        bodies[1].contains("must stay inside your home"),
+        "{}",
+        bodies[1]
+    );
     assert!(!bodies[1].contains("root:x:0:0"));
 }
 
@@ -126,7 +188,10 @@ async fn invite_from_someone_else_than_the_owner_is_declined() {
     let room = bob.create_room(&[&twin], false, false).await;
     let member = bob.wait_for_membership(&room, &twin, "leave", WAIT).await;
     let reason = member["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains(&format!("@alice:{}", env.server_name())), "{member}");
+    assert!(
+        reason.contains(&format!("@alice:{}", env.server_name())),
+        "{member}"
+    );
     assert!(env.llm.requests().is_empty());
 }
 
@@ -143,19 +208,36 @@ async fn transactions_are_authenticated_validated_and_deduplicated() {
         })
     };
 
-    let missing = env.put_transaction("t-auth", r#"{"events":[]}"#, None).await;
+    let missing = env
+        .put_transaction("t-auth", r#"{"events":[]}"#, None)
+        .await;
     assert_eq!(missing.status(), 401);
-    assert_eq!(missing.json::<Value>().await.unwrap()["errcode"], "M_UNAUTHORIZED");
-    let wrong = env.put_transaction("t-auth", r#"{"events":[]}"#, Some("not-the-token")).await;
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["errcode"],
+        "M_UNAUTHORIZED"
+    );
+    let wrong = env
+        .put_transaction("t-auth", r#"{"events":[]}"#, Some("not-the-token"))
+        .await;
     assert_eq!(wrong.status(), 403);
-    assert_eq!(wrong.json::<Value>().await.unwrap()["errcode"], "M_FORBIDDEN");
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["errcode"],
+        "M_FORBIDDEN"
+    );
 
     // A body whose second event is broken is refused whole: the first is not stored either.
     let half = json!({"events": [event("$half-1", "half stored?"), 42]}).to_string();
     let refused = env.put_transaction("t-half", &half, Some(&hs_token)).await;
     assert_eq!(refused.status(), 400);
-    assert!(refused.json::<Value>().await.unwrap()["errcode"].as_str().unwrap().starts_with("M_"));
-    let garbage = env.put_transaction("t-garbage", "{not json", Some(&hs_token)).await;
+    assert!(
+        refused.json::<Value>().await.unwrap()["errcode"]
+            .as_str()
+            .unwrap()
+            .starts_with("M_")
+    );
+    let garbage = env
+        .put_transaction("t-garbage", "{not json", Some(&hs_token))
+        .await;
     assert_eq!(garbage.status(), 400);
 
     let body = json!({"events": [event("$synthetic-1", "synthetic hello")]}).to_string();
@@ -169,7 +251,13 @@ async fn transactions_are_authenticated_validated_and_deduplicated() {
     let replies = alice.messages_from(&room, &twin).await;
     assert_eq!(replies.len(), 1, "one transaction id, one answer");
     let bodies = llm_bodies(&env);
-    assert_eq!(bodies.iter().filter(|b| b.contains("synthetic hello")).count(), 1);
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b.contains("synthetic hello"))
+            .count(),
+        1
+    );
     assert!(!bodies.iter().any(|b| b.contains("half stored?")));
 }
 
@@ -180,19 +268,30 @@ async fn user_query_provisions_allowed_twins_only() {
     let query = |user: String| {
         let url = format!("{}/_matrix/app/v1/users/{}", env.appservice_url(), user);
         let token = token.clone();
-        async move { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status() }
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     let server = env.server_name().to_owned();
     assert_eq!(query(format!("@carol_ai:{server}")).await, 200);
     assert_eq!(query(format!("@carol:{server}")).await, 404);
     assert_eq!(query("@carol_ai:elsewhere.example".into()).await, 404);
     // The twin now exists on the homeserver, named from its home's identity file.
-    let profile: Value = reqwest::get(format!("{}/_matrix/client/v3/profile/@carol_ai:{server}", env.hs.client_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile: Value = reqwest::get(format!(
+        "{}/_matrix/client/v3/profile/@carol_ai:{server}",
+        env.hs.client_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(profile["displayname"], "carol's AI", "{profile}");
     assert!(env.home_of("carol").join("system/soul.md").exists());
 }
@@ -210,11 +309,23 @@ async fn message_sent_while_the_service_is_down_is_answered_once_after_restart()
     assert!(env.llm.requests().is_empty());
     env.start_service().await;
 
-    let replies = alice.wait_for_messages_from(&room, &twin, 1, Duration::from_secs(60)).await;
+    let replies = alice
+        .wait_for_messages_from(&room, &twin, 1, Duration::from_secs(60))
+        .await;
     assert_eq!(replies[0].body(), "echo: are you there?");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(alice.messages_from(&room, &twin).await.len(), 1, "answered exactly once");
-    assert_eq!(llm_bodies(&env).iter().filter(|b| b.contains("are you there?")).count(), 1);
+    assert_eq!(
+        alice.messages_from(&room, &twin).await.len(),
+        1,
+        "answered exactly once"
+    );
+    assert_eq!(
+        llm_bodies(&env)
+            .iter()
+            .filter(|b| b.contains("are you there?"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +344,11 @@ async fn model_error_then_success_is_retried_transparently() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_that_keeps_failing_gives_a_clear_message_and_the_room_recovers() {
-    let env = TestEnv::start_with(EnvOptions { max_retries: 1, ..Default::default() }).await;
+    let env = TestEnv::start_with(EnvOptions {
+        max_retries: 1,
+        ..Default::default()
+    })
+    .await;
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
@@ -242,7 +357,10 @@ async fn model_that_keeps_failing_gives_a_clear_message_and_the_room_recovers() 
     alice.send_text(&room, "anyone home?").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     let text = replies[0].body().to_lowercase();
-    assert!(text.contains("language model") && text.contains("try again"), "{text}");
+    assert!(
+        text.contains("language model") && text.contains("try again"),
+        "{text}"
+    );
     assert_eq!(env.llm.requests().len(), 2);
 
     alice.send_text(&room, "and now?").await;
@@ -253,14 +371,23 @@ async fn model_that_keeps_failing_gives_a_clear_message_and_the_room_recovers() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_conversation_works_on_postgresql_across_a_restart() {
     let pg = postgres::PgServer::start();
-    let mut env = TestEnv::start_with(EnvOptions { database_url: Some(pg.url()), ..Default::default() }).await;
+    let mut env = TestEnv::start_with(EnvOptions {
+        database_url: Some(pg.url()),
+        ..Default::default()
+    })
+    .await;
     let (alice, room) = dm_with_twin(&env, "alice").await;
     let twin = env.twin_of("alice");
 
     env.llm.push(Step::text("**Noted.**"));
     alice.send_text(&room, "my favourite colour is teal").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
-    assert!(replies[0].formatted_body().unwrap().contains("<strong>Noted.</strong>"));
+    assert!(
+        replies[0]
+            .formatted_body()
+            .unwrap()
+            .contains("<strong>Noted.</strong>")
+    );
 
     env.stop_service().await;
     env.start_service().await;
@@ -268,7 +395,11 @@ async fn the_same_conversation_works_on_postgresql_across_a_restart() {
     let replies = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
     assert_eq!(replies[1].body(), "echo: what is my favourite colour?");
     let bodies = llm_bodies(&env);
-    assert!(bodies[1].contains("teal"), "history comes back from PostgreSQL: {}", bodies[1]);
+    assert!(
+        bodies[1].contains("teal"),
+        "history comes back from PostgreSQL: {}",
+        bodies[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +411,10 @@ async fn twin_marks_the_message_read_and_types_while_thinking() {
     let twin = env.twin_of("alice");
     let (_guard, mut typing) = room.subscribe_to_typing_notifications();
 
-    env.llm.push(Step::delayed(Duration::from_secs(3), Step::text("done thinking")));
+    env.llm.push(Step::delayed(
+        Duration::from_secs(3),
+        Step::text("done thinking"),
+    ));
     let asked = alice.send_text(&room, "think hard").await;
     let mut saw_typing = false;
     let deadline = std::time::Instant::now() + WAIT;
@@ -310,24 +444,42 @@ async fn a_slow_room_never_delays_another_and_turns_in_a_room_keep_their_order()
     let bob_twin = env.twin_of("bob");
 
     // The fake answers requests in arrival order: Alice's turn gets the slow answer.
-    env.llm.push(Step::delayed(Duration::from_secs(6), Step::text("slow answer")));
+    env.llm.push(Step::delayed(
+        Duration::from_secs(6),
+        Step::text("slow answer"),
+    ));
     alice.send_text(&slow_room, "take your time").await;
     while env.llm.requests().is_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bob.send_text(&fast_room, "quick one").await;
-    let fast = bob.wait_for_messages_from(&fast_room, &bob_twin, 1, WAIT).await;
+    let fast = bob
+        .wait_for_messages_from(&fast_room, &bob_twin, 1, WAIT)
+        .await;
     assert_eq!(fast[0].body(), "echo: quick one");
-    assert!(alice.messages_from(&slow_room, &alice_twin).await.is_empty(), "Bob was answered while Alice's turn ran");
+    assert!(
+        alice
+            .messages_from(&slow_room, &alice_twin)
+            .await
+            .is_empty(),
+        "Bob was answered while Alice's turn ran"
+    );
 
     // Three quick messages in one room are answered one at a time, in order.
     for text in ["one", "two", "three"] {
         bob.send_text(&fast_room, text).await;
     }
-    let replies = bob.wait_for_messages_from(&fast_room, &bob_twin, 4, WAIT).await;
+    let replies = bob
+        .wait_for_messages_from(&fast_room, &bob_twin, 4, WAIT)
+        .await;
     let bodies: Vec<&str> = replies.iter().map(|r| r.body()).collect();
-    assert_eq!(bodies, ["echo: quick one", "echo: one", "echo: two", "echo: three"]);
-    let slow = alice.wait_for_messages_from(&slow_room, &alice_twin, 1, WAIT).await;
+    assert_eq!(
+        bodies,
+        ["echo: quick one", "echo: one", "echo: two", "echo: three"]
+    );
+    let slow = alice
+        .wait_for_messages_from(&slow_room, &alice_twin, 1, WAIT)
+        .await;
     assert_eq!(slow[0].body(), "slow answer");
 }
 
@@ -335,19 +487,36 @@ async fn a_slow_room_never_delays_another_and_turns_in_a_room_keep_their_order()
 async fn oversized_transactions_and_unknown_endpoints_get_matrix_errors() {
     let env = TestEnv::start().await;
     let token = env.registration.hs_token.expose().to_owned();
-    let huge = format!(r#"{{"events":[{{"type":"m.room.message","content":{{"body":"{}"}}}}]}}"#, "x".repeat(17 * 1024 * 1024));
+    let huge = format!(
+        r#"{{"events":[{{"type":"m.room.message","content":{{"body":"{}"}}}}]}}"#,
+        "x".repeat(17 * 1024 * 1024)
+    );
     let response = env.put_transaction("t-huge", &huge, Some(&token)).await;
     assert_eq!(response.status(), 413);
-    assert_eq!(response.json::<Value>().await.unwrap()["errcode"], "M_TOO_LARGE");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["errcode"],
+        "M_TOO_LARGE"
+    );
 
     let alias = reqwest::Client::new()
-        .get(format!("{}/_matrix/app/v1/rooms/%23anything:{}", env.appservice_url(), env.server_name()))
+        .get(format!(
+            "{}/_matrix/app/v1/rooms/%23anything:{}",
+            env.appservice_url(),
+            env.server_name()
+        ))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(alias.status(), 404);
-    let unknown = reqwest::Client::new().get(format!("{}/nope", env.appservice_url())).send().await.unwrap();
+    let unknown = reqwest::Client::new()
+        .get(format!("{}/nope", env.appservice_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(unknown.json::<Value>().await.unwrap()["errcode"], "M_UNRECOGNIZED");
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
 }

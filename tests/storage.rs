@@ -102,7 +102,12 @@ on_both!(
 
 async fn finish_many_in_one_write(db: &Db) {
     let store = db.connect().await;
-    assert!(store.record_transaction("m", &events("m", 1200)).await.unwrap());
+    assert!(
+        store
+            .record_transaction("m", &events("m", 1200))
+            .await
+            .unwrap()
+    );
     let items = store.pending_inbox(0, 2000).await.unwrap();
     assert_eq!(items.len(), 1200);
     // Every item but the last, over more than one chunk of placeholders; repeats are harmless.

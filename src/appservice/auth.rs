@@ -11,7 +11,11 @@ use super::{AppState, error::ApiError};
 
 /// Rejects requests without the right `Authorization: Bearer <hs_token>`: 401 when missing,
 /// 403 when wrong. The comparison takes the same time wherever the tokens differ.
-pub(crate) async fn require_hs_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_hs_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(AUTHORIZATION)

@@ -16,12 +16,24 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
-        Self { status, errcode, message: message.into() }
+    pub(crate) fn new(
+        status: StatusCode,
+        errcode: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            errcode,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "missing hs_token (Authorization: Bearer)")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "M_UNAUTHORIZED",
+            "missing hs_token (Authorization: Bearer)",
+        )
     }
 
     pub(crate) fn forbidden() -> Self {
@@ -43,6 +55,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "errcode": self.errcode, "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(json!({ "errcode": self.errcode, "error": self.message })),
+        )
+            .into_response()
     }
 }

@@ -46,22 +46,43 @@ impl AppState {
         provisioner: Arc<dyn Provisioner>,
         max_body_bytes: usize,
     ) -> Self {
-        Self { hs_token, store, inbox_ready, provisioner, max_body_bytes }
+        Self {
+            hs_token,
+            store,
+            inbox_ready,
+            provisioner,
+            max_body_bytes,
+        }
     }
 }
 
 /// The appservice API routes (all behind the hs_token check) plus an open `/health`.
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
-        .route("/_matrix/app/v1/transactions/{txn_id}", put(transactions::put_transaction))
+        .route(
+            "/_matrix/app/v1/transactions/{txn_id}",
+            put(transactions::put_transaction),
+        )
         .route("/_matrix/app/v1/users/{user_id}", get(query::query_user))
-        .route("/_matrix/app/v1/rooms/{alias}", get(query::query_room_alias))
+        .route(
+            "/_matrix/app/v1/rooms/{alias}",
+            get(query::query_room_alias),
+        )
         .route("/_matrix/app/v1/ping", post(ping))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_hs_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_hs_token,
+        ));
     Router::new()
         .merge(authed)
         .route("/health", get(health))
-        .fallback(|| async { error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "unknown endpoint") })
+        .fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "M_UNRECOGNIZED",
+                "unknown endpoint",
+            )
+        })
         .with_state(state)
 }
 
@@ -75,7 +96,9 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         .inbox_backlog()
         .await
         .map_err(|e| error::ApiError::internal(e.to_string()))?;
-    Ok(Json(serde_json::json!({ "status": "ok", "inbox_backlog": backlog })))
+    Ok(Json(
+        serde_json::json!({ "status": "ok", "inbox_backlog": backlog }),
+    ))
 }
 
 /// Binds `addr`; returns the listener and the address actually bound (port 0 picks one).

@@ -4,11 +4,11 @@
 //! loses nothing; a txnId seen before is answered 200 without storing anything again.
 
 use axum::{
+    Json,
     body::Body,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    Json,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -29,13 +29,21 @@ struct EventHead<'a> {
 
 /// Checks the body and returns the events' JSON texts, in order.
 pub(crate) fn parse_events(body: &[u8]) -> Result<Vec<String>, ApiError> {
-    let parsed: TransactionBody<'_> = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", format!("body is not a transaction: {e}")))?;
-    let events = parsed.events.ok_or_else(|| ApiError::bad_json("missing `events` array"))?;
+    let parsed: TransactionBody<'_> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "M_NOT_JSON",
+            format!("body is not a transaction: {e}"),
+        )
+    })?;
+    let events = parsed
+        .events
+        .ok_or_else(|| ApiError::bad_json("missing `events` array"))?;
     let mut out = Vec::with_capacity(events.len());
     for (index, raw) in events.into_iter().enumerate() {
-        let head: EventHead<'_> = serde_json::from_str(raw.get())
-            .map_err(|e| ApiError::bad_json(format!("events[{index}] is not an event object: {e}")))?;
+        let head: EventHead<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+            ApiError::bad_json(format!("events[{index}] is not an event object: {e}"))
+        })?;
         if head.kind.is_none() {
             return Err(ApiError::bad_json(format!("events[{index}] has no `type`")));
         }
@@ -75,13 +83,15 @@ pub(crate) async fn put_transaction(
         Ok(false) => tracing::debug!(%txn_id, "repeated transaction acknowledged"),
         Err(err) => {
             tracing::error!(%txn_id, %err, "could not store transaction");
-            return ApiError::internal("could not store the transaction; retry later").into_response();
+            return ApiError::internal("could not store the transaction; retry later")
+                .into_response();
         }
     }
     Json(serde_json::json!({})).into_response()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -90,13 +100,26 @@ mod tests {
         let body = br#"{"events":[{"type":"m.room.message","content":{"body":"a"}},{"type":"x"}]}"#;
         let events = parse_events(body).unwrap();
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0], r#"{"type":"m.room.message","content":{"body":"a"}}"#);
+        assert_eq!(
+            events[0],
+            r#"{"type":"m.room.message","content":{"body":"a"}}"#
+        );
     }
 
     #[test]
     fn malformed_bodies_are_refused() {
-        for body in [&b"not json"[..], b"[]", b"{}", br#"{"events":[1]}"#, br#"{"events":[{"content":{}}]}"#] {
-            assert!(parse_events(body).is_err(), "{}", String::from_utf8_lossy(body));
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            br#"{"events":[1]}"#,
+            br#"{"events":[{"content":{}}]}"#,
+        ] {
+            assert!(
+                parse_events(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 

@@ -43,7 +43,9 @@ impl Provisioner for NoProvisioning {
 }
 
 async fn with_timeout<T>(future: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(Duration::from_secs(20), future).await.ok()
+    tokio::time::timeout(Duration::from_secs(20), future)
+        .await
+        .ok()
 }
 
 pub(super) async fn run(config_path: &Path) -> ExitCode {
@@ -60,7 +62,10 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
             registration
         }
         Err(err) => {
-            report.fail("registration", format!("{err} -> run `matrix-os generate-registration`"));
+            report.fail(
+                "registration",
+                format!("{err} -> run `matrix-os generate-registration`"),
+            );
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -69,7 +74,13 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
         Some(Ok(store)) => match store.ping().await {
             Ok(()) => {
                 let backlog = store.inbox_backlog().await.unwrap_or(-1);
-                report.ok("database", format!("{:?}, migrations applied, {backlog} event(s) waiting in the inbox", store.backend()));
+                report.ok(
+                    "database",
+                    format!(
+                        "{:?}, migrations applied, {backlog} event(s) waiting in the inbox",
+                        store.backend()
+                    ),
+                );
                 Some(store)
             }
             Err(err) => {
@@ -82,7 +93,10 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
             None
         }
         None => {
-            report.fail("database", "timed out -> check database.url and that the server is up");
+            report.fail(
+                "database",
+                "timed out -> check database.url and that the server is up",
+            );
             None
         }
     };
@@ -99,9 +113,19 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
     }
 }
 
-async fn check_homeserver(config: &Config, registration: &Registration, store: Option<Store>, report: &mut Report) {
-    let versions_url = format!("{}/_matrix/client/versions", config.homeserver.url.as_str().trim_end_matches('/'));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
+async fn check_homeserver(
+    config: &Config,
+    registration: &Registration,
+    store: Option<Store>,
+    report: &mut Report,
+) {
+    let versions_url = format!(
+        "{}/_matrix/client/versions",
+        config.homeserver.url.as_str().trim_end_matches('/')
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build();
     let reachable = match http {
         Ok(http) => http.get(&versions_url).send().await,
         Err(err) => {
@@ -110,9 +134,17 @@ async fn check_homeserver(config: &Config, registration: &Registration, store: O
         }
     };
     match reachable {
-        Ok(response) if response.status().is_success() => report.ok("homeserver", format!("{} answers", config.homeserver.url)),
+        Ok(response) if response.status().is_success() => {
+            report.ok("homeserver", format!("{} answers", config.homeserver.url))
+        }
         Ok(response) => {
-            report.fail("homeserver", format!("{versions_url} answered {} -> is homeserver.url the client-server API?", response.status()));
+            report.fail(
+                "homeserver",
+                format!(
+                    "{versions_url} answered {} -> is homeserver.url the client-server API?",
+                    response.status()
+                ),
+            );
             return;
         }
         Err(err) => {
@@ -121,7 +153,11 @@ async fn check_homeserver(config: &Config, registration: &Registration, store: O
         }
     }
 
-    let matrix = match MatrixClient::new(config.homeserver.url.as_str(), registration.as_token.clone(), Duration::from_secs(15)) {
+    let matrix = match MatrixClient::new(
+        config.homeserver.url.as_str(),
+        registration.as_token.clone(),
+        Duration::from_secs(15),
+    ) {
         Ok(matrix) => matrix,
         Err(err) => {
             report.fail("homeserver", err);
@@ -129,17 +165,29 @@ async fn check_homeserver(config: &Config, registration: &Registration, store: O
         }
     };
     match matrix.whoami().await {
-        Ok(user) => report.ok("as_token", format!("the homeserver knows the appservice as {user}")),
+        Ok(user) => report.ok(
+            "as_token",
+            format!("the homeserver knows the appservice as {user}"),
+        ),
         Err(err) => report.fail(
             "as_token",
-            format!("{err} -> add {} to app_service_config_files and restart the homeserver", config.appservice.registration.display()),
+            format!(
+                "{err} -> add {} to app_service_config_files and restart the homeserver",
+                config.appservice.registration.display()
+            ),
         ),
     }
 
     // When the service is not running, stand in for it so the ping can still test both ways.
     let stand_in = match (store, appservice::bind(config.appservice.listen).await) {
         (Some(store), Ok((listener, _))) => {
-            let state = AppState::new(registration.hs_token.clone(), store, Arc::new(Notify::new()), Arc::new(NoProvisioning), 1024 * 1024);
+            let state = AppState::new(
+                registration.hs_token.clone(),
+                store,
+                Arc::new(Notify::new()),
+                Arc::new(NoProvisioning),
+                1024 * 1024,
+            );
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, appservice::router(state)).await;
             }))
@@ -153,10 +201,16 @@ async fn check_homeserver(config: &Config, registration: &Registration, store: O
                 "the homeserver reached {} and back in {} ms{}",
                 config.appservice.url,
                 duration.as_millis(),
-                if stand_in.is_some() { " (doctor answered for the stopped service)" } else { "" }
+                if stand_in.is_some() {
+                    " (doctor answered for the stopped service)"
+                } else {
+                    ""
+                }
             ),
         ),
-        PingVerdict::Unsupported => report.ok("ping", "the homeserver has no ping endpoint; skipped"),
+        PingVerdict::Unsupported => {
+            report.ok("ping", "the homeserver has no ping endpoint; skipped")
+        }
         PingVerdict::Problem(problem) => report.fail("ping", problem),
     }
     if let Some(task) = stand_in {
@@ -173,7 +227,10 @@ async fn check_llm(config: &Config, report: &mut Report) {
         }
     };
     if config.llm.provider == crate::config::LlmProvider::None {
-        report.ok("llm", "llm.provider is \"none\": twins answer with a notice instead of thinking");
+        report.ok(
+            "llm",
+            "llm.provider is \"none\": twins answer with a notice instead of thinking",
+        );
         return;
     }
     if !kernel.is_configured() {
@@ -190,6 +247,12 @@ async fn check_llm(config: &Config, report: &mut Report) {
     match with_timeout(kernel.check_endpoint()).await {
         Some(Ok(detail)) => report.ok("llm", format!("{}: {detail}", kernel.describe())),
         Some(Err(err)) => report.fail("llm", format!("{}: {err}", kernel.describe())),
-        None => report.fail("llm", format!("{}: no answer in 20 s -> check llm.base_url", kernel.describe())),
+        None => report.fail(
+            "llm",
+            format!(
+                "{}: no answer in 20 s -> check llm.base_url",
+                kernel.describe()
+            ),
+        ),
     }
 }

@@ -60,9 +60,11 @@ impl Cli {
     /// Runs the chosen command.
     pub async fn run(self) -> ExitCode {
         match self.command {
-            Command::GenerateRegistration { config, output, force } => {
-                generate::run(&config, output.as_deref(), force)
-            }
+            Command::GenerateRegistration {
+                config,
+                output,
+                force,
+            } => generate::run(&config, output.as_deref(), force),
             Command::Serve { config } => serve::run(&config).await,
             Command::Dev { dir } => dev::run(&dir).await,
             Command::Doctor { config } => doctor::run(&config).await,

@@ -14,7 +14,10 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
         Ok(registration) => registration,
         Err(err) => {
             eprintln!("error: {err}");
-            eprintln!("hint: `matrix-os generate-registration -c {}` writes one", config_path.display());
+            eprintln!(
+                "hint: `matrix-os generate-registration -c {}` writes one",
+                config_path.display()
+            );
             return ExitCode::from(EXIT_CONFIG);
         }
     };

@@ -5,7 +5,10 @@
 
 mod validate;
 
-use std::{net::SocketAddr, path::{Path, PathBuf}};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use serde::Deserialize;
 use url::Url;
@@ -214,12 +217,17 @@ fn default_history_messages() -> usize {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: default_database_url() }
+        Self {
+            url: default_database_url(),
+        }
     }
 }
 impl Default for HomeConfig {
     fn default() -> Self {
-        Self { dir: default_home_dir(), template: None }
+        Self {
+            dir: default_home_dir(),
+            template: None,
+        }
     }
 }
 impl Default for LlmConfig {

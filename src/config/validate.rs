@@ -33,7 +33,10 @@ impl ConfigError {
     }
 
     fn invalid(key: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { key, message: message.into() }
+        Self::Invalid {
+            key,
+            message: message.into(),
+        }
     }
 }
 
@@ -45,7 +48,10 @@ impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let hs = &self.homeserver;
         if !matches!(hs.url.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid("homeserver.url", "must be an http:// or https:// URL"));
+            return Err(ConfigError::invalid(
+                "homeserver.url",
+                "must be an http:// or https:// URL",
+            ));
         }
         if hs.server_name.trim().is_empty() || hs.server_name.contains(['@', '/', ' ']) {
             return Err(ConfigError::invalid(
@@ -58,10 +64,12 @@ impl Config {
             return Err(ConfigError::invalid("appservice.id", "must not be empty"));
         }
         if !matches!(asv.url.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid("appservice.url", "must be an http:// or https:// URL"));
+            return Err(ConfigError::invalid(
+                "appservice.url",
+                "must be an http:// or https:// URL",
+            ));
         }
-        if asv.sender_localpart.is_empty() || !asv.sender_localpart.chars().all(is_localpart_char)
-        {
+        if asv.sender_localpart.is_empty() || !asv.sender_localpart.chars().all(is_localpart_char) {
             return Err(ConfigError::invalid(
                 "appservice.sender_localpart",
                 "must be a non-empty lowercase localpart (a-z 0-9 . _ = - / +)",
@@ -74,10 +82,15 @@ impl Config {
             ));
         }
         if asv.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid("appservice.max_body_bytes", "must be at least 1024"));
+            return Err(ConfigError::invalid(
+                "appservice.max_body_bytes",
+                "must be at least 1024",
+            ));
         }
         let db = &self.database.url;
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://"))
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
         {
             return Err(ConfigError::invalid(
                 "database.url",
@@ -100,10 +113,16 @@ impl Config {
             return Err(ConfigError::invalid("llm.model", "must name a model"));
         }
         if llm.timeout_secs == 0 || llm.timeout_secs > 3600 {
-            return Err(ConfigError::invalid("llm.timeout_secs", "must be between 1 and 3600"));
+            return Err(ConfigError::invalid(
+                "llm.timeout_secs",
+                "must be between 1 and 3600",
+            ));
         }
         if llm.max_tool_steps == 0 {
-            return Err(ConfigError::invalid("llm.max_tool_steps", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "llm.max_tool_steps",
+                "must be at least 1",
+            ));
         }
         if llm.api_key_env.trim().is_empty() {
             return Err(ConfigError::invalid(
@@ -112,13 +131,17 @@ impl Config {
             ));
         }
         if self.rooms.max_concurrent_turns == 0 {
-            return Err(ConfigError::invalid("rooms.max_concurrent_turns", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "rooms.max_concurrent_turns",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::super::Config;
 
@@ -168,7 +191,10 @@ url = "http://127.0.0.1:8009"
         let env = [
             ("MATRIX_OS__LLM__MODEL".to_string(), "claude-x".to_string()),
             ("MATRIX_OS__LLM__TIMEOUT_SECS".to_string(), "7".to_string()),
-            ("MATRIX_OS__ACCESS__OWNERS".to_string(), "@alice:example.org,@bob:*".to_string()),
+            (
+                "MATRIX_OS__ACCESS__OWNERS".to_string(),
+                "@alice:example.org,@bob:*".to_string(),
+            ),
             ("UNRELATED".to_string(), "1".to_string()),
         ];
         let config = Config::load_with_env(&path, env).unwrap();
@@ -179,8 +205,9 @@ url = "http://127.0.0.1:8009"
 
     #[test]
     fn example_config_is_valid() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+                .unwrap();
         Config::from_toml_str(&text).unwrap();
     }
 }

@@ -206,9 +206,15 @@ mod tests {
 
     #[test]
     fn the_key_never_shows_in_debug_output() {
-        let backend = choose(&LlmConfig::default(), &[("OPENAI_API_KEY", "sk-very-secret")]);
+        let backend = choose(
+            &LlmConfig::default(),
+            &[("OPENAI_API_KEY", "sk-very-secret")],
+        );
         let shown = format!("{backend:?}");
-        assert!(!shown.contains("sk-very-secret") && shown.contains("[redacted]"), "{shown}");
+        assert!(
+            !shown.contains("sk-very-secret") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::time::Duration;
 use ruma::{
     EventId, OwnedEventId, RoomId, TransactionId, UserId,
     api::client::{
-        account::{register::{self, LoginType}, whoami},
+        account::{
+            register::{self, LoginType},
+            whoami,
+        },
         appservice::request_ping,
         membership::{join_room_by_id, leave_room},
         message::send_message_event,
@@ -14,8 +17,7 @@ use ruma::{
         typing::create_typing_event::{self, v3::Typing},
     },
     events::{
-        AnyMessageLikeEventContent, receipt::ReceiptThread,
-        room::message::RoomMessageEventContent,
+        AnyMessageLikeEventContent, receipt::ReceiptThread, room::message::RoomMessageEventContent,
     },
 };
 
@@ -45,11 +47,21 @@ impl MatrixClient {
 
     /// Joins a room (accepting an invite).
     pub async fn join_room(&self, user: &UserId, room: &RoomId) -> Result<(), MatrixError> {
-        self.send(join_room_by_id::v3::Request::new(room.to_owned()), Some(user)).await.map(|_| ())
+        self.send(
+            join_room_by_id::v3::Request::new(room.to_owned()),
+            Some(user),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Leaves a room or declines an invite, with a reason others can see.
-    pub async fn leave_room(&self, user: &UserId, room: &RoomId, reason: Option<&str>) -> Result<(), MatrixError> {
+    pub async fn leave_room(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        reason: Option<&str>,
+    ) -> Result<(), MatrixError> {
         let mut request = leave_room::v3::Request::new(room.to_owned());
         request.reason = reason.map(str::to_owned);
         self.send(request, Some(user)).await.map(|_| ())
@@ -63,8 +75,13 @@ impl MatrixClient {
         txn_id: &TransactionId,
         content: &RoomMessageEventContent,
     ) -> Result<OwnedEventId, MatrixError> {
-        self.send_event(user, room, txn_id, &AnyMessageLikeEventContent::RoomMessage(content.clone()))
-            .await
+        self.send_event(
+            user,
+            room,
+            txn_id,
+            &AnyMessageLikeEventContent::RoomMessage(content.clone()),
+        )
+        .await
     }
 
     /// Sends any message-like event.
@@ -75,31 +92,44 @@ impl MatrixClient {
         txn_id: &TransactionId,
         content: &AnyMessageLikeEventContent,
     ) -> Result<OwnedEventId, MatrixError> {
-        let request = send_message_event::v3::Request::new(room.to_owned(), txn_id.to_owned(), content)
-            .map_err(|e| MatrixError::Protocol(format!("cannot serialize event: {e}")))?;
+        let request =
+            send_message_event::v3::Request::new(room.to_owned(), txn_id.to_owned(), content)
+                .map_err(|e| MatrixError::Protocol(format!("cannot serialize event: {e}")))?;
         Ok(self.send(request, Some(user)).await?.event_id)
     }
 
     /// Starts (`Some(timeout)`) or stops (`None`) the typing notice. Best effort: one attempt.
-    pub async fn set_typing(&self, user: &UserId, room: &RoomId, timeout: Option<Duration>) -> Result<(), MatrixError> {
+    pub async fn set_typing(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        timeout: Option<Duration>,
+    ) -> Result<(), MatrixError> {
         let state = match timeout {
             Some(t) => Typing::Yes(create_typing_event::v3::TypingInfo::new(t)),
             None => Typing::No,
         };
-        let request = create_typing_event::v3::Request::new(user.to_owned(), room.to_owned(), state);
-        self.send_with(request, Some(user), RetryPolicy::once()).await.map(|_| ())
+        let request =
+            create_typing_event::v3::Request::new(user.to_owned(), room.to_owned(), state);
+        self.send_with(request, Some(user), RetryPolicy::once())
+            .await
+            .map(|_| ())
     }
 
     /// Marks `event` read by `user`.
-    pub async fn mark_read(&self, user: &UserId, room: &RoomId, event: &EventId) -> Result<(), MatrixError> {
-        let request = create_receipt::v3::Request::new(
-            room.to_owned(),
-            ReceiptType::Read,
-            event.to_owned(),
-        );
+    pub async fn mark_read(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        event: &EventId,
+    ) -> Result<(), MatrixError> {
+        let request =
+            create_receipt::v3::Request::new(room.to_owned(), ReceiptType::Read, event.to_owned());
         let mut request = request;
         request.thread = ReceiptThread::Unthreaded;
-        self.send_with(request, Some(user), RetryPolicy::once()).await.map(|_| ())
+        self.send_with(request, Some(user), RetryPolicy::once())
+            .await
+            .map(|_| ())
     }
 
     /// Asks the homeserver to ping this appservice; returns the round trip it measured.
@@ -112,7 +142,9 @@ impl MatrixClient {
 
     /// Who the homeserver thinks the as_token belongs to.
     pub async fn whoami(&self) -> Result<ruma::OwnedUserId, MatrixError> {
-        let response = self.send_with(whoami::v3::Request::new(), None, RetryPolicy::once()).await?;
+        let response = self
+            .send_with(whoami::v3::Request::new(), None, RetryPolicy::once())
+            .await?;
         Ok(response.user_id)
     }
 }

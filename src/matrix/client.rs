@@ -5,10 +5,10 @@ use std::{borrow::Cow, collections::BTreeMap, time::Duration};
 use ruma::{
     UserId,
     api::{
-        IncomingResponse, OutgoingRequest, OutgoingRequestAppserviceExt, SupportedVersions,
+        AppserviceUserIdentity, IncomingResponse, OutgoingRequest, OutgoingRequestAppserviceExt,
+        SupportedVersions,
         auth_scheme::{AuthScheme, SendAccessToken},
         path_builder::VersionHistory,
-        AppserviceUserIdentity,
     },
 };
 use serde::Deserialize;
@@ -29,14 +29,21 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { attempts: 5, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(10) }
+        Self {
+            attempts: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(10),
+        }
     }
 }
 
 impl RetryPolicy {
     /// No retries, for calls whose failure is itself the answer (doctor, ping).
     pub fn once() -> Self {
-        Self { attempts: 1, ..Self::default() }
+        Self {
+            attempts: 1,
+            ..Self::default()
+        }
     }
 
     fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -74,10 +81,20 @@ impl MatrixClient {
             .map_err(|e| MatrixError::Protocol(format!("cannot build HTTP client: {e}")))?;
         // Endpoints we use are all in Matrix 1.1+; pick stable paths without asking /versions.
         let versions = SupportedVersions::from_parts(
-            &["v1.1".to_owned(), "v1.4".to_owned(), "v1.7".to_owned(), "v1.11".to_owned()],
+            &[
+                "v1.1".to_owned(),
+                "v1.4".to_owned(),
+                "v1.7".to_owned(),
+                "v1.11".to_owned(),
+            ],
             &BTreeMap::new(),
         );
-        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), as_token, versions })
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            as_token,
+            versions,
+        })
     }
 
     /// The homeserver's base URL.
@@ -87,7 +104,11 @@ impl MatrixClient {
 
     /// Sends `request` as `user` (a twin) or, with `None`, as the appservice's own user, retrying
     /// transient failures per the default policy.
-    pub async fn send<R>(&self, request: R, user: Option<&UserId>) -> Result<R::IncomingResponse, MatrixError>
+    pub async fn send<R>(
+        &self,
+        request: R,
+        user: Option<&UserId>,
+    ) -> Result<R::IncomingResponse, MatrixError>
     where
         R: OutgoingRequest<PathBuilder = VersionHistory> + Clone,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
@@ -125,7 +146,11 @@ impl MatrixClient {
         }
     }
 
-    async fn send_once<R>(&self, request: R, user: Option<&UserId>) -> Result<R::IncomingResponse, MatrixError>
+    async fn send_once<R>(
+        &self,
+        request: R,
+        user: Option<&UserId>,
+    ) -> Result<R::IncomingResponse, MatrixError>
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
@@ -164,21 +189,34 @@ impl MatrixClient {
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
-        let bytes = response.bytes().await.map_err(|e| MatrixError::Unreachable {
-            url: self.base_url.clone(),
-            message: describe_reqwest_error(&e),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| MatrixError::Unreachable {
+                url: self.base_url.clone(),
+                message: describe_reqwest_error(&e),
+            })?;
         if !status.is_success() {
             let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
             let (errcode, message, retry_after_ms) = match parsed {
                 Some(body) => (body.errcode, body.error, body.retry_after_ms),
-                None => (String::new(), String::from_utf8_lossy(&bytes).chars().take(200).collect(), None),
+                None => (
+                    String::new(),
+                    String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    None,
+                ),
             };
             return Err(MatrixError::Api {
                 status: status.as_u16(),
-                errcode: if errcode.is_empty() { "M_UNKNOWN".into() } else { errcode },
+                errcode: if errcode.is_empty() {
+                    "M_UNKNOWN".into()
+                } else {
+                    errcode
+                },
                 message,
-                retry_after: retry_after_ms.map(Duration::from_millis).or(retry_after_header),
+                retry_after: retry_after_ms
+                    .map(Duration::from_millis)
+                    .or(retry_after_header),
             });
         }
         let http_response = builder
@@ -207,6 +245,7 @@ fn describe_reqwest_error(err: &reqwest::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -216,7 +255,13 @@ mod tests {
         assert_eq!(policy.delay(0, None), Duration::from_millis(250));
         assert_eq!(policy.delay(2, None), Duration::from_millis(1000));
         assert_eq!(policy.delay(10, None), Duration::from_secs(10));
-        assert_eq!(policy.delay(0, Some(Duration::from_millis(1234))), Duration::from_millis(1234));
-        assert_eq!(policy.delay(0, Some(Duration::from_secs(600))), Duration::from_secs(10));
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_millis(1234))),
+            Duration::from_millis(1234)
+        );
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(600))),
+            Duration::from_secs(10)
+        );
     }
 }

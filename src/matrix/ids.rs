@@ -12,7 +12,10 @@ pub struct TwinNaming {
 impl TwinNaming {
     /// Naming for a server and a suffix such as `_ai`.
     pub fn new(suffix: impl Into<String>, server_name: impl Into<String>) -> Self {
-        Self { suffix: suffix.into(), server_name: server_name.into() }
+        Self {
+            suffix: suffix.into(),
+            server_name: server_name.into(),
+        }
     }
 
     /// The server name twins live on.
@@ -25,7 +28,13 @@ impl TwinNaming {
         if owner.server_name().as_str() != self.server_name || self.is_twin(owner) {
             return None;
         }
-        UserId::parse(format!("@{}{}:{}", owner.localpart(), self.suffix, self.server_name)).ok()
+        UserId::parse(format!(
+            "@{}{}:{}",
+            owner.localpart(),
+            self.suffix,
+            self.server_name
+        ))
+        .ok()
     }
 
     /// The owner of a twin; `None` when `twin` is not a twin ID of this server.
@@ -47,6 +56,7 @@ impl TwinNaming {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use ruma::user_id;
 

@@ -20,6 +20,7 @@ pub fn txn_id_for(sender: &str, cause: &str, part: u32) -> OwnedTransactionId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -63,7 +63,12 @@ pub enum Action {
 /// Decides what to do about `event`.
 pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
     match event {
-        RoomEvent::Member { room_id, sender, target, membership } => {
+        RoomEvent::Member {
+            room_id,
+            sender,
+            target,
+            membership,
+        } => {
             let Some(owner) = ctx.naming.owner_of(target) else {
                 return vec![];
             };
@@ -74,7 +79,10 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             }];
             if membership == "invite" {
                 if *sender == owner && (ctx.may_have_twin)(&owner) {
-                    actions.push(Action::Join { twin: target.clone(), room: room_id.clone() });
+                    actions.push(Action::Join {
+                        twin: target.clone(),
+                        room: room_id.clone(),
+                    });
                 } else {
                     actions.push(Action::Decline {
                         twin: target.clone(),
@@ -85,9 +93,20 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             }
             actions
         }
-        RoomEvent::Text { room_id, event_id, sender, msgtype, body, is_edit } => {
+        RoomEvent::Text {
+            room_id,
+            event_id,
+            sender,
+            msgtype,
+            body,
+            is_edit,
+        } => {
             // Never answer a twin (ourselves included), bots' notices, or edits.
-            if ctx.naming.is_twin(sender) || *is_edit || msgtype == "m.notice" || body.trim().is_empty() {
+            if ctx.naming.is_twin(sender)
+                || *is_edit
+                || msgtype == "m.notice"
+                || body.trim().is_empty()
+            {
                 return vec![];
             }
             ctx.joined_twins
@@ -110,8 +129,9 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use ruma::{owned_room_id, owned_user_id, owned_event_id};
+    use ruma::{owned_event_id, owned_room_id, owned_user_id};
 
     use super::*;
 
@@ -142,13 +162,23 @@ mod tests {
     fn run(event: &RoomEvent, joined: &[OwnedUserId]) -> Vec<Action> {
         let naming = naming();
         let allowed = |u: &UserId| u.server_name() == "x";
-        decide(event, &Context { naming: &naming, may_have_twin: &allowed, joined_twins: joined })
+        decide(
+            event,
+            &Context {
+                naming: &naming,
+                may_have_twin: &allowed,
+                joined_twins: joined,
+            },
+        )
     }
 
     #[test]
     fn owner_invite_is_accepted() {
         let actions = run(&member("@alice:x", "@alice_ai:x", "invite"), &[]);
-        assert!(actions.contains(&Action::Join { twin: owned_user_id!("@alice_ai:x"), room: owned_room_id!("!r:x") }));
+        assert!(actions.contains(&Action::Join {
+            twin: owned_user_id!("@alice_ai:x"),
+            room: owned_room_id!("!r:x")
+        }));
     }
 
     #[test]
@@ -168,7 +198,11 @@ mod tests {
         let nobody = |_: &UserId| false;
         let actions = decide(
             &member("@alice:x", "@alice_ai:x", "invite"),
-            &Context { naming: &naming, may_have_twin: &nobody, joined_twins: &[] },
+            &Context {
+                naming: &naming,
+                may_have_twin: &nobody,
+                joined_twins: &[],
+            },
         );
         assert!(actions.iter().any(|a| matches!(a, Action::Decline { .. })));
     }
@@ -176,7 +210,10 @@ mod tests {
     #[test]
     fn owner_message_starts_a_turn_others_do_not() {
         let joined = [owned_user_id!("@alice_ai:x")];
-        assert!(matches!(run(&text("@alice:x", "hi"), &joined)[..], [Action::Turn { .. }]));
+        assert!(matches!(
+            run(&text("@alice:x", "hi"), &joined)[..],
+            [Action::Turn { .. }]
+        ));
         assert!(run(&text("@bob:x", "hi"), &joined).is_empty());
         assert!(run(&text("@alice:x", "hi"), &[]).is_empty());
     }

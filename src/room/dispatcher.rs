@@ -21,7 +21,11 @@ type Queues = Arc<Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<InboxItem>>>>
 impl Rooms {
     /// Reads the inbox (everything left from before a restart first) and feeds room queues
     /// until `shutdown` turns true.
-    pub async fn run_inbox(self: Arc<Self>, ready: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_inbox(
+        self: Arc<Self>,
+        ready: Arc<Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let queues: Queues = Arc::default();
         let mut cursor = 0_i64;
         loop {
@@ -53,7 +57,12 @@ impl Rooms {
         }
     }
 
-    async fn route(self: &Arc<Self>, queues: &Queues, item: InboxItem, shutdown: &watch::Receiver<bool>) {
+    async fn route(
+        self: &Arc<Self>,
+        queues: &Queues,
+        item: InboxItem,
+        shutdown: &watch::Receiver<bool>,
+    ) {
         let event = RoomEvent::parse(&item.event);
         let Some(room) = event.room_id().map(ToOwned::to_owned) else {
             // Nothing a room session acts on: done at once.
@@ -77,7 +86,10 @@ impl Rooms {
         let _ = tx.send(item);
         map.insert(room.clone(), tx);
         drop(map);
-        tokio::spawn(self.clone().room_worker(room, rx, queues.clone(), shutdown.clone()));
+        tokio::spawn(
+            self.clone()
+                .room_worker(room, rx, queues.clone(), shutdown.clone()),
+        );
     }
 
     /// Marks handled inbox items done, in batches, until shutdown (then flushes what is left).
@@ -115,7 +127,9 @@ impl Rooms {
         match self.store.finish_inbox_many(batch).await {
             Ok(()) => batch.clear(),
             // Kept for the next flush; at worst they are handled again after a restart.
-            Err(err) => tracing::error!(%err, pending = batch.len(), "cannot mark inbox items done"),
+            Err(err) => {
+                tracing::error!(%err, pending = batch.len(), "cannot mark inbox items done")
+            }
         }
     }
 

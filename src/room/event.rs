@@ -106,6 +106,7 @@ impl RoomEvent {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -126,9 +127,14 @@ mod tests {
     #[test]
     fn text_and_edit_are_parsed() {
         let json = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"hi"}}"#;
-        assert!(matches!(RoomEvent::parse(json), RoomEvent::Text { ref body, is_edit: false, .. } if body == "hi"));
+        assert!(
+            matches!(RoomEvent::parse(json), RoomEvent::Text { ref body, is_edit: false, .. } if body == "hi")
+        );
         let edit = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"* hi","m.relates_to":{"rel_type":"m.replace","event_id":"$d"}}}"#;
-        assert!(matches!(RoomEvent::parse(edit), RoomEvent::Text { is_edit: true, .. }));
+        assert!(matches!(
+            RoomEvent::parse(edit),
+            RoomEvent::Text { is_edit: true, .. }
+        ));
     }
 
     #[test]

@@ -110,7 +110,11 @@ impl Rooms {
                 }
             };
             let may_have_twin = |owner: &UserId| self.twins.may_have_twin(owner);
-            let ctx = Context { naming: self.twins.naming(), may_have_twin: &may_have_twin, joined_twins: &joined };
+            let ctx = Context {
+                naming: self.twins.naming(),
+                may_have_twin: &may_have_twin,
+                joined_twins: &joined,
+            };
             for action in decide(&event, &ctx) {
                 self.execute_with_retries(&action).await;
             }
@@ -145,32 +149,54 @@ impl Rooms {
 
     async fn execute(&self, action: &Action) -> Result<(), RoomError> {
         match action {
-            Action::RecordMembership { twin, room, membership } => {
-                self.store.set_membership(room.as_str(), twin.as_str(), membership).await?;
+            Action::RecordMembership {
+                twin,
+                room,
+                membership,
+            } => {
+                self.store
+                    .set_membership(room.as_str(), twin.as_str(), membership)
+                    .await?;
             }
             Action::Join { twin, room } => {
-                let owner = self.twins.naming().owner_of(twin).ok_or_else(|| RoomError::Internal(format!("{twin} is not a twin")))?;
+                let owner = self
+                    .twins
+                    .naming()
+                    .owner_of(twin)
+                    .ok_or_else(|| RoomError::Internal(format!("{twin} is not a twin")))?;
                 self.twins.ensure(&owner).await?;
                 self.matrix.join_room(twin, room).await?;
-                self.store.set_membership(room.as_str(), twin.as_str(), "join").await?;
+                self.store
+                    .set_membership(room.as_str(), twin.as_str(), "join")
+                    .await?;
                 tracing::info!(%twin, %room, "joined on the owner's invite");
             }
             Action::Decline { twin, room, reason } => {
                 // The twin must exist to answer the invite at all.
-                if let Some(owner) = self.twins.naming().owner_of(twin) {
-                    if self.twins.may_have_twin(&owner) {
-                        self.twins.ensure(&owner).await?;
-                    }
+                if let Some(owner) = self.twins.naming().owner_of(twin)
+                    && self.twins.may_have_twin(&owner)
+                {
+                    self.twins.ensure(&owner).await?;
                 }
                 match self.matrix.leave_room(twin, room, Some(reason)).await {
                     Ok(()) => tracing::info!(%twin, %room, "declined an invite"),
                     // An unregistered twin cannot decline; the invite simply stays unanswered.
-                    Err(err) if !err.is_transient() => tracing::warn!(%twin, %room, %err, "could not decline invite"),
+                    Err(err) if !err.is_transient() => {
+                        tracing::warn!(%twin, %room, %err, "could not decline invite")
+                    }
                     Err(err) => return Err(err.into()),
                 }
             }
-            Action::Turn { twin, owner, room, event_id, sender, text } => {
-                self.run_turn(twin, owner, room, event_id, sender, text).await?;
+            Action::Turn {
+                twin,
+                owner,
+                room,
+                event_id,
+                sender,
+                text,
+            } => {
+                self.run_turn(twin, owner, room, event_id, sender, text)
+                    .await?;
             }
         }
         Ok(())

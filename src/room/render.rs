@@ -5,7 +5,8 @@ use ruma::events::room::message::RoomMessageEventContent;
 
 /// Renders Markdown; raw HTML written by the model is shown as text, never passed through.
 pub fn render_markdown(markdown: &str) -> RoomMessageEventContent {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let parser = Parser::new_ext(markdown, options).map(|event| match event {
         Event::Html(text) | Event::InlineHtml(text) => Event::Text(text),
         other => other,
@@ -16,6 +17,7 @@ pub fn render_markdown(markdown: &str) -> RoomMessageEventContent {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use ruma::events::room::message::MessageType;
 

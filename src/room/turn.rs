@@ -31,7 +31,10 @@ impl Rooms {
         }
         let stop_typing = spawn_typing(self.matrix.clone(), twin_id.to_owned(), room.to_owned());
 
-        let session = self.store.current_session(room.as_str(), twin_id.as_str()).await?;
+        let session = self
+            .store
+            .current_session(room.as_str(), twin_id.as_str())
+            .await?;
         let history: Vec<Message> = self
             .store
             .recent_messages(session.id, self.history_limit as i64)
@@ -41,20 +44,39 @@ impl Rooms {
             .collect();
 
         let outcome = {
-            let _slot = self.turn_slots.acquire().await.map_err(|e| RoomError::Internal(e.to_string()))?;
+            let _slot = self
+                .turn_slots
+                .acquire()
+                .await
+                .map_err(|e| RoomError::Internal(e.to_string()))?;
             self.kernel
-                .run_turn(twin.home.clone(), Turn { room_id: room.to_string(), history, input: text.to_owned() })
+                .run_turn(
+                    twin.home.clone(),
+                    Turn {
+                        room_id: room.to_string(),
+                        history,
+                        input: text.to_owned(),
+                    },
+                )
                 .await
         };
         let (reply, messages) = match outcome {
             Ok(outcome) => (outcome.reply, outcome.messages),
             Err(err) => {
                 tracing::warn!(%room, %err, "turn failed");
-                (err.user_message(), vec![Message::User { content: text.to_owned() }])
+                (
+                    err.user_message(),
+                    vec![Message::User {
+                        content: text.to_owned(),
+                    }],
+                )
             }
         };
 
-        let stored: Vec<String> = messages.iter().filter_map(|m| serde_json::to_string(m).ok()).collect();
+        let stored: Vec<String> = messages
+            .iter()
+            .filter_map(|m| serde_json::to_string(m).ok())
+            .collect();
         self.store.append_messages(session.id, &stored).await?;
         let home = twin.home.clone();
         let room_name = room.to_string();
@@ -82,7 +104,9 @@ impl Rooms {
         let _ = stop_typing.send(());
         let content = render_markdown(&reply);
         let txn_id = txn_id_for(twin_id.as_str(), event_id.as_str(), 0);
-        self.matrix.send_message(twin_id, room, &txn_id, &content).await?;
+        self.matrix
+            .send_message(twin_id, room, &txn_id, &content)
+            .await?;
         if let Err(err) = self.matrix.set_typing(twin_id, room, None).await {
             tracing::debug!(%err, "stopping typing failed");
         }
@@ -98,7 +122,11 @@ fn now_millis() -> u64 {
 }
 
 /// Shows the twin typing until the returned sender fires (or is dropped).
-fn spawn_typing(matrix: MatrixClient, twin: ruma::OwnedUserId, room: ruma::OwnedRoomId) -> oneshot::Sender<()> {
+fn spawn_typing(
+    matrix: MatrixClient,
+    twin: ruma::OwnedUserId,
+    room: ruma::OwnedRoomId,
+) -> oneshot::Sender<()> {
     let (tx, mut rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         loop {

@@ -51,7 +51,10 @@ impl RunningService {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a task did not stop in time; aborting it");
                 abort.abort();
             }
@@ -84,10 +87,17 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     let store = Store::connect(&config.database.url)
         .await
         .with_context(|| "cannot open the database (database.url)")?;
-    let matrix = MatrixClient::new(config.homeserver.url.as_str(), registration.as_token.clone(), MATRIX_TIMEOUT)?;
+    let matrix = MatrixClient::new(
+        config.homeserver.url.as_str(),
+        registration.as_token.clone(),
+        MATRIX_TIMEOUT,
+    )?;
     let kernel = Arc::new(Kernel::from_config(&config.llm)?);
     tracing::info!(model = %kernel.describe(), "kernel ready");
-    let naming = TwinNaming::new(&config.appservice.puppet_suffix, &config.homeserver.server_name);
+    let naming = TwinNaming::new(
+        &config.appservice.puppet_suffix,
+        &config.homeserver.server_name,
+    );
     let twins = Arc::new(
         Twins::new(
             naming,
@@ -117,7 +127,12 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     );
     let (listener, addr) = appservice::bind(config.appservice.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (appservice.listen)", config.appservice.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (appservice.listen)",
+                config.appservice.listen
+            )
+        })?;
     tracing::info!(%addr, "appservice API listening");
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -132,9 +147,19 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
             tracing::error!(%err, "appservice API stopped");
         }
     }));
-    tasks.push(tokio::spawn(rooms.clone().run_inbox(inbox_ready, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(
+        rooms.clone().run_inbox(inbox_ready, shutdown_rx.clone()),
+    ));
     tasks.push(tokio::spawn(rooms.run_finisher(shutdown_rx.clone())));
-    tasks.push(tokio::spawn(prune_old_transactions(store.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(prune_old_transactions(
+        store.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(ping_until_ok(matrix, config, shutdown_rx)));
-    Ok(RunningService { addr, shutdown, tasks, store })
+    Ok(RunningService {
+        addr,
+        shutdown,
+        tasks,
+        store,
+    })
 }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::{config::Config, matrix::{MatrixClient, MatrixError}};
+use crate::{
+    config::Config,
+    matrix::{MatrixClient, MatrixError},
+};
 
 /// What a failed ping means for the admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +33,37 @@ pub fn diagnose(result: Result<Duration, MatrixError>, config: &Config) -> PingV
         MatrixError::Unreachable { url, message } => format!(
             "cannot reach the homeserver at {url} ({message}); check homeserver.url and that the homeserver is running"
         ),
-        MatrixError::Api { status: 404 | 405, .. } | MatrixError::Api { errcode: _, status: 400, .. }
-            if err.errcode() == Some("M_UNRECOGNIZED") =>
-        {
+        MatrixError::Api {
+            status: 404 | 405, ..
+        }
+        | MatrixError::Api {
+            errcode: _,
+            status: 400,
+            ..
+        } if err.errcode() == Some("M_UNRECOGNIZED") => {
             return PingVerdict::Unsupported;
         }
-        MatrixError::Api { errcode, .. } if errcode == "M_UNKNOWN_TOKEN" || errcode == "M_MISSING_TOKEN" => format!(
-            "the homeserver does not know this service's as_token: {registration} is not loaded. Add it to \
+        MatrixError::Api { errcode, .. }
+            if errcode == "M_UNKNOWN_TOKEN" || errcode == "M_MISSING_TOKEN" =>
+        {
+            format!(
+                "the homeserver does not know this service's as_token: {registration} is not loaded. Add it to \
              app_service_config_files in homeserver.yaml and restart the homeserver (after regenerating the \
              registration, the homeserver needs the new file)"
-        ),
-        MatrixError::Api { errcode, message, .. } if errcode == "M_FORBIDDEN" => format!(
+            )
+        }
+        MatrixError::Api {
+            errcode, message, ..
+        } if errcode == "M_FORBIDDEN" => format!(
             "the homeserver refused the ping ({message}); appservice.id must equal the `id` in {registration} \
              as loaded by the homeserver"
         ),
-        MatrixError::Api { errcode, message, .. }
-            if matches!(errcode.as_str(), "M_CONNECTION_FAILED" | "M_CONNECTION_TIMEOUT" | "M_BAD_STATUS") =>
+        MatrixError::Api {
+            errcode, message, ..
+        } if matches!(
+            errcode.as_str(),
+            "M_CONNECTION_FAILED" | "M_CONNECTION_TIMEOUT" | "M_BAD_STATUS"
+        ) =>
         {
             format!(
                 "the homeserver cannot reach this service at {as_url} ({errcode}: {message}); check appservice.url \
@@ -62,17 +80,26 @@ pub fn diagnose(result: Result<Duration, MatrixError>, config: &Config) -> PingV
 
 /// Pings until both directions work (or the homeserver cannot ping), backing off from 1 s to
 /// 60 s; each failure is logged with its diagnosis. Returns early on shutdown.
-pub async fn ping_until_ok(matrix: MatrixClient, config: Config, mut shutdown: watch::Receiver<bool>) {
+pub async fn ping_until_ok(
+    matrix: MatrixClient,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut delay = Duration::from_secs(1);
     loop {
         let result = matrix.ping_appservice(&config.appservice.id).await;
         match diagnose(result, &config) {
             PingVerdict::Ok(duration) => {
-                tracing::info!(ms = duration.as_millis() as u64, "homeserver and service reach each other");
+                tracing::info!(
+                    ms = duration.as_millis() as u64,
+                    "homeserver and service reach each other"
+                );
                 return;
             }
             PingVerdict::Unsupported => {
-                tracing::warn!("the homeserver has no appservice ping endpoint; connectivity not checked");
+                tracing::warn!(
+                    "the homeserver has no appservice ping endpoint; connectivity not checked"
+                );
                 return;
             }
             PingVerdict::Problem(problem) => {
@@ -88,6 +115,7 @@ pub async fn ping_until_ok(matrix: MatrixClient, config: Config, mut shutdown: w
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -99,7 +127,12 @@ mod tests {
     }
 
     fn api(status: u16, errcode: &str) -> Result<Duration, MatrixError> {
-        Err(MatrixError::Api { status, errcode: errcode.into(), message: "m".into(), retry_after: None })
+        Err(MatrixError::Api {
+            status,
+            errcode: errcode.into(),
+            message: "m".into(),
+            retry_after: None,
+        })
     }
 
     #[test]
@@ -113,10 +146,19 @@ mod tests {
         assert!(problem(api(502, "M_CONNECTION_FAILED")).contains("appservice.url"));
         assert!(problem(api(403, "M_FORBIDDEN")).contains("appservice.id"));
         assert!(
-            problem(Err(MatrixError::Unreachable { url: "u".into(), message: "refused".into() }))
-                .contains("homeserver.url")
+            problem(Err(MatrixError::Unreachable {
+                url: "u".into(),
+                message: "refused".into()
+            }))
+            .contains("homeserver.url")
         );
-        assert_eq!(diagnose(api(404, "M_UNRECOGNIZED"), &c), PingVerdict::Unsupported);
-        assert_eq!(diagnose(Ok(Duration::from_millis(3)), &c), PingVerdict::Ok(Duration::from_millis(3)));
+        assert_eq!(
+            diagnose(api(404, "M_UNRECOGNIZED"), &c),
+            PingVerdict::Unsupported
+        );
+        assert_eq!(
+            diagnose(Ok(Duration::from_millis(3)), &c),
+            PingVerdict::Ok(Duration::from_millis(3))
+        );
     }
 }

@@ -63,7 +63,10 @@ pub struct Twins {
 
 impl std::fmt::Debug for Twins {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Twins").field("naming", &self.naming).field("home_dir", &self.home_dir).finish()
+        f.debug_struct("Twins")
+            .field("naming", &self.naming)
+            .field("home_dir", &self.home_dir)
+            .finish()
     }
 }
 
@@ -123,18 +126,36 @@ impl Twins {
 
     /// Opens (creating on first use) the owner's home.
     pub async fn home(&self, owner: &UserId) -> Result<Arc<Home>, TwinError> {
-        if let Some(home) = self.homes.lock().map_err(|e| TwinError::Internal(e.to_string()))?.get(owner) {
+        if let Some(home) = self
+            .homes
+            .lock()
+            .map_err(|e| TwinError::Internal(e.to_string()))?
+            .get(owner)
+        {
             return Ok(home.clone());
         }
         let root = self.home_dir.join(home_folder_name(owner.localpart()));
         let template = self.template.clone();
         let owner_id = owner.to_string();
-        let home = tokio::task::spawn_blocking(move || Home::open_or_create(&root, template.as_deref(), &owner_id))
-            .await
-            .map_err(|e| TwinError::Internal(e.to_string()))??;
+        let home = tokio::task::spawn_blocking(move || {
+            Home::open_or_create(&root, template.as_deref(), &owner_id)
+        })
+        .await
+        .map_err(|e| TwinError::Internal(e.to_string()))??;
         let home = Arc::new(home);
-        let mut homes = self.homes.lock().map_err(|e| TwinError::Internal(e.to_string()))?;
+        let mut homes = self
+            .homes
+            .lock()
+            .map_err(|e| TwinError::Internal(e.to_string()))?;
         Ok(homes.entry(owner.to_owned()).or_insert(home).clone())
+    }
+
+    async fn is_registered(&self, twin_id: &UserId) -> Result<bool, TwinError> {
+        Ok(self
+            .store
+            .get_twin(twin_id.as_str())
+            .await?
+            .is_some_and(|row| row.registered))
     }
 
     /// Makes the owner's twin exist: account registered, display name set, home created.
@@ -142,19 +163,26 @@ impl Twins {
         if !self.may_have_twin(owner) {
             return Err(TwinError::NotAllowed(owner.to_string()));
         }
-        let twin_id = self.naming.twin_of(owner).ok_or_else(|| TwinError::NotAllowed(owner.to_string()))?;
+        let twin_id = self
+            .naming
+            .twin_of(owner)
+            .ok_or_else(|| TwinError::NotAllowed(owner.to_string()))?;
         let home = self.home(owner).await?;
-        if let Some(row) = self.store.get_twin(twin_id.as_str()).await? {
-            if row.registered {
-                return Ok(Twin { twin_id, owner_id: owner.to_owned(), home });
-            }
+        if self.is_registered(&twin_id).await? {
+            return Ok(Twin {
+                twin_id,
+                owner_id: owner.to_owned(),
+                home,
+            });
         }
         // One registration at a time, so two rooms racing for a new twin register it once.
         let _guard = self.provisioning.lock().await;
-        if let Some(row) = self.store.get_twin(twin_id.as_str()).await? {
-            if row.registered {
-                return Ok(Twin { twin_id, owner_id: owner.to_owned(), home });
-            }
+        if self.is_registered(&twin_id).await? {
+            return Ok(Twin {
+                twin_id,
+                owner_id: owner.to_owned(),
+                home,
+            });
         }
         self.matrix.register_puppet(twin_id.localpart()).await?;
         let home_for_name = home.clone();
@@ -174,7 +202,11 @@ impl Twins {
             })
             .await?;
         tracing::info!(%twin_id, %owner, "twin provisioned");
-        Ok(Twin { twin_id, owner_id: owner.to_owned(), home })
+        Ok(Twin {
+            twin_id,
+            owner_id: owner.to_owned(),
+            home,
+        })
     }
 }
 
@@ -193,6 +225,7 @@ impl Provisioner for Twins {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::home_folder_name;
 

@@ -13,7 +13,11 @@ use matrix_os::{
 };
 use matrix_sdk::ruma::OwnedUserId;
 
-use super::{fake_llm::FakeLlm, human::Human, synapse::{TestHomeserver, free_port}};
+use super::{
+    fake_llm::FakeLlm,
+    human::Human,
+    synapse::{TestHomeserver, free_port},
+};
 
 /// Name of the variable `.cargo/config.toml` sets for tests.
 pub const TEST_KEY_ENV: &str = "MATRIX_OS_TEST_LLM_KEY";
@@ -30,7 +34,11 @@ pub struct EnvOptions {
 
 impl Default for EnvOptions {
     fn default() -> Self {
-        Self { database_url: None, provider: LlmProvider::Openai, max_retries: 2 }
+        Self {
+            database_url: None,
+            provider: LlmProvider::Openai,
+            max_retries: 2,
+        }
     }
 }
 
@@ -70,16 +78,26 @@ impl TestEnv {
         config.llm.max_retries = options.max_retries;
         config.llm.timeout_secs = 10;
         let registration = Registration::generate(&config);
-        registration.write(&config.appservice.registration, true).expect("registration");
+        registration
+            .write(&config.appservice.registration, true)
+            .expect("registration");
         let hs = pending.start(Some(&registration)).await;
-        let mut env = TestEnv { llm, config, registration, service: None, hs };
+        let mut env = TestEnv {
+            llm,
+            config,
+            registration,
+            service: None,
+            hs,
+        };
         env.start_service().await;
         env
     }
 
     pub async fn start_service(&mut self) {
         assert!(self.service.is_none(), "service already running");
-        let running = service::start(self.config.clone(), self.registration.clone()).await.expect("service starts");
+        let running = service::start(self.config.clone(), self.registration.clone())
+            .await
+            .expect("service starts");
         self.service = Some(running);
     }
 
@@ -90,7 +108,12 @@ impl TestEnv {
     }
 
     pub fn appservice_url(&self) -> String {
-        self.config.appservice.url.as_str().trim_end_matches('/').to_owned()
+        self.config
+            .appservice
+            .url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     pub fn server_name(&self) -> &str {
@@ -104,9 +127,13 @@ impl TestEnv {
     }
 
     pub fn twin_of(&self, localpart: &str) -> OwnedUserId {
-        format!("@{localpart}{}:{}", self.config.appservice.puppet_suffix, self.server_name())
-            .try_into()
-            .expect("twin id")
+        format!(
+            "@{localpart}{}:{}",
+            self.config.appservice.puppet_suffix,
+            self.server_name()
+        )
+        .try_into()
+        .expect("twin id")
     }
 
     /// The owner's home folder.
@@ -115,9 +142,17 @@ impl TestEnv {
     }
 
     /// Sends a raw transaction to the service as the homeserver would.
-    pub async fn put_transaction(&self, txn_id: &str, body: &str, token: Option<&str>) -> reqwest::Response {
+    pub async fn put_transaction(
+        &self,
+        txn_id: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = reqwest::Client::new()
-            .put(format!("{}/_matrix/app/v1/transactions/{txn_id}", self.appservice_url()))
+            .put(format!(
+                "{}/_matrix/app/v1/transactions/{txn_id}",
+                self.appservice_url()
+            ))
             .header("content-type", "application/json")
             .body(body.to_owned())
             .timeout(Duration::from_secs(10));

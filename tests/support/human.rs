@@ -10,9 +10,13 @@ use matrix_sdk::{
     room::MessagesOptions,
     ruma::{
         OwnedEventId, OwnedRoomId, OwnedUserId, UserId,
-        api::client::room::{Visibility, create_room::v3::{Request as CreateRoomRequest, RoomPreset}},
+        api::client::room::{
+            Visibility,
+            create_room::v3::{Request as CreateRoomRequest, RoomPreset},
+        },
         events::{
-            InitialStateEvent, room::{encryption::RoomEncryptionEventContent, message::RoomMessageEventContent},
+            InitialStateEvent,
+            room::{encryption::RoomEncryptionEventContent, message::RoomMessageEventContent},
         },
     },
 };
@@ -29,13 +33,21 @@ pub struct Seen {
 
 impl Seen {
     pub fn body(&self) -> &str {
-        self.json.pointer("/content/body").and_then(Value::as_str).unwrap_or_default()
+        self.json
+            .pointer("/content/body")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
     pub fn formatted_body(&self) -> Option<&str> {
-        self.json.pointer("/content/formatted_body").and_then(Value::as_str)
+        self.json
+            .pointer("/content/formatted_body")
+            .and_then(Value::as_str)
     }
     pub fn kind(&self) -> &str {
-        self.json.get("type").and_then(Value::as_str).unwrap_or_default()
+        self.json
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -48,7 +60,11 @@ pub struct Human {
 impl Human {
     /// Logs in with a password and syncs once.
     pub async fn login(homeserver: &str, username: &str, password: &str) -> Human {
-        let client = Client::builder().homeserver_url(homeserver).build().await.expect("client");
+        let client = Client::builder()
+            .homeserver_url(homeserver)
+            .build()
+            .await
+            .expect("client");
         client
             .matrix_auth()
             .login_username(username, password)
@@ -57,7 +73,10 @@ impl Human {
             .await
             .expect("login");
         let user_id = client.user_id().expect("user id").to_owned();
-        client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.expect("sync");
+        client
+            .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+            .await
+            .expect("sync");
         Human { client, user_id }
     }
 
@@ -80,14 +99,20 @@ impl Human {
         request.preset = Some(RoomPreset::PrivateChat);
         request.visibility = Visibility::Private;
         if encrypted {
-            request.initial_state =
-                vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+            request.initial_state = vec![
+                InitialStateEvent::with_empty_state_key(
+                    RoomEncryptionEventContent::with_recommended_defaults(),
+                )
+                .to_raw_any(),
+            ];
         }
         self.client.create_room(request).await.expect("create room")
     }
 
     pub fn room(&self, room_id: &OwnedRoomId) -> Room {
-        self.client.get_room(room_id).expect("room known to the client")
+        self.client
+            .get_room(room_id)
+            .expect("room known to the client")
     }
 
     /// Waits until `user` is joined to `room`.
@@ -96,14 +121,27 @@ impl Human {
     }
 
     /// Waits until `user`'s membership in `room` is `membership`; returns the member event JSON.
-    pub async fn wait_for_membership(&self, room: &Room, user: &UserId, membership: &str, timeout: Duration) -> Value {
+    pub async fn wait_for_membership(
+        &self,
+        room: &Room,
+        user: &UserId,
+        membership: &str,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let state: Value = self.state_event(room, "m.room.member", user.as_str()).await.unwrap_or(Value::Null);
+            let state: Value = self
+                .state_event(room, "m.room.member", user.as_str())
+                .await
+                .unwrap_or(Value::Null);
             if state.get("membership").and_then(Value::as_str) == Some(membership) {
                 return state;
             }
-            assert!(Instant::now() < deadline, "{user} did not reach {membership} in {}: {state}", room.room_id());
+            assert!(
+                Instant::now() < deadline,
+                "{user} did not reach {membership} in {}: {state}",
+                room.room_id()
+            );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
@@ -118,7 +156,12 @@ impl Human {
             urlencode(state_key)
         );
         let token = self.client.access_token()?;
-        let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.ok()?;
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -126,7 +169,11 @@ impl Human {
     }
 
     pub async fn send_text(&self, room: &Room, text: &str) -> OwnedEventId {
-        room.send(RoomMessageEventContent::text_plain(text)).await.expect("send").response.event_id
+        room.send(RoomMessageEventContent::text_plain(text))
+            .await
+            .expect("send")
+            .response
+            .event_id
     }
 
     /// Every message-like event in the room, oldest first (decrypted where possible).
@@ -140,7 +187,11 @@ impl Human {
             .filter_map(|event| {
                 let json: Value = serde_json::from_str(event.raw().json().get()).ok()?;
                 json.get("state_key").is_none().then_some(())?;
-                Some(Seen { event_id: event.event_id()?, sender: event.sender()?, json })
+                Some(Seen {
+                    event_id: event.event_id()?,
+                    sender: event.sender()?,
+                    json,
+                })
             })
             .collect();
         seen.reverse();
@@ -149,11 +200,21 @@ impl Human {
 
     /// Messages in `room` from `sender`.
     pub async fn messages_from(&self, room: &Room, sender: &UserId) -> Vec<Seen> {
-        self.messages(room).await.into_iter().filter(|m| m.sender == sender).collect()
+        self.messages(room)
+            .await
+            .into_iter()
+            .filter(|m| m.sender == sender)
+            .collect()
     }
 
     /// Waits until `sender` has posted at least `count` messages in `room`; returns them all.
-    pub async fn wait_for_messages_from(&self, room: &Room, sender: &UserId, count: usize, timeout: Duration) -> Vec<Seen> {
+    pub async fn wait_for_messages_from(
+        &self,
+        room: &Room,
+        sender: &UserId,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Seen> {
         let deadline = Instant::now() + timeout;
         loop {
             self.sync().await;
@@ -175,7 +236,9 @@ impl Human {
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
