@@ -8,6 +8,7 @@
 pub mod appservice;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod devenv;
 pub mod home;
 pub mod kernel;

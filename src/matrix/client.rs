@@ -3,7 +3,7 @@
 use std::{borrow::Cow, collections::BTreeMap, time::Duration};
 
 use ruma::{
-    UserId,
+    DeviceId, UserId,
     api::{
         AppserviceUserIdentity, IncomingResponse, OutgoingRequest, OutgoingRequestAppserviceExt,
         SupportedVersions,
@@ -127,9 +127,25 @@ impl MatrixClient {
         R: OutgoingRequest<PathBuilder = VersionHistory> + Clone,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        self.send_as_device(request, user, None, policy).await
+    }
+
+    /// Sends `request` as a twin's device (identity assertion with `user_id` and `device_id`),
+    /// as end-to-end encryption needs for keys and to-device messages.
+    pub async fn send_as_device<R>(
+        &self,
+        request: R,
+        user: Option<&UserId>,
+        device: Option<&DeviceId>,
+        policy: RetryPolicy,
+    ) -> Result<R::IncomingResponse, MatrixError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory> + Clone,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let mut attempt = 0;
         loop {
-            match self.send_once(request.clone(), user).await {
+            match self.send_once(request.clone(), user, device).await {
                 Ok(response) => return Ok(response),
                 Err(err) if err.is_transient() && attempt + 1 < policy.attempts => {
                     let retry_after = match &err {
@@ -150,6 +166,7 @@ impl MatrixClient {
         &self,
         request: R,
         user: Option<&UserId>,
+        device: Option<&DeviceId>,
     ) -> Result<R::IncomingResponse, MatrixError>
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
@@ -157,6 +174,7 @@ impl MatrixClient {
     {
         let mut identity = AppserviceUserIdentity::default();
         identity.user_id = user;
+        identity.device_id = device;
         let http_request: http::Request<Vec<u8>> = request
             .try_into_http_request_with_identity(
                 &self.base_url,
