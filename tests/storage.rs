@@ -8,7 +8,7 @@ mod postgres;
 
 use std::time::{Duration, Instant};
 
-use matrix_os::storage::{Backend, StorageError, Store, TwinRow};
+use matrix_os::storage::{Backend, InboxItem, InboxKind, StorageError, Store, TwinRow};
 
 /// A database to test against, kept alive for the test.
 struct Db {
@@ -98,7 +98,580 @@ on_both!(
     concurrent_sessions,
     hundred_event_round_trip,
     finish_many_in_one_write,
+    crypto_item_first_and_deduplicated,
+    crypto_without_events,
+    concurrent_crypto_txns_stay_contiguous,
+    inbox_rows_from_before_kinds_are_events,
+    undecrypted_events_kept,
+    concurrent_same_undecrypted_one_row,
+    room_encryption_cannot_be_turned_off,
+    encryption_state_survives_restart,
 );
+
+/// The encryption data of a transaction, as the appservice would store it.
+fn crypto(txn: &str) -> String {
+    format!(
+        r#"{{"to_device":[{{"type":"m.room.encrypted","sender":"@alice:localhost","content":{{"txn":"{txn}","body":"clé 🔑 \"q\" \\"}}}}],"device_lists":{{"changed":["@alice:localhost"],"left":[]}},"device_one_time_keys_count":{{"@bob_ai:localhost":{{"DEV":{{"signed_curve25519":50}}}}}}}}"#
+    )
+}
+
+fn kinds(items: &[InboxItem]) -> Vec<InboxKind> {
+    items.iter().map(|i| i.kind).collect()
+}
+
+async fn crypto_item_first_and_deduplicated(db: &Db) {
+    let store = db.connect().await;
+    assert!(
+        store
+            .record_transaction("plain", &events("plain", 2))
+            .await
+            .unwrap()
+    );
+    let evs = events("c1", 3);
+    assert!(
+        store
+            .record_transaction_with_crypto("c1", Some(&crypto("c1")), &evs)
+            .await
+            .unwrap()
+    );
+    // Retries of the transaction store nothing, with or without (other) encryption data.
+    assert!(
+        !store
+            .record_transaction_with_crypto("c1", Some(&crypto("c1")), &evs)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_transaction_with_crypto("c1", Some(&crypto("other")), &events("x", 4))
+            .await
+            .unwrap()
+    );
+    assert!(!store.record_transaction("c1", &evs).await.unwrap());
+    // A transaction recorded without encryption data is not recorded again with it either.
+    assert!(
+        !store
+            .record_transaction_with_crypto("plain", Some(&crypto("plain")), &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.inbox_backlog().await.unwrap(), 2 + 1 + 3);
+
+    let items = store.pending_inbox(0, 100).await.unwrap();
+    assert_eq!(
+        kinds(&items),
+        [
+            InboxKind::Event,
+            InboxKind::Event,
+            InboxKind::Crypto,
+            InboxKind::Event,
+            InboxKind::Event,
+            InboxKind::Event
+        ]
+    );
+    for pair in items.windows(2) {
+        assert!(pair[0].id < pair[1].id);
+    }
+    // The crypto item comes before the events of its transaction, which follow in order.
+    assert_eq!(items[2].txn_id, "c1");
+    assert_eq!(items[2].event, crypto("c1"));
+    assert!(items[3..].iter().all(|i| i.txn_id == "c1"));
+    assert_eq!(
+        items[3..]
+            .iter()
+            .map(|i| i.event.clone())
+            .collect::<Vec<_>>(),
+        evs
+    );
+    assert_eq!(
+        items[..2]
+            .iter()
+            .map(|i| i.event.clone())
+            .collect::<Vec<_>>(),
+        events("plain", 2)
+    );
+    // A reader with a cursor past the crypto item gets only the events.
+    let after = store.pending_inbox(items[2].id, 100).await.unwrap();
+    assert_eq!(kinds(&after), [InboxKind::Event; 3]);
+
+    // Still deduplicated once everything was handled.
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    store.finish_inbox_many(&ids).await.unwrap();
+    assert!(
+        !store
+            .record_transaction_with_crypto("c1", Some(&crypto("c1")), &evs)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.inbox_backlog().await.unwrap(), 0);
+
+    // Concurrent deliveries of one transaction: one winner, one crypto item.
+    for round in 0..3 {
+        let txn = format!("race-{round}");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, txn) = (store.clone(), txn.clone());
+                tokio::spawn(async move {
+                    store
+                        .record_transaction_with_crypto(&txn, Some(&crypto(&txn)), &events(&txn, 5))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += usize::from(task.await.unwrap());
+        }
+        assert_eq!(wins, 1, "round {round}");
+    }
+    let items = store.pending_inbox(0, 100).await.unwrap();
+    assert_eq!(items.len(), 3 * 6);
+    for chunk in items.chunks(6) {
+        assert_eq!(chunk[0].kind, InboxKind::Crypto);
+        assert_eq!(chunk[0].event, crypto(&chunk[0].txn_id));
+        assert!(chunk[1..].iter().all(|i| i.kind == InboxKind::Event));
+    }
+    store.close().await;
+}
+
+async fn crypto_without_events(db: &Db) {
+    let store = db.connect().await;
+    // Only encryption data (e.g. a to-device room key), no events.
+    assert!(
+        store
+            .record_transaction_with_crypto("k", Some(&crypto("k")), &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_transaction_with_crypto("k", Some(&crypto("k")), &[])
+            .await
+            .unwrap()
+    );
+    // Neither encryption data nor events: recorded, nothing in the inbox.
+    assert!(
+        store
+            .record_transaction_with_crypto("empty", None, &[])
+            .await
+            .unwrap()
+    );
+    assert!(!store.record_transaction("empty", &[]).await.unwrap());
+    let items = store.pending_inbox(0, 100).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (
+            items[0].kind,
+            items[0].txn_id.as_str(),
+            items[0].event.clone()
+        ),
+        (InboxKind::Crypto, "k", crypto("k"))
+    );
+    // Later events come after it.
+    assert!(
+        store
+            .record_transaction("later", &events("later", 2))
+            .await
+            .unwrap()
+    );
+    let items = store.pending_inbox(0, 100).await.unwrap();
+    assert_eq!(
+        kinds(&items),
+        [InboxKind::Crypto, InboxKind::Event, InboxKind::Event]
+    );
+    assert!(items[0].id < items[1].id);
+    // More events than one insert chunk behind a crypto item.
+    let huge = events("huge", 1201);
+    assert!(
+        store
+            .record_transaction_with_crypto("huge", Some(&crypto("huge")), &huge)
+            .await
+            .unwrap()
+    );
+    let items = store.pending_inbox(items[2].id, 5000).await.unwrap();
+    assert_eq!(items.len(), 1202);
+    assert_eq!(items[0].kind, InboxKind::Crypto);
+    assert_eq!(
+        items[1..]
+            .iter()
+            .map(|i| i.event.clone())
+            .collect::<Vec<_>>(),
+        huge
+    );
+    assert!(items[1..].iter().all(|i| i.kind == InboxKind::Event));
+    store.close().await;
+}
+
+async fn concurrent_crypto_txns_stay_contiguous(db: &Db) {
+    let store = db.connect().await;
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for k in 0..10 {
+                    let txn = format!("w{t}-{k}");
+                    // Every other transaction carries encryption data.
+                    let data = (k % 2 == 0).then(|| crypto(&txn));
+                    assert!(
+                        store
+                            .record_transaction_with_crypto(&txn, data.as_deref(), &events(&txn, 4))
+                            .await
+                            .unwrap()
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let items = store.pending_inbox(0, 10_000).await.unwrap();
+    assert_eq!(items.len(), 8 * (5 * 5 + 5 * 4));
+    for pair in items.windows(2) {
+        assert!(pair[0].id < pair[1].id);
+    }
+    // Each transaction is contiguous: its crypto item (if any), then its events in order.
+    let mut rest = &items[..];
+    while let Some(first) = rest.first() {
+        let txn = first.txn_id.clone();
+        let len = rest.iter().take_while(|i| i.txn_id == txn).count();
+        let (group, tail) = rest.split_at(len);
+        let k: usize = txn.rsplit('-').next().unwrap().parse().unwrap();
+        let evs = if k.is_multiple_of(2) {
+            assert_eq!(group[0].kind, InboxKind::Crypto, "{txn}");
+            assert_eq!(group[0].event, crypto(&txn));
+            &group[1..]
+        } else {
+            group
+        };
+        assert!(evs.iter().all(|i| i.kind == InboxKind::Event), "{txn}");
+        assert_eq!(
+            evs.iter().map(|i| i.event.clone()).collect::<Vec<_>>(),
+            events(&txn, 4)
+        );
+        rest = tail;
+    }
+    store.close().await;
+}
+
+/// Inbox rows stored by a schema without the `kind` column come back as events after the
+/// upgrade.
+async fn inbox_rows_from_before_kinds_are_events(db: &Db) {
+    sqlx::any::install_default_drivers();
+    let (url, folder) = match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.strip_prefix("sqlite://").unwrap();
+            let path = std::path::Path::new(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            (format!("{}?mode=rwc", db.url), "migrations/sqlite")
+        }
+        Backend::Postgres => (db.url.clone(), "migrations/postgres"),
+    };
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let migrator = sqlx::migrate::Migrator::new(folder).await.unwrap();
+    migrator.run_to(1, &pool).await.unwrap();
+    sqlx::query("INSERT INTO transactions (txn_id, event_count, received_at) VALUES ($1, 1, 0)")
+        .bind("old")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO inbox (txn_id, event) VALUES ($1, $2)")
+        .bind("old")
+        .bind(&events("old", 1)[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = db.connect().await;
+    let items = store.pending_inbox(0, 10).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].kind, InboxKind::Event);
+    assert_eq!(items[0].event, events("old", 1)[0]);
+    assert!(!store.record_transaction("old", &[]).await.unwrap());
+    assert!(
+        store
+            .record_transaction_with_crypto("new", Some(&crypto("new")), &events("new", 1))
+            .await
+            .unwrap()
+    );
+    let items = store.pending_inbox(items[0].id, 10).await.unwrap();
+    assert_eq!(kinds(&items), [InboxKind::Crypto, InboxKind::Event]);
+    store.close().await;
+}
+
+async fn undecrypted_events_kept(db: &Db) {
+    let store = db.connect().await;
+    let (room, other_room) = ("!r:localhost", "!q:localhost");
+    let (alice, bob) = ("@alice_ai:localhost", "@bob_ai:localhost");
+    let json = |id: &str| {
+        format!(
+            r#"{{"type":"m.room.encrypted","event_id":"{id}","content":{{"algorithm":"m.megolm.v1.aes-sha2","session_id":"S","ciphertext":"AwgA…🔒"}}}}"#
+        )
+    };
+    assert_eq!(store.undecrypted_count().await.unwrap(), 0);
+    assert!(store.undecrypted_for_room(room).await.unwrap().is_empty());
+
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let a1 = store
+        .add_undecrypted(room, alice, "s1", "$e1", &json("$e1"))
+        .await
+        .unwrap();
+    let a2 = store
+        .add_undecrypted(room, alice, "s1", "$e2", &json("$e2"))
+        .await
+        .unwrap();
+    // The same event for another twin is a row of its own.
+    let b1 = store
+        .add_undecrypted(room, bob, "s1", "$e1", &json("$e1"))
+        .await
+        .unwrap();
+    let a3 = store
+        .add_undecrypted(room, alice, "s2", "$e3", &json("$e3"))
+        .await
+        .unwrap();
+    let q1 = store
+        .add_undecrypted(other_room, alice, "s1", "$e4", &json("$e4"))
+        .await
+        .unwrap();
+    assert!(a1 < a2 && a2 < b1 && b1 < a3 && a3 < q1);
+    assert_eq!(store.undecrypted_count().await.unwrap(), 5);
+
+    // Idempotent per (twin, event): same id, nothing changed, nothing added.
+    assert_eq!(
+        store
+            .add_undecrypted(room, alice, "s1", "$e1", &json("$e1"))
+            .await
+            .unwrap(),
+        a1
+    );
+    assert_eq!(
+        store
+            .add_undecrypted(room, alice, "other", "$e1", "{}")
+            .await
+            .unwrap(),
+        a1
+    );
+    assert_eq!(store.undecrypted_count().await.unwrap(), 5);
+
+    let s1 = store.undecrypted_for_session(room, "s1").await.unwrap();
+    assert_eq!(
+        s1.iter()
+            .map(|u| (u.id, u.twin_id.as_str(), u.event_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(a1, alice, "$e1"), (a2, alice, "$e2"), (b1, bob, "$e1")]
+    );
+    let first = &s1[0];
+    assert_eq!(
+        (
+            first.room_id.as_str(),
+            first.session_id.as_str(),
+            first.event_json.clone()
+        ),
+        (room, "s1", json("$e1"))
+    );
+    assert!(s1.iter().all(|u| u.since_ms >= started - 1000));
+    assert!(s1.windows(2).all(|p| p[0].since_ms <= p[1].since_ms));
+    // Sessions are per room.
+    let q = store
+        .undecrypted_for_session(other_room, "s1")
+        .await
+        .unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!((q[0].id, q[0].event_id.as_str()), (q1, "$e4"));
+    assert!(
+        store
+            .undecrypted_for_session(room, "nope")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all: Vec<i64> = store
+        .undecrypted_for_room(room)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(all, [a1, a2, b1, a3]);
+    assert!(
+        store
+            .undecrypted_for_room("!none:localhost")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Removing: twice or an unknown id is harmless.
+    store.remove_undecrypted(a2).await.unwrap();
+    store.remove_undecrypted(a2).await.unwrap();
+    store.remove_undecrypted(999_999).await.unwrap();
+    assert_eq!(store.undecrypted_count().await.unwrap(), 4);
+    let s1: Vec<i64> = store
+        .undecrypted_for_session(room, "s1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(s1, [a1, b1]);
+    // A removed event stored again is a new row, after the others.
+    let again = store
+        .add_undecrypted(room, alice, "s1", "$e2", &json("$e2"))
+        .await
+        .unwrap();
+    assert!(again > q1);
+    let s1: Vec<i64> = store
+        .undecrypted_for_session(room, "s1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(s1, [a1, b1, again]);
+    for id in [a1, b1, a3, q1, again] {
+        store.remove_undecrypted(id).await.unwrap();
+    }
+    assert_eq!(store.undecrypted_count().await.unwrap(), 0);
+    store.close().await;
+}
+
+async fn concurrent_same_undecrypted_one_row(db: &Db) {
+    let store = db.connect().await;
+    for round in 0..5 {
+        let event_id = format!("$race{round}");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, event_id) = (store.clone(), event_id.clone());
+                tokio::spawn(async move {
+                    store
+                        .add_undecrypted("!r:localhost", "@a_ai:localhost", "s", &event_id, "{}")
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.push(task.await.unwrap());
+        }
+        assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
+    }
+    assert_eq!(store.undecrypted_count().await.unwrap(), 5);
+    store.close().await;
+}
+
+async fn room_encryption_cannot_be_turned_off(db: &Db) {
+    let store = db.connect().await;
+    let (room, other) = ("!r:localhost", "!plain:localhost");
+    assert_eq!(store.room_encrypted(room).await.unwrap(), None);
+    // Unencrypted is recorded, and can become encrypted.
+    store.set_room_encrypted(room, false).await.unwrap();
+    assert_eq!(store.room_encrypted(room).await.unwrap(), Some(false));
+    store.set_room_encrypted(room, false).await.unwrap();
+    assert_eq!(store.room_encrypted(room).await.unwrap(), Some(false));
+    store.set_room_encrypted(room, true).await.unwrap();
+    assert_eq!(store.room_encrypted(room).await.unwrap(), Some(true));
+    // Once encrypted, a `false` (spoofed or stale state) is ignored.
+    store.set_room_encrypted(room, false).await.unwrap();
+    assert_eq!(store.room_encrypted(room).await.unwrap(), Some(true));
+    store.set_room_encrypted(room, true).await.unwrap();
+    store.set_room_encrypted(room, false).await.unwrap();
+    assert_eq!(store.room_encrypted(room).await.unwrap(), Some(true));
+    // Encrypted from the first record on.
+    store
+        .set_room_encrypted("!e:localhost", true)
+        .await
+        .unwrap();
+    store
+        .set_room_encrypted("!e:localhost", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.room_encrypted("!e:localhost").await.unwrap(),
+        Some(true)
+    );
+    // Rooms are independent.
+    store.set_room_encrypted(other, false).await.unwrap();
+    assert_eq!(store.room_encrypted(other).await.unwrap(), Some(false));
+    assert_eq!(
+        store.room_encrypted("!never:localhost").await.unwrap(),
+        None
+    );
+    // Concurrent writers disagreeing: encrypted wins whatever the order.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_room_encrypted("!race:localhost", i == 3)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        store.room_encrypted("!race:localhost").await.unwrap(),
+        Some(true)
+    );
+    store.close().await;
+}
+
+async fn encryption_state_survives_restart(db: &Db) {
+    let store = db.connect().await;
+    assert!(
+        store
+            .record_transaction_with_crypto("t", Some(&crypto("t")), &events("t", 2))
+            .await
+            .unwrap()
+    );
+    let id = store
+        .add_undecrypted("!r:localhost", "@a_ai:localhost", "s", "$e", "{}")
+        .await
+        .unwrap();
+    store
+        .set_room_encrypted("!r:localhost", true)
+        .await
+        .unwrap();
+
+    let store = db.restart(store).await;
+    let items = store.pending_inbox(0, 10).await.unwrap();
+    assert_eq!(
+        kinds(&items),
+        [InboxKind::Crypto, InboxKind::Event, InboxKind::Event]
+    );
+    assert_eq!(items[0].event, crypto("t"));
+    assert!(
+        !store
+            .record_transaction_with_crypto("t", Some(&crypto("t")), &events("t", 2))
+            .await
+            .unwrap()
+    );
+    let kept = store.undecrypted_for_room("!r:localhost").await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].id, kept[0].event_id.as_str()), (id, "$e"));
+    assert_eq!(
+        store.room_encrypted("!r:localhost").await.unwrap(),
+        Some(true)
+    );
+    store
+        .set_room_encrypted("!r:localhost", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.room_encrypted("!r:localhost").await.unwrap(),
+        Some(true)
+    );
+    store.close().await;
+}
 
 async fn finish_many_in_one_write(db: &Db) {
     let store = db.connect().await;

@@ -1,12 +1,12 @@
-//! Processed transaction ids and the inbox of events waiting to be handled.
+//! Processed transaction ids and the inbox of events (and encryption data) waiting to be handled.
 
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Backend, InboxItem, StorageError, Store, now_ms, values_rows};
+use super::{Backend, InboxItem, InboxKind, StorageError, Store, now_ms, values_rows};
 
-/// Events per multi-row `INSERT` (one placeholder each, plus the shared transaction id): far below
+/// Events per multi-row `INSERT` (one placeholder each, plus the shared transaction id and kind): far below
 /// the parameter limits of SQLite (32766) and PostgreSQL (65535).
 const INBOX_CHUNK: usize = 500;
 
@@ -21,13 +21,47 @@ impl Store {
     /// `synchronous=FULL`, on disk), so the homeserver may be told `200`. Concurrent calls with
     /// the same id: exactly one returns `true`. Inbox ids follow the order of the events and the
     /// order in which transactions commit.
+    ///
+    /// Same as [`Store::record_transaction_with_crypto`] without encryption data.
     pub async fn record_transaction(
         &self,
         txn_id: &str,
         events: &[String],
     ) -> Result<bool, StorageError> {
-        let what = || format!("recording transaction {txn_id:?} ({} events)", events.len());
-        self.try_record_transaction(txn_id, events)
+        self.record_transaction_with_crypto(txn_id, None, events)
+            .await
+    }
+
+    /// Records a transaction, its encryption data and its events in one DB transaction. `false`
+    /// when `txn_id` was already recorded (nothing is stored again, whatever `crypto` and
+    /// `events` hold this time).
+    ///
+    /// `crypto`, when given, is the transaction's encryption data (to-device messages,
+    /// device-list changes, one-time-key counts) as one JSON text. It becomes one inbox item of
+    /// kind [`InboxKind::Crypto`] whose id is lower than those of the transaction's events
+    /// (kind [`InboxKind::Event`]), so a reader in id order handles it first: room keys arrive
+    /// before the events they decrypt. A transaction with encryption data and no events is
+    /// recorded too.
+    ///
+    /// Durability, deduplication and ordering are those of [`Store::record_transaction`].
+    pub async fn record_transaction_with_crypto(
+        &self,
+        txn_id: &str,
+        crypto: Option<&str>,
+        events: &[String],
+    ) -> Result<bool, StorageError> {
+        let what = || {
+            format!(
+                "recording transaction {txn_id:?} ({} events{})",
+                events.len(),
+                if crypto.is_some() {
+                    ", with encryption data"
+                } else {
+                    ""
+                }
+            )
+        };
+        self.try_record_transaction(txn_id, crypto, events)
             .await
             .map_err(|e| StorageError::query(what(), &e))
     }
@@ -35,6 +69,7 @@ impl Store {
     async fn try_record_transaction(
         &self,
         txn_id: &str,
+        crypto: Option<&str>,
         events: &[String],
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
@@ -60,12 +95,23 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        if let Some(crypto) = crypto {
+            // Its own statement, before the events: its id is lower than theirs.
+            sqlx::query("INSERT INTO inbox (txn_id, kind, event) VALUES ($1, $2, $3)")
+                .bind(txn_id)
+                .bind(InboxKind::Crypto.as_str())
+                .bind(crypto)
+                .execute(&mut *tx)
+                .await?;
+        }
         for chunk in events.chunks(INBOX_CHUNK) {
             let sql = format!(
-                "INSERT INTO inbox (txn_id, event) VALUES {}",
-                values_rows(chunk.len(), &["$1"], 1, 2)
+                "INSERT INTO inbox (txn_id, kind, event) VALUES {}",
+                values_rows(chunk.len(), &["$1", "$2"], 1, 3)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(txn_id);
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(txn_id)
+                .bind(InboxKind::Event.as_str());
             for event in chunk {
                 query = query.bind(event.as_str());
             }
@@ -75,7 +121,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Unfinished inbox items with `id > after_id`, oldest first, at most `limit`.
+    /// Unfinished inbox items with `id > after_id`, oldest first, at most `limit`, each with its
+    /// [`InboxKind`].
     pub async fn pending_inbox(
         &self,
         after_id: i64,
@@ -85,19 +132,25 @@ impl Store {
             return Ok(Vec::new());
         }
         let what = || format!("reading the inbox after id {after_id}");
-        let rows =
-            sqlx::query("SELECT id, txn_id, event FROM inbox WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| StorageError::query(what(), &e))?;
+        let rows = sqlx::query(
+            "SELECT id, txn_id, event, kind FROM inbox WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(what(), &e))?;
         rows.into_iter()
             .map(|row| {
+                let kind: String = row.try_get(3)?;
+                let kind = InboxKind::from_column(&kind).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("unknown inbox item kind {kind:?}").into())
+                })?;
                 Ok(InboxItem {
                     id: row.try_get(0)?,
                     txn_id: row.try_get(1)?,
                     event: row.try_get(2)?,
+                    kind,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -1,4 +1,5 @@
-//! Durable state: processed transactions, the inbox, twins, rooms and sessions.
+//! Durable state: processed transactions, the inbox, twins, rooms, sessions, and what end-to-end
+//! encryption needs kept (undecryptable events, which rooms are encrypted).
 //!
 //! One code path for SQLite (default) and PostgreSQL, through [`sqlx::Any`]: every query uses
 //! `$1`-style placeholders, which both drivers accept. The few places where the backends differ
@@ -10,10 +11,13 @@
 //! The inbox is what makes the appservice safe: [`Store::record_transaction`] stores a whole
 //! homeserver transaction (its id and all its events) in one database transaction, so the
 //! service can answer `200` only once the events are durable, and a repeated transaction id is
-//! recognised and not stored twice. Handled events are deleted by [`Store::finish_inbox`]; the
+//! recognised and not stored twice. [`Store::record_transaction_with_crypto`] does the same for
+//! a transaction that also carries encryption data, stored as one [`InboxKind::Crypto`] item
+//! ahead of the transaction's events. Handled items are deleted by [`Store::finish_inbox`]; the
 //! transaction ids stay (see [`Store::prune_transactions`]).
 
 mod connect;
+mod encryption;
 mod inbox;
 mod migrate;
 mod sessions;
@@ -86,15 +90,68 @@ pub enum Backend {
     Postgres,
 }
 
-/// An event waiting in the inbox.
+/// What an inbox item holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InboxKind {
+    /// A room event (timeline or state), as received.
+    #[default]
+    Event,
+    /// The encryption data of a transaction (to-device messages, device-list changes, one-time
+    /// key counts) as one JSON text. It has a lower id than the events of its transaction, so it
+    /// is handled before them.
+    Crypto,
+}
+
+impl InboxKind {
+    /// The value stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Crypto => "crypto",
+        }
+    }
+
+    /// The kind stored as `value`, if it is one.
+    fn from_column(value: &str) -> Option<Self> {
+        match value {
+            "event" => Some(Self::Event),
+            "crypto" => Some(Self::Crypto),
+            _ => None,
+        }
+    }
+}
+
+/// An item waiting in the inbox: an event, or the encryption data of a transaction.
 #[derive(Debug, Clone)]
 pub struct InboxItem {
     /// Monotonic id: arrival order.
     pub id: i64,
     /// Transaction that brought it.
     pub txn_id: String,
-    /// The event's JSON, as received.
+    /// The JSON, as received: the event for [`InboxKind::Event`], the encryption data for
+    /// [`InboxKind::Crypto`].
     pub event: String,
+    /// What `event` holds.
+    pub kind: InboxKind,
+}
+
+/// An event a twin could not decrypt yet, kept until its room key arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecrypted {
+    /// Row id, for [`Store::remove_undecrypted`]; increases with the time of storing.
+    pub id: i64,
+    /// Room of the event.
+    pub room_id: String,
+    /// Twin that could not decrypt it.
+    pub twin_id: String,
+    /// Megolm session id the room key is missing for.
+    pub session_id: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The encrypted event's JSON, as received.
+    pub event_json: String,
+    /// When it was first stored, in Unix milliseconds.
+    pub since_ms: i64,
 }
 
 /// A twin.
@@ -299,5 +356,46 @@ mod tests {
         );
         store.close().await;
         assert!(store.ping().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn memory_store_crypto_and_encryption() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let events = vec!["{\"n\":0}".to_string()];
+        assert!(
+            store
+                .record_transaction_with_crypto("t1", Some("{\"to_device\":[]}"), &events)
+                .await
+                .unwrap()
+        );
+        let items = store.pending_inbox(0, 10).await.unwrap();
+        let kinds: Vec<InboxKind> = items.iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, [InboxKind::Crypto, InboxKind::Event]);
+        assert_eq!(items[0].event, "{\"to_device\":[]}");
+        for kind in [InboxKind::Event, InboxKind::Crypto] {
+            assert_eq!(InboxKind::from_column(kind.as_str()), Some(kind));
+        }
+        assert_eq!(InboxKind::from_column("other"), None);
+
+        let id = store
+            .add_undecrypted("!r:x", "@a_ai:x", "s1", "$e", "{}")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .add_undecrypted("!r:x", "@a_ai:x", "s1", "$e", "{}")
+                .await
+                .unwrap(),
+            id
+        );
+        assert_eq!(store.undecrypted_count().await.unwrap(), 1);
+        store.remove_undecrypted(id).await.unwrap();
+        assert_eq!(store.undecrypted_count().await.unwrap(), 0);
+
+        assert_eq!(store.room_encrypted("!r:x").await.unwrap(), None);
+        store.set_room_encrypted("!r:x", true).await.unwrap();
+        store.set_room_encrypted("!r:x", false).await.unwrap();
+        assert_eq!(store.room_encrypted("!r:x").await.unwrap(), Some(true));
+        store.close().await;
     }
 }
