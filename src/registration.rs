@@ -30,6 +30,13 @@ pub struct Registration {
     /// Whether ephemeral events (typing, receipts, and with MSC2409 to-device) are pushed.
     #[serde(default)]
     pub receive_ephemeral: bool,
+    /// MSC3202: device lists and one-time-key counts in transactions, and `device_id`
+    /// masquerading, which every twin's own device needs.
+    #[serde(rename = "org.matrix.msc3202", default)]
+    pub msc3202: bool,
+    /// MSC4190: the appservice creates its users' devices itself (no login per twin).
+    #[serde(rename = "io.element.msc4190", default)]
+    pub msc4190: bool,
 }
 
 /// The namespaces of a registration.
@@ -127,6 +134,8 @@ impl Registration {
                 rooms: vec![],
             },
             receive_ephemeral: true,
+            msc3202: true,
+            msc4190: true,
         }
     }
 

@@ -34,6 +34,7 @@ pub struct AppState {
     pub(crate) inbox_ready: Arc<Notify>,
     pub(crate) provisioner: Arc<dyn Provisioner>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) crypto: Option<Arc<crate::crypto::Crypto>>,
 }
 
 impl AppState {
@@ -52,7 +53,14 @@ impl AppState {
             inbox_ready,
             provisioner,
             max_body_bytes,
+            crypto: None,
         }
+    }
+
+    /// Reports encryption counters in `/health`.
+    pub fn with_crypto(mut self, crypto: Arc<crate::crypto::Crypto>) -> Self {
+        self.crypto = Some(crypto);
+        self
     }
 }
 
@@ -91,14 +99,20 @@ async fn ping() -> Json<serde_json::Value> {
 }
 
 async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, error::ApiError> {
-    let backlog = state
-        .store
-        .inbox_backlog()
-        .await
-        .map_err(|e| error::ApiError::internal(e.to_string()))?;
-    Ok(Json(
-        serde_json::json!({ "status": "ok", "inbox_backlog": backlog }),
-    ))
+    let internal = |e: crate::storage::StorageError| error::ApiError::internal(e.to_string());
+    let backlog = state.store.inbox_backlog().await.map_err(internal)?;
+    let undecrypted = state.store.undecrypted_count().await.map_err(internal)?;
+    let encryption_failures = state
+        .crypto
+        .as_ref()
+        .map(|c| c.health.encryption_failures.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or_default();
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "inbox_backlog": backlog,
+        "undecrypted_events": undecrypted,
+        "encryption_failures": encryption_failures,
+    })))
 }
 
 /// Binds `addr`; returns the listener and the address actually bound (port 0 picks one).

@@ -75,7 +75,15 @@ pub(crate) async fn put_transaction(
             return err.into_response();
         }
     };
-    match state.store.record_transaction(&txn_id, &events).await {
+    // Encryption data is stored with the events, in the same database transaction.
+    let crypto = match crate::crypto::CryptoChanges::from_transaction(&bytes) {
+        Ok(changes) => changes.and_then(|c| serde_json::to_string(&c).ok()),
+        Err(err) => {
+            tracing::warn!(%txn_id, %err, "malformed encryption fields refused");
+            return ApiError::bad_json(format!("malformed encryption fields: {err}")).into_response();
+        }
+    };
+    match state.store.record_transaction_with_crypto(&txn_id, crypto.as_deref(), &events).await {
         Ok(true) => {
             tracing::debug!(%txn_id, events = events.len(), "transaction stored");
             state.inbox_ready.notify_one();

@@ -41,6 +41,33 @@ pub struct Config {
     /// Room sessions.
     #[serde(default)]
     pub rooms: RoomsConfig,
+    /// End-to-end encryption.
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
+}
+
+/// `[encryption]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Folder of the twins' crypto stores (one sub-folder per twin and device).
+    #[serde(default = "default_crypto_dir")]
+    pub store_dir: PathBuf,
+    /// Passphrase that encrypts the crypto stores. Empty: a random one is generated once and
+    /// kept in `<store_dir>/passphrase` (mode 0600). Better set through
+    /// `MATRIX_OS__ENCRYPTION__PASSPHRASE` than in the file.
+    #[serde(default)]
+    pub passphrase: crate::secret::Secret,
+}
+
+fn default_crypto_dir() -> PathBuf {
+    PathBuf::from("crypto")
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        Self { store_dir: default_crypto_dir(), passphrase: crate::secret::Secret::default() }
+    }
 }
 
 /// `[homeserver]`

@@ -178,6 +178,9 @@ url = {db}
 [home]
 dir = {homes}
 
+[encryption]
+store_dir = {crypto}
+
 [llm]
 {llm_section}"#,
         hs_url = q(&format!("http://127.0.0.1:{}", opts.client_port)),
@@ -187,6 +190,7 @@ dir = {homes}
         registration = q(utf8(&dir.join("registration.yaml"))?),
         db = q(&format!("sqlite://{}", utf8(&dir.join("matrix-os.db"))?)),
         homes = q(utf8(&dir.join("homes"))?),
+        crypto = q(utf8(&dir.join("crypto"))?),
     ))
 }
 

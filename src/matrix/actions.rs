@@ -3,21 +3,23 @@
 use std::time::Duration;
 
 use ruma::{
-    EventId, OwnedEventId, RoomId, TransactionId, UserId,
+    EventId, OwnedEventId, OwnedUserId, RoomId, TransactionId, UserId,
     api::client::{
         account::{
             register::{self, LoginType},
             whoami,
         },
         appservice::request_ping,
-        membership::{join_room_by_id, leave_room},
+        membership::{get_member_events, join_room_by_id, leave_room},
+        state::get_state_event_for_key,
         message::send_message_event,
         profile::set_display_name,
         receipt::create_receipt::{self, v3::ReceiptType},
         typing::create_typing_event::{self, v3::Typing},
     },
     events::{
-        AnyMessageLikeEventContent, receipt::ReceiptThread, room::message::RoomMessageEventContent,
+        AnyMessageLikeEventContent, StateEventType,
+        room::member::MembershipState, receipt::ReceiptThread, room::message::RoomMessageEventContent,
     },
 };
 
@@ -138,6 +140,37 @@ impl MatrixClient {
         request.transaction_id = Some(TransactionId::new());
         let response = self.send_with(request, None, RetryPolicy::once()).await?;
         Ok(response.duration)
+    }
+
+    /// Whether `room` has encryption enabled, as `user` sees its state.
+    pub async fn room_is_encrypted(&self, user: &UserId, room: &RoomId) -> Result<bool, MatrixError> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room.to_owned(),
+            StateEventType::RoomEncryption,
+            String::new(),
+        );
+        match self.send(request, Some(user)).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.errcode() == Some("M_NOT_FOUND") => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Users joined to or invited into `room` (whose devices get the room key).
+    pub async fn room_members(&self, user: &UserId, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        let response = self.send(get_member_events::v3::Request::new(room.to_owned()), Some(user)).await?;
+        let mut members: Vec<OwnedUserId> = response
+            .chunk
+            .iter()
+            .filter_map(|raw| raw.deserialize().ok())
+            .filter(|event: &ruma::events::room::member::RoomMemberEvent| {
+                matches!(event.membership(), MembershipState::Join | MembershipState::Invite)
+            })
+            .map(|event| event.state_key().to_owned())
+            .collect();
+        members.sort();
+        members.dedup();
+        Ok(members)
     }
 
     /// Who the homeserver thinks the as_token belongs to.

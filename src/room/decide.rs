@@ -124,7 +124,8 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                 })
                 .collect()
         }
-        RoomEvent::Other => vec![],
+        // Decrypted (or recorded) by the room session before deciding.
+        RoomEvent::Encrypted { .. } | RoomEvent::EncryptionEnabled { .. } | RoomEvent::Other => vec![],
     }
 }
 

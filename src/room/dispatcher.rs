@@ -11,12 +11,24 @@ use ruma::OwnedRoomId;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Rooms, event::RoomEvent};
-use crate::storage::InboxItem;
+use crate::{
+    crypto::CryptoChanges,
+    storage::{InboxItem, InboxKind, Undecrypted},
+};
+
+/// Work for a room's queue.
+#[derive(Debug)]
+pub(super) enum Work {
+    /// An event from the inbox.
+    Inbox(InboxItem),
+    /// An event kept undecryptable, whose room key has now arrived.
+    Retry(Undecrypted),
+}
 
 /// How long an idle room keeps its worker task.
 const IDLE_ROOM: Duration = Duration::from_secs(300);
 
-type Queues = Arc<Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<InboxItem>>>>;
+type Queues = Arc<Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<Work>>>>;
 
 impl Rooms {
     /// Reads the inbox (everything left from before a restart first) and feeds room queues
@@ -52,7 +64,43 @@ impl Rooms {
             }
             for item in items {
                 cursor = cursor.max(item.id);
-                self.route(&queues, item, &shutdown).await;
+                if item.kind == InboxKind::Crypto {
+                    // Handled before the events of its transaction: they may need its keys.
+                    self.receive_crypto(&queues, &item, &shutdown).await;
+                    self.finished(item.id);
+                } else {
+                    self.route(&queues, item, &shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// Feeds a transaction's encryption data to the twins' machines, then queues the events
+    /// that were waiting for the room keys that arrived.
+    async fn receive_crypto(self: &Arc<Self>, queues: &Queues, item: &InboxItem, shutdown: &watch::Receiver<bool>) {
+        let changes: CryptoChanges = match serde_json::from_str(&item.event) {
+            Ok(changes) => changes,
+            Err(err) => {
+                tracing::error!(%err, id = item.id, "stored encryption data unreadable; skipped");
+                return;
+            }
+        };
+        let arrived = match self.crypto.receive(&changes).await {
+            Ok(arrived) => arrived,
+            Err(err) => {
+                tracing::error!(%err, "encryption data could not be processed");
+                return;
+            }
+        };
+        for key in arrived {
+            match self.store.undecrypted_for_session(key.room_id.as_str(), &key.session_id).await {
+                Ok(waiting) => {
+                    for utd in waiting {
+                        tracing::info!(room = %key.room_id, event = %utd.event_id, "room key arrived; retrying");
+                        self.enqueue(queues, key.room_id.clone(), Work::Retry(utd), shutdown);
+                    }
+                }
+                Err(err) => tracing::error!(%err, "cannot read events waiting for keys"),
             }
         }
     }
@@ -69,6 +117,11 @@ impl Rooms {
             self.finished(item.id);
             return;
         };
+        self.enqueue(queues, room, Work::Inbox(item), shutdown);
+    }
+
+    /// Puts work on its room's queue, starting the room's worker when it has none.
+    fn enqueue(self: &Arc<Self>, queues: &Queues, room: OwnedRoomId, item: Work, shutdown: &watch::Receiver<bool>) {
         let Ok(mut map) = queues.lock() else {
             tracing::error!("room queue map poisoned");
             return;
@@ -136,7 +189,7 @@ impl Rooms {
     async fn room_worker(
         self: Arc<Self>,
         room: OwnedRoomId,
-        mut rx: mpsc::UnboundedReceiver<InboxItem>,
+        mut rx: mpsc::UnboundedReceiver<Work>,
         queues: Queues,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -146,9 +199,9 @@ impl Rooms {
                 _ = shutdown.changed() => return,
             };
             match next {
-                Ok(Some(item)) => {
+                Ok(Some(work)) => {
                     tokio::select! {
-                        _ = self.handle(item) => {}
+                        _ = self.handle(work) => {}
                         // Unfinished items stay in the inbox and are handled after a restart.
                         _ = shutdown.changed() => return,
                     }

@@ -33,6 +33,20 @@ pub enum RoomEvent {
         /// Whether this edits an earlier message (`m.replace`).
         is_edit: bool,
     },
+    /// `m.room.encrypted`: to be decrypted before anything else is decided.
+    Encrypted {
+        /// Room.
+        room_id: OwnedRoomId,
+        /// Event id.
+        event_id: OwnedEventId,
+        /// Author.
+        sender: OwnedUserId,
+    },
+    /// `m.room.encryption` state: the room is encrypted from now on.
+    EncryptionEnabled {
+        /// Room.
+        room_id: OwnedRoomId,
+    },
     /// Anything else.
     Other,
 }
@@ -53,7 +67,10 @@ impl RoomEvent {
     /// The room the event belongs to, when it has one.
     pub fn room_id(&self) -> Option<&ruma::RoomId> {
         match self {
-            Self::Member { room_id, .. } | Self::Text { room_id, .. } => Some(room_id),
+            Self::Member { room_id, .. }
+            | Self::Text { room_id, .. }
+            | Self::Encrypted { room_id, .. }
+            | Self::EncryptionEnabled { room_id } => Some(room_id),
             Self::Other => None,
         }
     }
@@ -99,6 +116,13 @@ impl RoomEvent {
                     },
                     _ => Self::Other,
                 }
+            }
+            "m.room.encrypted" => match head.event_id {
+                Some(event_id) => Self::Encrypted { room_id, event_id, sender },
+                None => Self::Other,
+            },
+            "m.room.encryption" if head.state_key.as_deref() == Some("") => {
+                Self::EncryptionEnabled { room_id }
             }
             _ => Self::Other,
         }

@@ -17,10 +17,12 @@ use self::{
     decide::{Action, Context, decide},
     event::RoomEvent,
 };
+use self::dispatcher::Work;
 use crate::{
+    crypto::{Crypto, CryptoError, DecryptError},
     kernel::Kernel,
     matrix::{MatrixClient, MatrixError},
-    storage::{InboxItem, Store},
+    storage::Store,
     twin::{TwinError, Twins},
 };
 
@@ -42,6 +44,9 @@ pub enum RoomError {
     /// The home failed.
     #[error(transparent)]
     Home(#[from] crate::home::HomeError),
+    /// Encryption failed: nothing was sent.
+    #[error("encryption failed, nothing was sent: {0}")]
+    Crypto(#[from] CryptoError),
     /// A blocking task died.
     #[error("internal: {0}")]
     Internal(String),
@@ -50,7 +55,9 @@ pub enum RoomError {
 impl RoomError {
     fn is_transient(&self) -> bool {
         match self {
-            Self::Matrix(err) | Self::Twin(TwinError::Matrix(err)) => err.is_transient(),
+            Self::Matrix(err)
+            | Self::Twin(TwinError::Matrix(err))
+            | Self::Crypto(CryptoError::Matrix(err)) => err.is_transient(),
             Self::Storage(_) | Self::Twin(TwinError::Storage(_)) => true,
             _ => false,
         }
@@ -64,6 +71,7 @@ pub struct Rooms {
     matrix: MatrixClient,
     twins: Arc<Twins>,
     kernel: Arc<Kernel>,
+    crypto: Arc<Crypto>,
     turn_slots: Semaphore,
     history_limit: usize,
     done: mpsc::UnboundedSender<i64>,
@@ -77,6 +85,7 @@ impl Rooms {
         matrix: MatrixClient,
         twins: Arc<Twins>,
         kernel: Arc<Kernel>,
+        crypto: Arc<Crypto>,
         max_concurrent_turns: usize,
         history_limit: usize,
     ) -> Self {
@@ -86,6 +95,7 @@ impl Rooms {
             matrix,
             twins,
             kernel,
+            crypto,
             turn_slots: Semaphore::new(max_concurrent_turns.max(1)),
             history_limit,
             done,
@@ -93,10 +103,34 @@ impl Rooms {
         }
     }
 
-    /// Handles one inbox item, then marks it done. Passing failures are retried; a lasting
-    /// failure is logged and the item is finished so the room does not stall.
-    async fn handle(&self, item: InboxItem) {
-        let event = RoomEvent::parse(&item.event);
+    /// Handles one piece of work: an inbox item (then marked done) or an event whose room key
+    /// arrived. Passing failures are retried; a lasting failure is logged and the item is
+    /// finished so the room does not stall.
+    async fn handle(&self, work: Work) {
+        match work {
+            Work::Inbox(item) => {
+                self.handle_event(&item.event, None).await;
+                self.finished(item.id);
+            }
+            Work::Retry(utd) => self.handle_event(&utd.event_json, Some(utd.id)).await,
+        }
+    }
+
+    /// Decrypts when needed, then decides and acts. `waiting` is the id of the kept
+    /// undecryptable copy when this is a retry.
+    async fn handle_event(&self, json: &str, waiting: Option<i64>) {
+        let mut event = RoomEvent::parse(json);
+        if let RoomEvent::EncryptionEnabled { room_id } = &event {
+            if let Err(err) = self.store.set_room_encrypted(room_id.as_str(), true).await {
+                tracing::error!(%err, "cannot record that the room is encrypted");
+            }
+        }
+        if let RoomEvent::Encrypted { room_id, event_id, .. } = &event {
+            match self.decrypt(room_id, event_id, json, waiting).await {
+                Some(plain) => event = RoomEvent::parse(&plain),
+                None => return,
+            }
+        }
         if let Some(room) = event.room_id() {
             let joined: Vec<OwnedUserId> = match self.store.room_twins(room.as_str()).await {
                 Ok(rows) => rows
@@ -119,7 +153,64 @@ impl Rooms {
                 self.execute_with_retries(&action).await;
             }
         }
-        self.finished(item.id);
+    }
+
+    /// Decrypts with a twin of the room. An event whose key is missing is kept (never
+    /// dropped), a key request goes out, and it is retried when the key arrives.
+    async fn decrypt(
+        &self,
+        room: &ruma::RoomId,
+        event_id: &ruma::EventId,
+        json: &str,
+        waiting: Option<i64>,
+    ) -> Option<String> {
+        if let Err(err) = self.store.set_room_encrypted(room.as_str(), true).await {
+            tracing::error!(%err, "cannot record that the room is encrypted");
+        }
+        let twins = match self.store.room_twins(room.as_str()).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::error!(%err, "cannot read room members");
+                return None;
+            }
+        };
+        let Some(twin) = twins
+            .iter()
+            .filter(|(_, membership)| membership == "join")
+            .find_map(|(twin, _)| OwnedUserId::try_from(twin.as_str()).ok())
+        else {
+            return None;
+        };
+        match self.crypto.decrypt(&twin, room, json).await {
+            Ok(plain) => {
+                if let Some(id) = waiting {
+                    if let Err(err) = self.store.remove_undecrypted(id).await {
+                        tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
+                    }
+                }
+                Some(plain.to_string())
+            }
+            Err(DecryptError::MissingKey { session_id }) => {
+                if waiting.is_none() {
+                    tracing::warn!(%room, %event_id, %session_id, "room key missing; keeping the event until it arrives");
+                    if let Err(err) = self
+                        .store
+                        .add_undecrypted(room.as_str(), twin.as_str(), &session_id, event_id.as_str(), json)
+                        .await
+                    {
+                        tracing::error!(%err, "cannot keep an undecryptable event");
+                    }
+                    if let Err(err) = self.crypto.request_key(&twin, room, json).await {
+                        tracing::warn!(%err, "room key request failed");
+                    }
+                }
+                None
+            }
+            Err(err) => {
+                tracing::error!(%room, %event_id, %err, "event cannot be decrypted");
+                None
+            }
+        }
     }
 
     /// Queues an inbox item to be marked done by [`Rooms::run_finisher`].

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ruma::{EventId, RoomId, UserId};
+use ruma::{EventId, RoomId, UserId, events::AnyMessageLikeEventContent};
 use tokio::sync::oneshot;
 
 use super::{RoomError, Rooms, render_markdown};
@@ -104,11 +104,39 @@ impl Rooms {
         let _ = stop_typing.send(());
         let content = render_markdown(&reply);
         let txn_id = txn_id_for(twin_id.as_str(), event_id.as_str(), 0);
-        self.matrix
-            .send_message(twin_id, room, &txn_id, &content)
+        self.send_content(twin_id, room, &txn_id, &AnyMessageLikeEventContent::RoomMessage(content))
             .await?;
         if let Err(err) = self.matrix.set_typing(twin_id, room, None).await {
             tracing::debug!(%err, "stopping typing failed");
+        }
+        Ok(())
+    }
+}
+
+impl Rooms {
+    /// Sends an event as the twin: encrypted when the room is (the room key is shared with every
+    /// joined and invited device first), plaintext only in rooms known to be unencrypted. If the
+    /// room's state cannot be read or encryption fails, nothing is sent.
+    pub(super) async fn send_content(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        txn_id: &ruma::TransactionId,
+        content: &AnyMessageLikeEventContent,
+    ) -> Result<(), RoomError> {
+        let encrypted = match self.store.room_encrypted(room.as_str()).await? {
+            Some(encrypted) => encrypted,
+            None => {
+                let encrypted = self.matrix.room_is_encrypted(twin, room).await?;
+                self.store.set_room_encrypted(room.as_str(), encrypted).await?;
+                encrypted
+            }
+        };
+        if encrypted {
+            let members = self.matrix.room_members(twin, room).await?;
+            self.crypto.send_encrypted(twin, room, &members, content, txn_id).await?;
+        } else {
+            self.matrix.send_event(twin, room, txn_id, content).await?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ pub use self::ping::{PingVerdict, diagnose, ping_until_ok};
 use crate::{
     appservice::{self, AppState},
     config::Config,
+    crypto::{self, Crypto},
     kernel::Kernel,
     matrix::{MatrixClient, TwinNaming},
     registration::Registration,
@@ -94,6 +95,9 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     )?;
     let kernel = Arc::new(Kernel::from_config(&config.llm)?);
     tracing::info!(model = %kernel.describe(), "kernel ready");
+    let passphrase = crypto::load_or_create_passphrase(&config.encryption.store_dir, &config.encryption.passphrase)
+        .context("encryption.store_dir")?;
+    let crypto = Arc::new(Crypto::new(matrix.clone(), &config.encryption.store_dir, passphrase));
     let naming = TwinNaming::new(
         &config.appservice.puppet_suffix,
         &config.homeserver.server_name,
@@ -104,6 +108,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
             &config.owner_globs(),
             store.clone(),
             matrix.clone(),
+            crypto.clone(),
             &config.home.dir,
             config.home.template.as_deref(),
         )
@@ -114,6 +119,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         matrix.clone(),
         twins.clone(),
         kernel,
+        crypto.clone(),
         config.rooms.max_concurrent_turns,
         config.rooms.history_messages,
     ));
@@ -124,7 +130,8 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         inbox_ready.clone(),
         twins,
         config.appservice.max_body_bytes,
-    );
+    )
+    .with_crypto(crypto);
     let (listener, addr) = appservice::bind(config.appservice.listen)
         .await
         .with_context(|| {

@@ -13,6 +13,7 @@ use ruma::{OwnedUserId, UserId};
 
 use crate::{
     appservice::Provisioner,
+    crypto::{Crypto, CryptoError},
     home::{Home, HomeError},
     matrix::{MatrixClient, MatrixError, TwinNaming},
     storage::{StorageError, Store, TwinRow},
@@ -33,6 +34,9 @@ pub enum TwinError {
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The twin's device or keys could not be set up.
+    #[error("encryption: {0}")]
+    Crypto(#[from] CryptoError),
     /// A blocking task died.
     #[error("internal: {0}")]
     Internal(String),
@@ -55,6 +59,7 @@ pub struct Twins {
     owners: GlobSet,
     store: Store,
     matrix: MatrixClient,
+    crypto: Arc<Crypto>,
     home_dir: PathBuf,
     template: Option<PathBuf>,
     homes: Mutex<HashMap<OwnedUserId, Arc<Home>>>,
@@ -93,6 +98,7 @@ impl Twins {
         owner_globs: &[String],
         store: Store,
         matrix: MatrixClient,
+        crypto: Arc<Crypto>,
         home_dir: &Path,
         template: Option<&Path>,
     ) -> Result<Self, globset::Error> {
@@ -105,6 +111,7 @@ impl Twins {
             owners: builder.build()?,
             store,
             matrix,
+            crypto,
             home_dir: home_dir.to_path_buf(),
             template: template.map(Path::to_path_buf),
             homes: Mutex::new(HashMap::new()),
@@ -169,6 +176,7 @@ impl Twins {
             .ok_or_else(|| TwinError::NotAllowed(owner.to_string()))?;
         let home = self.home(owner).await?;
         if self.is_registered(&twin_id).await? {
+            self.crypto.ensure_device(&twin_id).await?;
             return Ok(Twin {
                 twin_id,
                 owner_id: owner.to_owned(),
@@ -178,6 +186,7 @@ impl Twins {
         // One registration at a time, so two rooms racing for a new twin register it once.
         let _guard = self.provisioning.lock().await;
         if self.is_registered(&twin_id).await? {
+            self.crypto.ensure_device(&twin_id).await?;
             return Ok(Twin {
                 twin_id,
                 owner_id: owner.to_owned(),
@@ -193,6 +202,9 @@ impl Twins {
         if let Err(err) = self.matrix.set_display_name(&twin_id, &display_name).await {
             tracing::warn!(%twin_id, %err, "could not set the twin's display name");
         }
+        // Its device and keys exist before it joins anything, so people's clients can share
+        // room keys with it from the first message.
+        self.crypto.ensure_device(&twin_id).await?;
         self.store
             .upsert_twin(&TwinRow {
                 twin_id: twin_id.to_string(),

@@ -56,6 +56,11 @@ impl TestEnv {
     }
 
     pub async fn start_with(options: EnvOptions) -> TestEnv {
+        // `RUST_LOG=matrix_os=debug cargo test ...` shows the service's logs for a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
         let llm = FakeLlm::start().await;
         let pending = TestHomeserver::reserve();
         let port = free_port();
@@ -142,6 +147,19 @@ impl TestEnv {
     }
 
     /// Sends a raw transaction to the service as the homeserver would.
+    /// The room's events as stored on the homeserver (never decrypted), via the client API.
+    pub async fn raw_events(&self, human: &Human, room: &matrix_sdk::Room) -> Vec<serde_json::Value> {
+        let url = format!(
+            "{}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=200",
+            self.hs.client_url(),
+            room.room_id().as_str().replace('!', "%21").replace(':', "%3A")
+        );
+        let token = human.client.access_token().expect("logged in");
+        let body: serde_json::Value =
+            reqwest::Client::new().get(url).bearer_auth(token).send().await.expect("messages").json().await.expect("json");
+        body["chunk"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn put_transaction(
         &self,
         txn_id: &str,

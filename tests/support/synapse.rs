@@ -283,13 +283,14 @@ fn appservice_config(dir: &Path, hs_url: &str, server_name: &str, as_url: &str) 
     Config::from_toml_str(&format!(
         "[homeserver]\nurl = {}\nserver_name = {}\n\
          [appservice]\nurl = {}\nregistration = {}\n\
-         [database]\nurl = {}\n[home]\ndir = {}\n",
+         [database]\nurl = {}\n[home]\ndir = {}\n[encryption]\nstore_dir = {}\n",
         q(hs_url),
         q(server_name),
         q(as_url),
         q(&dir.join("registration-0.yaml").to_string_lossy()),
         q(&format!("sqlite://{}", dir.join("matrix-os.db").display())),
         q(&dir.join("homes").to_string_lossy()),
+        q(&dir.join("crypto").to_string_lossy()),
     ))
     .expect("test appservice config")
 }
