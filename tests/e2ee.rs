@@ -58,3 +58,85 @@ async fn encrypted_dm_works_both_ways() {
     assert_eq!(health["undecrypted_events"], 0, "{health}");
     assert_eq!(health["encryption_failures"], 0, "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_group_room_reply_is_readable_by_every_member() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let bob = env.human("bob").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_room(&[&twin, &bob.user_id], false, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+    bob.sync().await;
+    bob.client.join_room_by_id(room.room_id()).await.unwrap();
+    alice.wait_for_join(&room, &bob.user_id, WAIT).await;
+    alice.sync().await;
+
+    alice.send_text(&room, "hello group").await;
+    let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(replies[0].body(), "echo: hello group");
+    let bob_room = bob.room(&room.room_id().to_owned());
+    let seen_by_bob = bob.wait_for_messages_from(&bob_room, &twin, 1, WAIT).await;
+    assert_eq!(seen_by_bob[0].kind(), "m.room.message", "Bob decrypts the twin's reply");
+    assert_eq!(seen_by_bob[0].body(), "echo: hello group");
+    assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_the_device_the_identity_and_the_sessions() {
+    let mut env = TestEnv::start().await;
+    let (alice, room) = encrypted_dm(&env, "alice").await;
+    let twin = env.twin_of("alice");
+    alice.send_text(&room, "before restart").await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    let devices_before: Vec<_> = alice.client.encryption().get_user_devices(&twin).await.unwrap().devices().map(|d| (d.device_id().to_owned(), d.ed25519_key())).collect();
+    assert_eq!(devices_before.len(), 1, "one device per twin");
+
+    env.stop_service().await;
+    env.start_service().await;
+    alice.send_text(&room, "after restart").await;
+    let replies = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert_eq!(replies[1].kind(), "m.room.message");
+    assert_eq!(replies[1].body(), "echo: after restart");
+    alice.sync().await;
+    let devices_after: Vec<_> = alice.client.encryption().get_user_devices(&twin).await.unwrap().devices().map(|d| (d.device_id().to_owned(), d.ed25519_key())).collect();
+    assert_eq!(devices_after, devices_before, "same device, same identity key");
+    assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_of_the_human_decrypts_the_next_reply() {
+    let env = TestEnv::start().await;
+    let (user_id, password, _) = env.hs.register_user("alice").await;
+    let alice = Human::login(env.hs.client_url(), "alice", &password).await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+    alice.send_text(&room, "first").await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+
+    let phone = Human::login(env.hs.client_url(), "alice", &password).await;
+    assert_eq!(phone.user_id.as_str(), user_id);
+    alice.sync().await;
+    alice.send_text(&room, "second").await;
+    let phone_room = phone.room(&room.room_id().to_owned());
+    let seen = phone.wait_for_messages_from(&phone_room, &twin, 2, WAIT).await;
+    let second = seen.iter().find(|m| m.json.pointer("/content/body").is_some() && m.body() == "echo: second");
+    assert!(second.is_some(), "the new device decrypts the twin's next reply: {:?}", seen.iter().map(|m| m.json.to_string()).collect::<Vec<_>>());
+    assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_twins_device_is_cross_signed_by_its_owner() {
+    let env = TestEnv::start().await;
+    let (alice, room) = encrypted_dm(&env, "alice").await;
+    let twin = env.twin_of("alice");
+    alice.send_text(&room, "are you verified?").await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    alice.sync().await;
+    let devices = alice.client.encryption().get_user_devices(&twin).await.unwrap();
+    let device = devices.devices().next().expect("the twin's device is known");
+    assert!(device.is_cross_signed_by_owner(), "Element shows no red shield for the twin's device");
+    let identity = alice.client.encryption().get_user_identity(&twin).await.unwrap();
+    assert!(identity.is_some(), "the twin has a cross-signing identity");
+}

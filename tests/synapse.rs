@@ -57,7 +57,7 @@ async fn appservice_registration_is_loaded_and_data_survives_a_restart() {
     let (status, body) = post(
         &register_url,
         Some(registration.as_token.expose()),
-        json!({"type": "m.login.application_service", "username": "alice_ai"}),
+        json!({"type": "m.login.application_service", "username": "alice_ai", "inhibit_login": true}),
     )
     .await;
     assert_eq!(status, 200, "{body}");

@@ -36,12 +36,35 @@ use matrix_os::{
     secret::Secret,
 };
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that is free now and that no other test of this process was given.
+///
+/// Ports come from below Linux's ephemeral range (32768-60999), so the kernel does not hand
+/// them to outgoing connections between this check and the moment a server binds them.
 pub fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    use std::{
+        collections::HashSet,
+        sync::{Mutex, OnceLock},
+    };
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
+    let seed = std::process::id() as u64 ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7);
+    let mut state = seed | 1;
+    for _ in 0..10_000 {
+        // xorshift: cheap, good enough to spread ports.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let port = 12_000 + (state % 18_000) as u16;
+        let mut taken = given.lock().expect("port set");
+        if taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between 12000 and 30000");
 }
 
 /// The shared venv directory: `$MATRIX_OS_SYNAPSE_VENV`, else `synapse-venv` in the cargo
