@@ -11,6 +11,8 @@ mod fake_llm;
 mod human;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/proxy.rs"]
+mod proxy;
 #[path = "support/synapse.rs"]
 mod synapse;
 
@@ -139,4 +141,31 @@ async fn the_twins_device_is_cross_signed_by_its_owner() {
     assert!(device.is_cross_signed_by_owner(), "Element shows no red shield for the twin's device");
     let identity = alice.client.encryption().get_user_identity(&twin).await.unwrap();
     assert!(identity.is_some(), "the twin has a cross-signing identity");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_room_key_arrives_late_is_kept_and_answered_when_it_comes() {
+    let env = TestEnv::start_with(env::EnvOptions { proxy: true, ..Default::default() }).await;
+    let (alice, room) = encrypted_dm(&env, "alice").await;
+    let twin = env.twin_of("alice");
+    env.proxy.as_ref().unwrap().hold_back_room_keys(true);
+
+    alice.send_text(&room, "this key is slow").await;
+    let health = || async {
+        reqwest::get(format!("{}/health", env.appservice_url())).await.unwrap().json::<Value>().await.unwrap()
+    };
+    // The event arrives first and cannot be decrypted: it is kept, not dropped.
+    let deadline = std::time::Instant::now() + WAIT;
+    while health().await["undecrypted_events"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the undecryptable event was never kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alice.messages_from(&room, &twin).await.is_empty());
+    // The key comes; the kept event is decrypted and answered, once.
+    let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(replies[0].body(), "echo: this key is slow");
+    assert_eq!(health().await["undecrypted_events"], 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(alice.messages_from(&room, &twin).await.len(), 1);
+    assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
 }

@@ -17,6 +17,8 @@ mod fake_llm;
 mod human;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/proxy.rs"]
+mod proxy;
 #[path = "support/synapse.rs"]
 mod synapse;
 

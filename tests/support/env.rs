@@ -16,6 +16,7 @@ use matrix_sdk::ruma::OwnedUserId;
 use super::{
     fake_llm::FakeLlm,
     human::Human,
+    proxy::TxnProxy,
     synapse::{TestHomeserver, free_port},
 };
 
@@ -30,6 +31,8 @@ pub struct EnvOptions {
     pub provider: LlmProvider,
     /// `llm.max_retries`.
     pub max_retries: u32,
+    /// Put a [`TxnProxy`] between the homeserver and the service.
+    pub proxy: bool,
 }
 
 impl Default for EnvOptions {
@@ -38,11 +41,13 @@ impl Default for EnvOptions {
             database_url: None,
             provider: LlmProvider::Openai,
             max_retries: 2,
+            proxy: false,
         }
     }
 }
 
 pub struct TestEnv {
+    pub proxy: Option<TxnProxy>,
     pub llm: FakeLlm,
     pub config: Config,
     pub registration: Registration,
@@ -64,7 +69,15 @@ impl TestEnv {
         let llm = FakeLlm::start().await;
         let pending = TestHomeserver::reserve();
         let port = free_port();
-        let mut config = pending.appservice_config(&format!("http://127.0.0.1:{port}"));
+        // With a proxy, the homeserver talks to the proxy, which forwards to the service.
+        let (proxy, public_port) = if options.proxy {
+            let public = free_port();
+            let proxy = TxnProxy::start(public, format!("http://127.0.0.1:{port}"), Duration::from_secs(4)).await;
+            (Some(proxy), public)
+        } else {
+            (None, port)
+        };
+        let mut config = pending.appservice_config(&format!("http://127.0.0.1:{public_port}"));
         config.appservice.listen = ([127, 0, 0, 1], port).into();
         if let Some(url) = options.database_url {
             config.database.url = url;
@@ -88,6 +101,7 @@ impl TestEnv {
             .expect("registration");
         let hs = pending.start(Some(&registration)).await;
         let mut env = TestEnv {
+            proxy,
             llm,
             config,
             registration,
