@@ -140,6 +140,7 @@ async fn doctor_checks_a_real_homeserver_and_names_what_to_fix() {
     for check in [
         "✓ config",
         "✓ registration",
+        "✓ encryption",
         "✓ database",
         "✓ homeserver",
         "✓ as_token",

@@ -102,16 +102,17 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     let internal = |e: crate::storage::StorageError| error::ApiError::internal(e.to_string());
     let backlog = state.store.inbox_backlog().await.map_err(internal)?;
     let undecrypted = state.store.undecrypted_count().await.map_err(internal)?;
-    let encryption_failures = state
-        .crypto
-        .as_ref()
-        .map(|c| c.health.encryption_failures.load(std::sync::atomic::Ordering::Relaxed))
-        .unwrap_or_default();
+    let counter = |read: fn(&crate::crypto::CryptoHealth) -> u64| {
+        state.crypto.as_ref().map(|c| read(&c.health)).unwrap_or_default()
+    };
+    let encryption_failures = counter(|h| h.encryption_failures.load(std::sync::atomic::Ordering::Relaxed));
+    let with_keys = counter(|h| h.transactions_with_keys.load(std::sync::atomic::Ordering::Relaxed));
     Ok(Json(serde_json::json!({
         "status": "ok",
         "inbox_backlog": backlog,
         "undecrypted_events": undecrypted,
         "encryption_failures": encryption_failures,
+        "transactions_with_encryption_data": with_keys,
     })))
 }
 

@@ -101,6 +101,7 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
         }
     };
 
+    check_encryption_registration(&registration, &mut report);
     check_homeserver(&config, &registration, store, &mut report).await;
     check_llm(&config, &mut report).await;
 
@@ -213,8 +214,73 @@ async fn check_homeserver(
         }
         PingVerdict::Problem(problem) => report.fail("ping", problem),
     }
-    if let Some(task) = stand_in {
-        task.abort();
+    match stand_in {
+        Some(task) => task.abort(),
+        None => check_running_service(config, report).await,
+    }
+}
+
+/// What end-to-end encryption needs from the registration (and so from the homeserver).
+fn check_encryption_registration(registration: &Registration, report: &mut Report) {
+    let mut missing = Vec::new();
+    if !registration.receive_ephemeral {
+        missing.push("receive_ephemeral: true");
+    }
+    if !registration.msc3202 {
+        missing.push("org.matrix.msc3202: true");
+    }
+    if !registration.msc4190 {
+        missing.push("io.element.msc4190: true");
+    }
+    if missing.is_empty() {
+        report.ok(
+            "encryption",
+            "the registration asks for to-device messages, key counts and device management; \
+             homeserver.yaml must also have experimental_features \
+             msc2409_to_device_messages_enabled and msc3202_transaction_extensions set to true",
+        );
+    } else {
+        report.fail(
+            "encryption",
+            format!(
+                "twins cannot use encrypted rooms: the registration lacks {} -> add them (or \
+                 regenerate it with `matrix-os generate-registration --force`) and restart the homeserver",
+                missing.join(", ")
+            ),
+        );
+    }
+}
+
+/// What the running service reports about encryption, when it runs.
+async fn check_running_service(config: &Config, report: &mut Report) {
+    let url = format!("{}/health", config.appservice.url.as_str().trim_end_matches('/'));
+    let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), reqwest::get(&url)).await else {
+        return;
+    };
+    let Ok(health) = response.json::<serde_json::Value>().await else { return };
+    let number = |key: &str| health.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let (waiting, failures, with_keys) = (
+        number("undecrypted_events"),
+        number("encryption_failures"),
+        number("transactions_with_encryption_data"),
+    );
+    let detail = format!(
+        "{waiting} event(s) waiting for room keys, {failures} message(s) not sent because encryption \
+         failed, {with_keys} transaction(s) with encryption data since start"
+    );
+    if failures > 0 || waiting > 0 {
+        report.fail("service", format!("{detail} -> see the service log"));
+    } else if with_keys == 0 {
+        report.ok(
+            "service",
+            format!(
+                "{detail}; if twins are in encrypted rooms and this stays 0, the homeserver does not send \
+                 to-device messages: enable msc2409_to_device_messages_enabled and \
+                 msc3202_transaction_extensions in homeserver.yaml"
+            ),
+        );
+    } else {
+        report.ok("service", detail);
     }
 }
 

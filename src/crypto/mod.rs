@@ -96,6 +96,9 @@ pub struct RoomKeyArrived {
 pub struct CryptoHealth {
     /// Messages that were not sent because encrypting them failed.
     pub encryption_failures: AtomicU64,
+    /// Transactions that carried encryption data (to-device messages, key counts, device
+    /// lists) since start: zero while twins have devices means the homeserver does not send it.
+    pub transactions_with_keys: AtomicU64,
 }
 
 /// All twins' crypto.
@@ -145,6 +148,7 @@ impl Crypto {
     /// Feeds one transaction's encryption data to the machines it concerns; returns the room
     /// keys that arrived.
     pub async fn receive(&self, changes: &CryptoChanges) -> Result<Vec<RoomKeyArrived>, CryptoError> {
+        self.health.transactions_with_keys.fetch_add(1, Ordering::Relaxed);
         let mut to_device: BTreeMap<(OwnedUserId, OwnedDeviceId), Vec<Raw<AnyToDeviceEvent>>> = BTreeMap::new();
         for raw in &changes.to_device {
             let Ok(head) = serde_json::from_str::<Value>(raw.get()) else { continue };
