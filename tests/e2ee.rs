@@ -1,7 +1,13 @@
 //! End-to-end encryption with real Synapse and a real matrix-sdk client (the crypto Element
 //! uses): twins read and write encrypted rooms, fed only by appservice transactions.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 #[path = "support/env.rs"]
 mod env;
@@ -38,7 +44,10 @@ async fn encrypted_dm(env: &TestEnv, owner: &str) -> (Human, Room) {
 async fn assert_twin_never_sent_plaintext(env: &TestEnv, human: &Human, room: &Room, twin: &str) {
     for event in env.raw_events(human, room).await {
         if event["sender"] == twin && event.get("state_key").is_none() {
-            assert_eq!(event["type"], "m.room.encrypted", "plaintext from the twin: {event}");
+            assert_eq!(
+                event["type"], "m.room.encrypted",
+                "plaintext from the twin: {event}"
+            );
         }
     }
 }
@@ -54,9 +63,19 @@ async fn encrypted_dm_works_both_ways() {
     assert_eq!(replies[0].kind(), "m.room.message");
     assert_eq!(replies[0].body(), "echo: a secret hello");
     // The model saw the decrypted text.
-    assert!(env.llm.requests()[0].body.to_string().contains("a secret hello"));
+    assert!(
+        env.llm.requests()[0]
+            .body
+            .to_string()
+            .contains("a secret hello")
+    );
     assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
-    let health: Value = reqwest::get(format!("{}/health", env.appservice_url())).await.unwrap().json().await.unwrap();
+    let health: Value = reqwest::get(format!("{}/health", env.appservice_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["undecrypted_events"], 0, "{health}");
     assert_eq!(health["encryption_failures"], 0, "{health}");
 }
@@ -79,7 +98,11 @@ async fn encrypted_group_room_reply_is_readable_by_every_member() {
     assert_eq!(replies[0].body(), "echo: hello group");
     let bob_room = bob.room(&room.room_id().to_owned());
     let seen_by_bob = bob.wait_for_messages_from(&bob_room, &twin, 1, WAIT).await;
-    assert_eq!(seen_by_bob[0].kind(), "m.room.message", "Bob decrypts the twin's reply");
+    assert_eq!(
+        seen_by_bob[0].kind(),
+        "m.room.message",
+        "Bob decrypts the twin's reply"
+    );
     assert_eq!(seen_by_bob[0].body(), "echo: hello group");
     assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
 }
@@ -91,7 +114,15 @@ async fn restart_keeps_the_device_the_identity_and_the_sessions() {
     let twin = env.twin_of("alice");
     alice.send_text(&room, "before restart").await;
     alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
-    let devices_before: Vec<_> = alice.client.encryption().get_user_devices(&twin).await.unwrap().devices().map(|d| (d.device_id().to_owned(), d.ed25519_key())).collect();
+    let devices_before: Vec<_> = alice
+        .client
+        .encryption()
+        .get_user_devices(&twin)
+        .await
+        .unwrap()
+        .devices()
+        .map(|d| (d.device_id().to_owned(), d.ed25519_key()))
+        .collect();
     assert_eq!(devices_before.len(), 1, "one device per twin");
 
     env.stop_service().await;
@@ -101,8 +132,19 @@ async fn restart_keeps_the_device_the_identity_and_the_sessions() {
     assert_eq!(replies[1].kind(), "m.room.message");
     assert_eq!(replies[1].body(), "echo: after restart");
     alice.sync().await;
-    let devices_after: Vec<_> = alice.client.encryption().get_user_devices(&twin).await.unwrap().devices().map(|d| (d.device_id().to_owned(), d.ed25519_key())).collect();
-    assert_eq!(devices_after, devices_before, "same device, same identity key");
+    let devices_after: Vec<_> = alice
+        .client
+        .encryption()
+        .get_user_devices(&twin)
+        .await
+        .unwrap()
+        .devices()
+        .map(|d| (d.device_id().to_owned(), d.ed25519_key()))
+        .collect();
+    assert_eq!(
+        devices_after, devices_before,
+        "same device, same identity key"
+    );
     assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
 }
 
@@ -122,9 +164,17 @@ async fn a_new_device_of_the_human_decrypts_the_next_reply() {
     alice.sync().await;
     alice.send_text(&room, "second").await;
     let phone_room = phone.room(&room.room_id().to_owned());
-    let seen = phone.wait_for_messages_from(&phone_room, &twin, 2, WAIT).await;
-    let second = seen.iter().find(|m| m.json.pointer("/content/body").is_some() && m.body() == "echo: second");
-    assert!(second.is_some(), "the new device decrypts the twin's next reply: {:?}", seen.iter().map(|m| m.json.to_string()).collect::<Vec<_>>());
+    let seen = phone
+        .wait_for_messages_from(&phone_room, &twin, 2, WAIT)
+        .await;
+    let second = seen
+        .iter()
+        .find(|m| m.json.pointer("/content/body").is_some() && m.body() == "echo: second");
+    assert!(
+        second.is_some(),
+        "the new device decrypts the twin's next reply: {:?}",
+        seen.iter().map(|m| m.json.to_string()).collect::<Vec<_>>()
+    );
     assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
 }
 
@@ -136,28 +186,56 @@ async fn the_twins_device_is_cross_signed_by_its_owner() {
     alice.send_text(&room, "are you verified?").await;
     alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     alice.sync().await;
-    let devices = alice.client.encryption().get_user_devices(&twin).await.unwrap();
-    let device = devices.devices().next().expect("the twin's device is known");
-    assert!(device.is_cross_signed_by_owner(), "Element shows no red shield for the twin's device");
-    let identity = alice.client.encryption().get_user_identity(&twin).await.unwrap();
+    let devices = alice
+        .client
+        .encryption()
+        .get_user_devices(&twin)
+        .await
+        .unwrap();
+    let device = devices
+        .devices()
+        .next()
+        .expect("the twin's device is known");
+    assert!(
+        device.is_cross_signed_by_owner(),
+        "Element shows no red shield for the twin's device"
+    );
+    let identity = alice
+        .client
+        .encryption()
+        .get_user_identity(&twin)
+        .await
+        .unwrap();
     assert!(identity.is_some(), "the twin has a cross-signing identity");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_room_key_arrives_late_is_kept_and_answered_when_it_comes() {
-    let env = TestEnv::start_with(env::EnvOptions { proxy: true, ..Default::default() }).await;
+    let env = TestEnv::start_with(env::EnvOptions {
+        proxy: true,
+        ..Default::default()
+    })
+    .await;
     let (alice, room) = encrypted_dm(&env, "alice").await;
     let twin = env.twin_of("alice");
     env.proxy.as_ref().unwrap().hold_back_room_keys(true);
 
     alice.send_text(&room, "this key is slow").await;
     let health = || async {
-        reqwest::get(format!("{}/health", env.appservice_url())).await.unwrap().json::<Value>().await.unwrap()
+        reqwest::get(format!("{}/health", env.appservice_url()))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
     };
     // The event arrives first and cannot be decrypted: it is kept, not dropped.
     let deadline = std::time::Instant::now() + WAIT;
     while health().await["undecrypted_events"] != 1 {
-        assert!(std::time::Instant::now() < deadline, "the undecryptable event was never kept");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the undecryptable event was never kept"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(alice.messages_from(&room, &twin).await.is_empty());

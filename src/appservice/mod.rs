@@ -103,10 +103,20 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     let backlog = state.store.inbox_backlog().await.map_err(internal)?;
     let undecrypted = state.store.undecrypted_count().await.map_err(internal)?;
     let counter = |read: fn(&crate::crypto::CryptoHealth) -> u64| {
-        state.crypto.as_ref().map(|c| read(&c.health)).unwrap_or_default()
+        state
+            .crypto
+            .as_ref()
+            .map(|c| read(&c.health))
+            .unwrap_or_default()
     };
-    let encryption_failures = counter(|h| h.encryption_failures.load(std::sync::atomic::Ordering::Relaxed));
-    let with_keys = counter(|h| h.transactions_with_keys.load(std::sync::atomic::Ordering::Relaxed));
+    let encryption_failures = counter(|h| {
+        h.encryption_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    });
+    let with_keys = counter(|h| {
+        h.transactions_with_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+    });
     Ok(Json(serde_json::json!({
         "status": "ok",
         "inbox_backlog": backlog,

@@ -80,10 +80,15 @@ pub(crate) async fn put_transaction(
         Ok(changes) => changes.and_then(|c| serde_json::to_string(&c).ok()),
         Err(err) => {
             tracing::warn!(%txn_id, %err, "malformed encryption fields refused");
-            return ApiError::bad_json(format!("malformed encryption fields: {err}")).into_response();
+            return ApiError::bad_json(format!("malformed encryption fields: {err}"))
+                .into_response();
         }
     };
-    match state.store.record_transaction_with_crypto(&txn_id, crypto.as_deref(), &events).await {
+    match state
+        .store
+        .record_transaction_with_crypto(&txn_id, crypto.as_deref(), &events)
+        .await
+    {
         Ok(true) => {
             tracing::debug!(%txn_id, events = events.len(), "transaction stored");
             state.inbox_ready.notify_one();

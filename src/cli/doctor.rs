@@ -253,12 +253,23 @@ fn check_encryption_registration(registration: &Registration, report: &mut Repor
 
 /// What the running service reports about encryption, when it runs.
 async fn check_running_service(config: &Config, report: &mut Report) {
-    let url = format!("{}/health", config.appservice.url.as_str().trim_end_matches('/'));
-    let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), reqwest::get(&url)).await else {
+    let url = format!(
+        "{}/health",
+        config.appservice.url.as_str().trim_end_matches('/')
+    );
+    let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), reqwest::get(&url)).await
+    else {
         return;
     };
-    let Ok(health) = response.json::<serde_json::Value>().await else { return };
-    let number = |key: &str| health.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let Ok(health) = response.json::<serde_json::Value>().await else {
+        return;
+    };
+    let number = |key: &str| {
+        health
+            .get(key)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
     let (waiting, failures, with_keys) = (
         number("undecrypted_events"),
         number("encryption_failures"),

@@ -66,7 +66,10 @@ fn default_crypto_dir() -> PathBuf {
 
 impl Default for EncryptionConfig {
     fn default() -> Self {
-        Self { store_dir: default_crypto_dir(), passphrase: crate::secret::Secret::default() }
+        Self {
+            store_dir: default_crypto_dir(),
+            passphrase: crate::secret::Secret::default(),
+        }
     }
 }
 

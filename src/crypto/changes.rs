@@ -30,7 +30,8 @@ pub struct CryptoChanges {
     pub device_lists: DeviceListChanges,
     /// One-time-key counts per user and device (an exhausted device is an empty map).
     #[serde(default)]
-    pub one_time_keys: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>,
+    pub one_time_keys:
+        BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>,
     /// Unused fallback key types per user and device.
     #[serde(default)]
     pub fallback_keys: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Vec<OneTimeKeyAlgorithm>>>,
@@ -46,10 +47,15 @@ struct TransactionCrypto {
     #[serde(rename = "org.matrix.msc3202.device_lists", default)]
     device_lists: Option<DeviceListChanges>,
     #[serde(rename = "org.matrix.msc3202.device_one_time_keys_count", default)]
-    one_time_keys: Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>>,
+    one_time_keys:
+        Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>>,
     #[serde(rename = "org.matrix.msc3202.device_one_time_key_counts", default)]
-    one_time_keys_old: Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>>,
-    #[serde(rename = "org.matrix.msc3202.device_unused_fallback_key_types", default)]
+    one_time_keys_old:
+        Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>>,
+    #[serde(
+        rename = "org.matrix.msc3202.device_unused_fallback_key_types",
+        default
+    )]
     fallback_keys: Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Vec<OneTimeKeyAlgorithm>>>>,
 }
 
@@ -58,9 +64,15 @@ impl CryptoChanges {
     pub fn from_transaction(body: &[u8]) -> Result<Option<Self>, serde_json::Error> {
         let raw: TransactionCrypto = serde_json::from_slice(body)?;
         let changes = Self {
-            to_device: raw.to_device_unstable.or(raw.to_device_stable).unwrap_or_default(),
+            to_device: raw
+                .to_device_unstable
+                .or(raw.to_device_stable)
+                .unwrap_or_default(),
             device_lists: raw.device_lists.unwrap_or_default(),
-            one_time_keys: raw.one_time_keys.or(raw.one_time_keys_old).unwrap_or_default(),
+            one_time_keys: raw
+                .one_time_keys
+                .or(raw.one_time_keys_old)
+                .unwrap_or_default(),
             fallback_keys: raw.fallback_keys.unwrap_or_default(),
         };
         Ok((!changes.is_empty()).then_some(changes))
@@ -83,12 +95,18 @@ impl CryptoChanges {
         device: &ruma::DeviceId,
     ) -> Option<BTreeMap<OneTimeKeyAlgorithm, UInt>> {
         let mut counts = self.one_time_keys.get(user)?.get(device)?.clone();
-        counts.entry(OneTimeKeyAlgorithm::SignedCurve25519).or_insert(UInt::MIN);
+        counts
+            .entry(OneTimeKeyAlgorithm::SignedCurve25519)
+            .or_insert(UInt::MIN);
         Some(counts)
     }
 
     /// Unused fallback key types of one device, when the transaction said.
-    pub fn fallback_keys_for(&self, user: &ruma::UserId, device: &ruma::DeviceId) -> Option<Vec<OneTimeKeyAlgorithm>> {
+    pub fn fallback_keys_for(
+        &self,
+        user: &ruma::UserId,
+        device: &ruma::DeviceId,
+    ) -> Option<Vec<OneTimeKeyAlgorithm>> {
         self.fallback_keys.get(user)?.get(device).cloned()
     }
 }
@@ -114,13 +132,25 @@ mod tests {
 
     #[test]
     fn synapse_fields_are_read_and_exhausted_counts_become_zero() {
-        let changes = CryptoChanges::from_transaction(SYNAPSE_TXN.as_bytes()).unwrap().unwrap();
+        let changes = CryptoChanges::from_transaction(SYNAPSE_TXN.as_bytes())
+            .unwrap()
+            .unwrap();
         assert_eq!(changes.to_device.len(), 1);
-        assert_eq!(changes.device_lists.changed, vec![user_id!("@bob:x").to_owned()]);
-        let counts = changes.one_time_keys_for(user_id!("@alice_ai:x"), device_id!("TWINDEV")).unwrap();
-        assert_eq!(counts.get(&OneTimeKeyAlgorithm::SignedCurve25519), Some(&UInt::MIN));
         assert_eq!(
-            changes.fallback_keys_for(user_id!("@alice_ai:x"), device_id!("TWINDEV")).unwrap(),
+            changes.device_lists.changed,
+            vec![user_id!("@bob:x").to_owned()]
+        );
+        let counts = changes
+            .one_time_keys_for(user_id!("@alice_ai:x"), device_id!("TWINDEV"))
+            .unwrap();
+        assert_eq!(
+            counts.get(&OneTimeKeyAlgorithm::SignedCurve25519),
+            Some(&UInt::MIN)
+        );
+        assert_eq!(
+            changes
+                .fallback_keys_for(user_id!("@alice_ai:x"), device_id!("TWINDEV"))
+                .unwrap(),
             vec![OneTimeKeyAlgorithm::SignedCurve25519]
         );
         // Kept in the inbox as JSON and read back unchanged.
@@ -132,12 +162,24 @@ mod tests {
 
     #[test]
     fn a_plain_transaction_has_no_crypto_changes() {
-        assert!(CryptoChanges::from_transaction(br#"{"events":[]}"#).unwrap().is_none());
+        assert!(
+            CryptoChanges::from_transaction(br#"{"events":[]}"#)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn malformed_crypto_fields_are_errors() {
-        assert!(CryptoChanges::from_transaction(br#"{"events":[],"org.matrix.msc3202.device_lists":5}"#).is_err());
-        assert!(CryptoChanges::from_transaction(br#"{"events":[],"de.sorunome.msc2409.to_device":{}}"#).is_err());
+        assert!(
+            CryptoChanges::from_transaction(
+                br#"{"events":[],"org.matrix.msc3202.device_lists":5}"#
+            )
+            .is_err()
+        );
+        assert!(
+            CryptoChanges::from_transaction(br#"{"events":[],"de.sorunome.msc2409.to_device":{}}"#)
+                .is_err()
+        );
     }
 }

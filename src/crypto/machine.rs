@@ -70,7 +70,9 @@ impl TwinMachine {
         user_id: &UserId,
     ) -> Result<Arc<Self>, CryptoError> {
         let twin_dir = root.join(crate::twin::home_folder_name(user_id.localpart()));
-        tokio::fs::create_dir_all(&twin_dir).await.map_err(|e| CryptoError::io(&twin_dir, e))?;
+        tokio::fs::create_dir_all(&twin_dir)
+            .await
+            .map_err(|e| CryptoError::io(&twin_dir, e))?;
         let id_file = twin_dir.join("device_id");
         let device_id = match tokio::fs::read_to_string(&id_file).await {
             Ok(id) if !id.trim().is_empty() => OwnedDeviceId::from(id.trim()),
@@ -95,7 +97,9 @@ impl TwinMachine {
             .await
             .map_err(|e| CryptoError::Store(e.to_string()))?;
         // Device lists may have changed while this machine was not loaded.
-        olm.mark_all_tracked_users_as_dirty().await.map_err(|e| CryptoError::Store(e.to_string()))?;
+        olm.mark_all_tracked_users_as_dirty()
+            .await
+            .map_err(|e| CryptoError::Store(e.to_string()))?;
         let machine = Arc::new(Self {
             user_id: user_id.to_owned(),
             device_id,
@@ -119,7 +123,12 @@ impl TwinMachine {
     {
         Ok(self
             .matrix
-            .send_as_device(request, Some(&self.user_id), Some(&self.device_id), RetryPolicy::default())
+            .send_as_device(
+                request,
+                Some(&self.user_id),
+                Some(&self.device_id),
+                RetryPolicy::default(),
+            )
             .await?)
     }
 
@@ -129,7 +138,11 @@ impl TwinMachine {
         let _one_at_a_time = self.pump.lock().await;
         // Answering a request can queue new ones (e.g. more one-time keys); a few rounds settle.
         for _ in 0..4 {
-            let requests = self.olm.outgoing_requests().await.map_err(|e| CryptoError::Store(e.to_string()))?;
+            let requests = self
+                .olm
+                .outgoing_requests()
+                .await
+                .map_err(|e| CryptoError::Store(e.to_string()))?;
             if requests.is_empty() {
                 return Ok(());
             }
@@ -147,22 +160,36 @@ impl TwinMachine {
         match request.request() {
             AnyOutgoingRequest::KeysUpload(upload) => {
                 let response = self.send(upload.clone()).await?;
-                self.olm.mark_request_as_sent(id, &response).await.map_err(olm_err)?;
+                self.olm
+                    .mark_request_as_sent(id, &response)
+                    .await
+                    .map_err(olm_err)?;
             }
             AnyOutgoingRequest::KeysQuery(query) => {
                 let mut request = get_keys::v3::Request::new();
                 request.device_keys = query.device_keys.clone();
                 let response = self.send(request).await?;
-                self.olm.mark_request_as_sent(id, &response).await.map_err(olm_err)?;
+                self.olm
+                    .mark_request_as_sent(id, &response)
+                    .await
+                    .map_err(olm_err)?;
             }
             AnyOutgoingRequest::KeysClaim(claim) => {
                 let response = self.send(claim.clone()).await?;
-                self.olm.mark_request_as_sent(id, &response).await.map_err(olm_err)?;
+                self.olm
+                    .mark_request_as_sent(id, &response)
+                    .await
+                    .map_err(olm_err)?;
             }
-            AnyOutgoingRequest::ToDeviceRequest(to_device) => self.send_to_device(to_device).await?,
+            AnyOutgoingRequest::ToDeviceRequest(to_device) => {
+                self.send_to_device(to_device).await?
+            }
             AnyOutgoingRequest::SignatureUpload(signatures) => {
                 let response = self.send(signatures.clone()).await?;
-                self.olm.mark_request_as_sent(id, &response).await.map_err(olm_err)?;
+                self.olm
+                    .mark_request_as_sent(id, &response)
+                    .await
+                    .map_err(olm_err)?;
             }
             AnyOutgoingRequest::RoomMessage(_) => {
                 // In-room verification: twins do not verify interactively.
@@ -173,7 +200,10 @@ impl TwinMachine {
     }
 
     /// Sends one to-device request and marks it sent.
-    pub(crate) async fn send_to_device(&self, request: &ToDeviceRequest) -> Result<(), CryptoError> {
+    pub(crate) async fn send_to_device(
+        &self,
+        request: &ToDeviceRequest,
+    ) -> Result<(), CryptoError> {
         let ruma_request = send_event_to_device::v3::Request::new_raw(
             request.event_type.clone(),
             request.txn_id.clone(),
@@ -208,7 +238,9 @@ impl TwinMachine {
         upload.user_signing_key = signing.user_signing_key.map(|k| k.to_raw());
         self.send(upload).await?;
         self.send(requests.upload_signatures_req).await?;
-        tokio::fs::write(&marker, b"").await.map_err(|e| CryptoError::io(&marker, e))?;
+        tokio::fs::write(&marker, b"")
+            .await
+            .map_err(|e| CryptoError::io(&marker, e))?;
         tracing::info!(twin = %self.user_id, "cross-signing set up; the twin's device is signed");
         Ok(())
     }

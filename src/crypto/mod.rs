@@ -25,17 +25,22 @@ use matrix_sdk_crypto::{
 use ruma::{
     OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId,
     api::client::{message::send_message_event, sync::sync_events::DeviceLists},
-    events::{AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventContent, MessageLikeEventType},
+    events::{
+        AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventContent, MessageLikeEventType,
+    },
     serde::Raw,
 };
 use serde_json::Value;
 
+use self::machine::TwinMachine;
 pub use self::{
     changes::{CryptoChanges, DeviceListChanges},
     passphrase::load_or_create_passphrase,
 };
-use self::machine::TwinMachine;
-use crate::{matrix::{MatrixClient, MatrixError}, secret::Secret};
+use crate::{
+    matrix::{MatrixClient, MatrixError},
+    secret::Secret,
+};
 
 /// An encryption operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +66,10 @@ pub enum CryptoError {
 
 impl CryptoError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.display().to_string(), source }
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }
 
@@ -114,7 +122,9 @@ pub struct Crypto {
 
 fn decryption_settings() -> DecryptionSettings {
     // Humans' devices are rarely cross-signed by twins; refusing them would leave twins deaf.
-    DecryptionSettings { sender_device_trust_requirement: TrustRequirement::Untrusted }
+    DecryptionSettings {
+        sender_device_trust_requirement: TrustRequirement::Untrusted,
+    }
 }
 
 impl Crypto {
@@ -135,7 +145,8 @@ impl Crypto {
         if let Some(machine) = machines.get(twin) {
             return Ok(machine.clone());
         }
-        let machine = TwinMachine::open(self.matrix.clone(), &self.root, &self.passphrase, twin).await?;
+        let machine =
+            TwinMachine::open(self.matrix.clone(), &self.root, &self.passphrase, twin).await?;
         machines.insert(twin.to_owned(), machine.clone());
         Ok(machine)
     }
@@ -147,18 +158,35 @@ impl Crypto {
 
     /// Feeds one transaction's encryption data to the machines it concerns; returns the room
     /// keys that arrived.
-    pub async fn receive(&self, changes: &CryptoChanges) -> Result<Vec<RoomKeyArrived>, CryptoError> {
-        self.health.transactions_with_keys.fetch_add(1, Ordering::Relaxed);
-        let mut to_device: BTreeMap<(OwnedUserId, OwnedDeviceId), Vec<Raw<AnyToDeviceEvent>>> = BTreeMap::new();
+    pub async fn receive(
+        &self,
+        changes: &CryptoChanges,
+    ) -> Result<Vec<RoomKeyArrived>, CryptoError> {
+        self.health
+            .transactions_with_keys
+            .fetch_add(1, Ordering::Relaxed);
+        let mut to_device: BTreeMap<(OwnedUserId, OwnedDeviceId), Vec<Raw<AnyToDeviceEvent>>> =
+            BTreeMap::new();
         for raw in &changes.to_device {
-            let Ok(head) = serde_json::from_str::<Value>(raw.get()) else { continue };
-            let user = head.get("to_user_id").and_then(Value::as_str).and_then(|u| OwnedUserId::try_from(u).ok());
-            let device = head.get("to_device_id").and_then(Value::as_str).map(OwnedDeviceId::from);
+            let Ok(head) = serde_json::from_str::<Value>(raw.get()) else {
+                continue;
+            };
+            let user = head
+                .get("to_user_id")
+                .and_then(Value::as_str)
+                .and_then(|u| OwnedUserId::try_from(u).ok());
+            let device = head
+                .get("to_device_id")
+                .and_then(Value::as_str)
+                .map(OwnedDeviceId::from);
             let (Some(user), Some(device)) = (user, device) else {
                 tracing::warn!("to-device message without to_user_id/to_device_id ignored");
                 continue;
             };
-            to_device.entry((user, device)).or_default().push(Raw::from_json(raw.clone()));
+            to_device
+                .entry((user, device))
+                .or_default()
+                .push(Raw::from_json(raw.clone()));
         }
         // Machines that this transaction addresses, plus every loaded one for device lists.
         let mut twins: Vec<OwnedUserId> = to_device.keys().map(|(u, _)| u.clone()).collect();
@@ -182,8 +210,12 @@ impl Crypto {
                 }
             };
             let device = machine.device_id().to_owned();
-            let events = to_device.remove(&(twin.clone(), device.clone())).unwrap_or_default();
-            let counts = changes.one_time_keys_for(&twin, &device).unwrap_or_default();
+            let events = to_device
+                .remove(&(twin.clone(), device.clone()))
+                .unwrap_or_default();
+            let counts = changes
+                .one_time_keys_for(&twin, &device)
+                .unwrap_or_default();
             let fallback = changes.fallback_keys_for(&twin, &device);
             let sync = EncryptionSyncChanges {
                 to_device_events: events,
@@ -197,7 +229,10 @@ impl Crypto {
                 .receive_sync_changes(sync, &decryption_settings())
                 .await
                 .map_err(|e| CryptoError::Olm(e.to_string()))?;
-            arrived.extend(keys.into_iter().map(|k| RoomKeyArrived { room_id: k.room_id, session_id: k.session_id }));
+            arrived.extend(keys.into_iter().map(|k| RoomKeyArrived {
+                room_id: k.room_id,
+                session_id: k.session_id,
+            }));
             if let Err(err) = machine.pump().await {
                 tracing::warn!(%twin, %err, "sending key requests failed; will retry with the next transaction");
             }
@@ -209,11 +244,17 @@ impl Crypto {
     }
 
     /// A machine for a twin that has a device already (never creates one for a stray id).
-    async fn machine_if_known(&self, twin: &UserId) -> Result<Option<Arc<TwinMachine>>, CryptoError> {
+    async fn machine_if_known(
+        &self,
+        twin: &UserId,
+    ) -> Result<Option<Arc<TwinMachine>>, CryptoError> {
         if let Some(machine) = self.machines.lock().await.get(twin) {
             return Ok(Some(machine.clone()));
         }
-        let id_file = self.root.join(crate::twin::home_folder_name(twin.localpart())).join("device_id");
+        let id_file = self
+            .root
+            .join(crate::twin::home_folder_name(twin.localpart()))
+            .join("device_id");
         if !tokio::fs::try_exists(&id_file).await.unwrap_or(false) {
             return Ok(None);
         }
@@ -222,11 +263,20 @@ impl Crypto {
 
     /// Decrypts an `m.room.encrypted` event (JSON as received) for `twin`; returns the
     /// decrypted event JSON with `room_id`, `sender` and `event_id` of the original.
-    pub async fn decrypt(&self, twin: &UserId, room: &RoomId, event_json: &str) -> Result<Value, DecryptError> {
+    pub async fn decrypt(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        event_json: &str,
+    ) -> Result<Value, DecryptError> {
         let machine = self.machine(twin).await?;
         let raw = Raw::from_json_string(event_json.to_owned())
             .map_err(|e| DecryptError::Failed(format!("not JSON: {e}")))?;
-        match machine.olm.decrypt_room_event(&raw, room, &decryption_settings()).await {
+        match machine
+            .olm
+            .decrypt_room_event(&raw, room, &decryption_settings())
+            .await
+        {
             Ok(decrypted) => {
                 let mut event: Value = serde_json::from_str(decrypted.event.json().get())
                     .map_err(|e| DecryptError::Failed(e.to_string()))?;
@@ -243,7 +293,11 @@ impl Crypto {
             Err(MegolmError::MissingRoomKey(_)) => {
                 let session_id = serde_json::from_str::<Value>(event_json)
                     .ok()
-                    .and_then(|v| v.pointer("/content/session_id").and_then(Value::as_str).map(str::to_owned))
+                    .and_then(|v| {
+                        v.pointer("/content/session_id")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                     .unwrap_or_default();
                 Err(DecryptError::MissingKey { session_id })
             }
@@ -252,11 +306,20 @@ impl Crypto {
     }
 
     /// Asks the sender's devices (and the twin's own) for the key of an undecryptable event.
-    pub async fn request_key(&self, twin: &UserId, room: &RoomId, event_json: &str) -> Result<(), CryptoError> {
+    pub async fn request_key(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        event_json: &str,
+    ) -> Result<(), CryptoError> {
         let machine = self.machine(twin).await?;
-        let raw = Raw::from_json_string(event_json.to_owned()).map_err(|e| CryptoError::Olm(e.to_string()))?;
-        let (cancel, request) =
-            machine.olm.request_room_key(&raw, room).await.map_err(|e| CryptoError::Olm(e.to_string()))?;
+        let raw = Raw::from_json_string(event_json.to_owned())
+            .map_err(|e| CryptoError::Olm(e.to_string()))?;
+        let (cancel, request) = machine
+            .olm
+            .request_room_key(&raw, room)
+            .await
+            .map_err(|e| CryptoError::Olm(e.to_string()))?;
         if let Some(cancel) = cancel {
             machine.send_outgoing(&cancel).await?;
         }
@@ -273,9 +336,13 @@ impl Crypto {
         content: &AnyMessageLikeEventContent,
         txn_id: &TransactionId,
     ) -> Result<OwnedEventId, CryptoError> {
-        let result = self.try_send_encrypted(twin, room, members, content, txn_id).await;
+        let result = self
+            .try_send_encrypted(twin, room, members, content, txn_id)
+            .await;
         if result.is_err() {
-            self.health.encryption_failures.fetch_add(1, Ordering::Relaxed);
+            self.health
+                .encryption_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
         result
     }
@@ -293,12 +360,25 @@ impl Crypto {
         let olm_err = |e: &dyn std::fmt::Display| CryptoError::Olm(e.to_string());
         // A named function, not a closure: with a closure the future is not provably `Send`.
         let users = || members.iter().map(std::ops::Deref::deref);
-        machine.olm.update_tracked_users(users()).await.map_err(|e| olm_err(&e))?;
+        machine
+            .olm
+            .update_tracked_users(users())
+            .await
+            .map_err(|e| olm_err(&e))?;
         // Device keys of new or changed members.
         machine.pump().await?;
-        if let Some((request_id, claim)) = machine.olm.get_missing_sessions(users()).await.map_err(|e| olm_err(&e))? {
+        if let Some((request_id, claim)) = machine
+            .olm
+            .get_missing_sessions(users())
+            .await
+            .map_err(|e| olm_err(&e))?
+        {
             let response = machine.send(claim).await?;
-            machine.olm.mark_request_as_sent(&request_id, &response).await.map_err(|e| olm_err(&e))?;
+            machine
+                .olm
+                .mark_request_as_sent(&request_id, &response)
+                .await
+                .map_err(|e| olm_err(&e))?;
         }
         let shares = machine
             .olm

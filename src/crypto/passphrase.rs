@@ -7,7 +7,10 @@ use crate::secret::Secret;
 
 /// The configured passphrase, or the one kept in `<store_dir>/passphrase` (generated once,
 /// mode 0600) when none is configured.
-pub fn load_or_create_passphrase(store_dir: &Path, configured: &Secret) -> Result<Secret, CryptoError> {
+pub fn load_or_create_passphrase(
+    store_dir: &Path,
+    configured: &Secret,
+) -> Result<Secret, CryptoError> {
     if !configured.is_empty() {
         return Ok(configured.clone());
     }
@@ -45,6 +48,9 @@ mod tests {
         assert_eq!(first, again);
         assert_eq!(first.expose().len(), 64);
         let configured = Secret::new("from-config");
-        assert_eq!(load_or_create_passphrase(dir.path(), &configured).unwrap(), configured);
+        assert_eq!(
+            load_or_create_passphrase(dir.path(), &configured).unwrap(),
+            configured
+        );
     }
 }

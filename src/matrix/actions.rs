@@ -11,15 +11,15 @@ use ruma::{
         },
         appservice::request_ping,
         membership::{get_member_events, join_room_by_id, leave_room},
-        state::get_state_event_for_key,
         message::send_message_event,
         profile::set_display_name,
         receipt::create_receipt::{self, v3::ReceiptType},
+        state::get_state_event_for_key,
         typing::create_typing_event::{self, v3::Typing},
     },
     events::{
-        AnyMessageLikeEventContent, StateEventType,
-        room::member::MembershipState, receipt::ReceiptThread, room::message::RoomMessageEventContent,
+        AnyMessageLikeEventContent, StateEventType, receipt::ReceiptThread,
+        room::member::MembershipState, room::message::RoomMessageEventContent,
     },
 };
 
@@ -143,7 +143,11 @@ impl MatrixClient {
     }
 
     /// Whether `room` has encryption enabled, as `user` sees its state.
-    pub async fn room_is_encrypted(&self, user: &UserId, room: &RoomId) -> Result<bool, MatrixError> {
+    pub async fn room_is_encrypted(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<bool, MatrixError> {
         let request = get_state_event_for_key::v3::Request::new(
             room.to_owned(),
             StateEventType::RoomEncryption,
@@ -157,14 +161,26 @@ impl MatrixClient {
     }
 
     /// Users joined to or invited into `room` (whose devices get the room key).
-    pub async fn room_members(&self, user: &UserId, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
-        let response = self.send(get_member_events::v3::Request::new(room.to_owned()), Some(user)).await?;
+    pub async fn room_members(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<Vec<OwnedUserId>, MatrixError> {
+        let response = self
+            .send(
+                get_member_events::v3::Request::new(room.to_owned()),
+                Some(user),
+            )
+            .await?;
         let mut members: Vec<OwnedUserId> = response
             .chunk
             .iter()
             .filter_map(|raw| raw.deserialize().ok())
             .filter(|event: &ruma::events::room::member::RoomMemberEvent| {
-                matches!(event.membership(), MembershipState::Join | MembershipState::Invite)
+                matches!(
+                    event.membership(),
+                    MembershipState::Join | MembershipState::Invite
+                )
             })
             .map(|event| event.state_key().to_owned())
             .collect();

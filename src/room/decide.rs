@@ -125,7 +125,9 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                 .collect()
         }
         // Decrypted (or recorded) by the room session before deciding.
-        RoomEvent::Encrypted { .. } | RoomEvent::EncryptionEnabled { .. } | RoomEvent::Other => vec![],
+        RoomEvent::Encrypted { .. } | RoomEvent::EncryptionEnabled { .. } | RoomEvent::Other => {
+            vec![]
+        }
     }
 }
 

@@ -77,7 +77,12 @@ impl Rooms {
 
     /// Feeds a transaction's encryption data to the twins' machines, then queues the events
     /// that were waiting for the room keys that arrived.
-    async fn receive_crypto(self: &Arc<Self>, queues: &Queues, item: &InboxItem, shutdown: &watch::Receiver<bool>) {
+    async fn receive_crypto(
+        self: &Arc<Self>,
+        queues: &Queues,
+        item: &InboxItem,
+        shutdown: &watch::Receiver<bool>,
+    ) {
         let changes: CryptoChanges = match serde_json::from_str(&item.event) {
             Ok(changes) => changes,
             Err(err) => {
@@ -93,7 +98,11 @@ impl Rooms {
             }
         };
         for key in arrived {
-            match self.store.undecrypted_for_session(key.room_id.as_str(), &key.session_id).await {
+            match self
+                .store
+                .undecrypted_for_session(key.room_id.as_str(), &key.session_id)
+                .await
+            {
                 Ok(waiting) => {
                     for utd in waiting {
                         tracing::info!(room = %key.room_id, event = %utd.event_id, "room key arrived; retrying");
@@ -121,7 +130,13 @@ impl Rooms {
     }
 
     /// Puts work on its room's queue, starting the room's worker when it has none.
-    fn enqueue(self: &Arc<Self>, queues: &Queues, room: OwnedRoomId, item: Work, shutdown: &watch::Receiver<bool>) {
+    fn enqueue(
+        self: &Arc<Self>,
+        queues: &Queues,
+        room: OwnedRoomId,
+        item: Work,
+        shutdown: &watch::Receiver<bool>,
+    ) {
         let Ok(mut map) = queues.lock() else {
             tracing::error!("room queue map poisoned");
             return;

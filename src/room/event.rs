@@ -118,7 +118,11 @@ impl RoomEvent {
                 }
             }
             "m.room.encrypted" => match head.event_id {
-                Some(event_id) => Self::Encrypted { room_id, event_id, sender },
+                Some(event_id) => Self::Encrypted {
+                    room_id,
+                    event_id,
+                    sender,
+                },
                 None => Self::Other,
             },
             "m.room.encryption" if head.state_key.as_deref() == Some("") => {

@@ -12,12 +12,12 @@ use std::{sync::Arc, time::Duration};
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::{Semaphore, mpsc};
 
+use self::dispatcher::Work;
 pub use self::render::render_markdown;
 use self::{
     decide::{Action, Context, decide},
     event::RoomEvent,
 };
-use self::dispatcher::Work;
 use crate::{
     crypto::{Crypto, CryptoError, DecryptError},
     kernel::Kernel,
@@ -125,7 +125,10 @@ impl Rooms {
                 tracing::error!(%err, "cannot record that the room is encrypted");
             }
         }
-        if let RoomEvent::Encrypted { room_id, event_id, .. } = &event {
+        if let RoomEvent::Encrypted {
+            room_id, event_id, ..
+        } = &event
+        {
             match self.decrypt(room_id, event_id, json, waiting).await {
                 Some(plain) => event = RoomEvent::parse(&plain),
                 None => return,
@@ -195,7 +198,13 @@ impl Rooms {
                     tracing::warn!(%room, %event_id, %session_id, "room key missing; keeping the event until it arrives");
                     if let Err(err) = self
                         .store
-                        .add_undecrypted(room.as_str(), twin.as_str(), &session_id, event_id.as_str(), json)
+                        .add_undecrypted(
+                            room.as_str(),
+                            twin.as_str(),
+                            &session_id,
+                            event_id.as_str(),
+                            json,
+                        )
                         .await
                     {
                         tracing::error!(%err, "cannot keep an undecryptable event");

@@ -104,8 +104,13 @@ impl Rooms {
         let _ = stop_typing.send(());
         let content = render_markdown(&reply);
         let txn_id = txn_id_for(twin_id.as_str(), event_id.as_str(), 0);
-        self.send_content(twin_id, room, &txn_id, &AnyMessageLikeEventContent::RoomMessage(content))
-            .await?;
+        self.send_content(
+            twin_id,
+            room,
+            &txn_id,
+            &AnyMessageLikeEventContent::RoomMessage(content),
+        )
+        .await?;
         if let Err(err) = self.matrix.set_typing(twin_id, room, None).await {
             tracing::debug!(%err, "stopping typing failed");
         }
@@ -128,13 +133,17 @@ impl Rooms {
             Some(encrypted) => encrypted,
             None => {
                 let encrypted = self.matrix.room_is_encrypted(twin, room).await?;
-                self.store.set_room_encrypted(room.as_str(), encrypted).await?;
+                self.store
+                    .set_room_encrypted(room.as_str(), encrypted)
+                    .await?;
                 encrypted
             }
         };
         if encrypted {
             let members = self.matrix.room_members(twin, room).await?;
-            self.crypto.send_encrypted(twin, room, &members, content, txn_id).await?;
+            self.crypto
+                .send_encrypted(twin, room, &members, content, txn_id)
+                .await?;
         } else {
             self.matrix.send_event(twin, room, txn_id, content).await?;
         }

@@ -95,9 +95,16 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     )?;
     let kernel = Arc::new(Kernel::from_config(&config.llm)?);
     tracing::info!(model = %kernel.describe(), "kernel ready");
-    let passphrase = crypto::load_or_create_passphrase(&config.encryption.store_dir, &config.encryption.passphrase)
-        .context("encryption.store_dir")?;
-    let crypto = Arc::new(Crypto::new(matrix.clone(), &config.encryption.store_dir, passphrase));
+    let passphrase = crypto::load_or_create_passphrase(
+        &config.encryption.store_dir,
+        &config.encryption.passphrase,
+    )
+    .context("encryption.store_dir")?;
+    let crypto = Arc::new(Crypto::new(
+        matrix.clone(),
+        &config.encryption.store_dir,
+        passphrase,
+    ));
     let naming = TwinNaming::new(
         &config.appservice.puppet_suffix,
         &config.homeserver.server_name,

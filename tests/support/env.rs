@@ -72,7 +72,12 @@ impl TestEnv {
         // With a proxy, the homeserver talks to the proxy, which forwards to the service.
         let (proxy, public_port) = if options.proxy {
             let public = free_port();
-            let proxy = TxnProxy::start(public, format!("http://127.0.0.1:{port}"), Duration::from_secs(4)).await;
+            let proxy = TxnProxy::start(
+                public,
+                format!("http://127.0.0.1:{port}"),
+                Duration::from_secs(4),
+            )
+            .await;
             (Some(proxy), public)
         } else {
             (None, port)
@@ -162,15 +167,29 @@ impl TestEnv {
 
     /// Sends a raw transaction to the service as the homeserver would.
     /// The room's events as stored on the homeserver (never decrypted), via the client API.
-    pub async fn raw_events(&self, human: &Human, room: &matrix_sdk::Room) -> Vec<serde_json::Value> {
+    pub async fn raw_events(
+        &self,
+        human: &Human,
+        room: &matrix_sdk::Room,
+    ) -> Vec<serde_json::Value> {
         let url = format!(
             "{}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=200",
             self.hs.client_url(),
-            room.room_id().as_str().replace('!', "%21").replace(':', "%3A")
+            room.room_id()
+                .as_str()
+                .replace('!', "%21")
+                .replace(':', "%3A")
         );
         let token = human.client.access_token().expect("logged in");
-        let body: serde_json::Value =
-            reqwest::Client::new().get(url).bearer_auth(token).send().await.expect("messages").json().await.expect("json");
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("messages")
+            .json()
+            .await
+            .expect("json");
         body["chunk"].as_array().cloned().unwrap_or_default()
     }
 

@@ -41,13 +41,24 @@ impl TxnProxy {
     /// Listens on `port` and forwards everything to `target` (`http://127.0.0.1:PORT`).
     pub async fn start(port: u16, target: String, delay: Duration) -> TxnProxy {
         let hold_keys = Arc::new(AtomicBool::new(false));
-        let state = ProxyState { target, hold_keys: hold_keys.clone(), delay, http: reqwest::Client::new() };
+        let state = ProxyState {
+            target,
+            hold_keys: hold_keys.clone(),
+            delay,
+            http: reqwest::Client::new(),
+        };
         let app = Router::new().fallback(forward).with_state(state);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("proxy port");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("proxy port");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        TxnProxy { url: format!("http://127.0.0.1:{port}"), hold_keys, task }
+        TxnProxy {
+            url: format!("http://127.0.0.1:{port}"),
+            hold_keys,
+            task,
+        }
     }
 
     /// From now on, to-device messages reach the service `delay` after the events.
@@ -62,15 +73,25 @@ impl Drop for TxnProxy {
     }
 }
 
-async fn send(state: &ProxyState, method: reqwest::Method, path: &str, auth: Option<String>, body: Bytes) -> Response {
-    let mut request = state.http.request(method, format!("{}{path}", state.target)).body(body);
+async fn send(
+    state: &ProxyState,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<String>,
+    body: Bytes,
+) -> Response {
+    let mut request = state
+        .http
+        .request(method, format!("{}{path}", state.target))
+        .body(body);
     request = request.header("content-type", "application/json");
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
     }
     match request.send().await {
         Ok(response) => {
-            let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, response.bytes().await.unwrap_or_default()).into_response()
         }
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
@@ -78,14 +99,30 @@ async fn send(state: &ProxyState, method: reqwest::Method, path: &str, auth: Opt
 }
 
 async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
-    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
-    let path = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    let auth = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = axum::body::to_bytes(request.into_body(), 64 * 1024 * 1024).await.unwrap_or_default();
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes())
+        .unwrap_or(reqwest::Method::GET);
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let auth = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(request.into_body(), 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
 
     let holding = state.hold_keys.load(Ordering::SeqCst) && path.contains("/transactions/");
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let keys = parsed.as_ref().and_then(|v| v.get(TO_DEVICE)).and_then(Value::as_array).filter(|a| !a.is_empty()).cloned();
+    let keys = parsed
+        .as_ref()
+        .and_then(|v| v.get(TO_DEVICE))
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .cloned();
     let (true, Some(keys), Some(mut rest)) = (holding, keys, parsed) else {
         return send(&state, method, &path, auth, body).await;
     };
@@ -97,7 +134,14 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     let later_auth = auth.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delayed.delay).await;
-        let _ = send(&delayed, reqwest::Method::PUT, &later_path, later_auth, Bytes::from(later.to_string())).await;
+        let _ = send(
+            &delayed,
+            reqwest::Method::PUT,
+            &later_path,
+            later_auth,
+            Bytes::from(later.to_string()),
+        )
+        .await;
     });
     send(&state, method, &path, auth, Bytes::from(rest.to_string())).await
 }

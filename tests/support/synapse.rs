@@ -47,7 +47,11 @@ pub fn free_port() -> u16 {
     };
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
-    let seed = std::process::id() as u64 ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7);
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
     let mut state = seed | 1;
     for _ in 0..10_000 {
         // xorshift: cheap, good enough to spread ports.
