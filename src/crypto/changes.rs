@@ -8,6 +8,12 @@ use ruma::{OneTimeKeyAlgorithm, OwnedDeviceId, OwnedUserId, UInt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+/// One-time-key counts per user, device and algorithm.
+pub type KeyCounts =
+    BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>;
+/// Unused fallback key types per user and device.
+pub type FallbackKeys = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Vec<OneTimeKeyAlgorithm>>>;
+
 /// Users whose devices changed or who no longer share a room with any twin.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceListChanges {
@@ -30,11 +36,10 @@ pub struct CryptoChanges {
     pub device_lists: DeviceListChanges,
     /// One-time-key counts per user and device (an exhausted device is an empty map).
     #[serde(default)]
-    pub one_time_keys:
-        BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>,
+    pub one_time_keys: KeyCounts,
     /// Unused fallback key types per user and device.
     #[serde(default)]
-    pub fallback_keys: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Vec<OneTimeKeyAlgorithm>>>,
+    pub fallback_keys: FallbackKeys,
 }
 
 /// The transaction fields that carry encryption data, under the names Synapse uses.
@@ -47,16 +52,14 @@ struct TransactionCrypto {
     #[serde(rename = "org.matrix.msc3202.device_lists", default)]
     device_lists: Option<DeviceListChanges>,
     #[serde(rename = "org.matrix.msc3202.device_one_time_keys_count", default)]
-    one_time_keys:
-        Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>>,
+    one_time_keys: Option<KeyCounts>,
     #[serde(rename = "org.matrix.msc3202.device_one_time_key_counts", default)]
-    one_time_keys_old:
-        Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, BTreeMap<OneTimeKeyAlgorithm, UInt>>>>,
+    one_time_keys_old: Option<KeyCounts>,
     #[serde(
         rename = "org.matrix.msc3202.device_unused_fallback_key_types",
         default
     )]
-    fallback_keys: Option<BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Vec<OneTimeKeyAlgorithm>>>>,
+    fallback_keys: Option<FallbackKeys>,
 }
 
 impl CryptoChanges {

@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use self::machine::TwinMachine;
 pub use self::{
-    changes::{CryptoChanges, DeviceListChanges},
+    changes::{CryptoChanges, DeviceListChanges, FallbackKeys, KeyCounts},
     passphrase::load_or_create_passphrase,
 };
 use crate::{

@@ -120,10 +120,10 @@ impl Rooms {
     /// undecryptable copy when this is a retry.
     async fn handle_event(&self, json: &str, waiting: Option<i64>) {
         let mut event = RoomEvent::parse(json);
-        if let RoomEvent::EncryptionEnabled { room_id } = &event {
-            if let Err(err) = self.store.set_room_encrypted(room_id.as_str(), true).await {
-                tracing::error!(%err, "cannot record that the room is encrypted");
-            }
+        if let RoomEvent::EncryptionEnabled { room_id } = &event
+            && let Err(err) = self.store.set_room_encrypted(room_id.as_str(), true).await
+        {
+            tracing::error!(%err, "cannot record that the room is encrypted");
         }
         if let RoomEvent::Encrypted {
             room_id, event_id, ..
@@ -177,19 +177,17 @@ impl Rooms {
                 return None;
             }
         };
-        let Some(twin) = twins
+        // No joined twin: nobody here could have been given the key.
+        let twin = twins
             .iter()
             .filter(|(_, membership)| membership == "join")
-            .find_map(|(twin, _)| OwnedUserId::try_from(twin.as_str()).ok())
-        else {
-            return None;
-        };
+            .find_map(|(twin, _)| OwnedUserId::try_from(twin.as_str()).ok())?;
         match self.crypto.decrypt(&twin, room, json).await {
             Ok(plain) => {
-                if let Some(id) = waiting {
-                    if let Err(err) = self.store.remove_undecrypted(id).await {
-                        tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
-                    }
+                if let Some(id) = waiting
+                    && let Err(err) = self.store.remove_undecrypted(id).await
+                {
+                    tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
                 }
                 Some(plain.to_string())
             }
