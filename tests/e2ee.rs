@@ -107,6 +107,25 @@ async fn encrypted_group_room_reply_is_readable_by_every_member() {
     assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
 }
 
+/// The twin's devices as the human's client knows them: (device id, ed25519 identity key).
+async fn twin_devices(
+    human: &Human,
+    twin: &matrix_sdk::ruma::UserId,
+) -> Vec<(
+    matrix_sdk::ruma::OwnedDeviceId,
+    Option<matrix_sdk::encryption::vodozemac::Ed25519PublicKey>,
+)> {
+    human
+        .client
+        .encryption()
+        .get_user_devices(twin)
+        .await
+        .unwrap()
+        .devices()
+        .map(|d| (d.device_id().to_owned(), d.ed25519_key()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_the_device_the_identity_and_the_sessions() {
     let mut env = TestEnv::start().await;
@@ -114,15 +133,7 @@ async fn restart_keeps_the_device_the_identity_and_the_sessions() {
     let twin = env.twin_of("alice");
     alice.send_text(&room, "before restart").await;
     alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
-    let devices_before: Vec<_> = alice
-        .client
-        .encryption()
-        .get_user_devices(&twin)
-        .await
-        .unwrap()
-        .devices()
-        .map(|d| (d.device_id().to_owned(), d.ed25519_key()))
-        .collect();
+    let devices_before = twin_devices(&alice, &twin).await;
     assert_eq!(devices_before.len(), 1, "one device per twin");
 
     env.stop_service().await;
@@ -132,15 +143,7 @@ async fn restart_keeps_the_device_the_identity_and_the_sessions() {
     assert_eq!(replies[1].kind(), "m.room.message");
     assert_eq!(replies[1].body(), "echo: after restart");
     alice.sync().await;
-    let devices_after: Vec<_> = alice
-        .client
-        .encryption()
-        .get_user_devices(&twin)
-        .await
-        .unwrap()
-        .devices()
-        .map(|d| (d.device_id().to_owned(), d.ed25519_key()))
-        .collect();
+    let devices_after = twin_devices(&alice, &twin).await;
     assert_eq!(
         devices_after, devices_before,
         "same device, same identity key"

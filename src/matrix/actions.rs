@@ -19,7 +19,7 @@ use ruma::{
     },
     events::{
         AnyMessageLikeEventContent, StateEventType, receipt::ReceiptThread,
-        room::member::MembershipState, room::message::RoomMessageEventContent,
+        room::member::MembershipState,
     },
 };
 
@@ -67,23 +67,6 @@ impl MatrixClient {
         let mut request = leave_room::v3::Request::new(room.to_owned());
         request.reason = reason.map(str::to_owned);
         self.send(request, Some(user)).await.map(|_| ())
-    }
-
-    /// Sends a message event with a caller-chosen (deterministic) transaction id.
-    pub async fn send_message(
-        &self,
-        user: &UserId,
-        room: &RoomId,
-        txn_id: &TransactionId,
-        content: &RoomMessageEventContent,
-    ) -> Result<OwnedEventId, MatrixError> {
-        self.send_event(
-            user,
-            room,
-            txn_id,
-            &AnyMessageLikeEventContent::RoomMessage(content.clone()),
-        )
-        .await
     }
 
     /// Sends any message-like event.

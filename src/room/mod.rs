@@ -120,41 +120,41 @@ impl Rooms {
     /// undecryptable copy when this is a retry.
     async fn handle_event(&self, json: &str, waiting: Option<i64>) {
         let mut event = RoomEvent::parse(json);
-        if let RoomEvent::EncryptionEnabled { room_id } = &event
-            && let Err(err) = self.store.set_room_encrypted(room_id.as_str(), true).await
+        let Some(room) = event.room_id().map(ToOwned::to_owned) else {
+            return;
+        };
+        if matches!(
+            event,
+            RoomEvent::EncryptionEnabled { .. } | RoomEvent::Encrypted { .. }
+        ) && let Err(err) = self.store.set_room_encrypted(room.as_str(), true).await
         {
             tracing::error!(%err, "cannot record that the room is encrypted");
         }
-        if let RoomEvent::Encrypted {
-            room_id, event_id, ..
-        } = &event
-        {
-            match self.decrypt(room_id, event_id, json, waiting).await {
+        let joined: Vec<OwnedUserId> = match self.store.room_twins(room.as_str()).await {
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|(_, membership)| membership == "join")
+                .filter_map(|(twin, _)| OwnedUserId::try_from(twin).ok())
+                .collect(),
+            Err(err) => {
+                tracing::error!(%err, "cannot read room members; will retry on restart");
+                return;
+            }
+        };
+        if let RoomEvent::Encrypted { event_id, .. } = &event {
+            match self.decrypt(&room, event_id, json, waiting, &joined).await {
                 Some(plain) => event = RoomEvent::parse(&plain),
                 None => return,
             }
         }
-        if let Some(room) = event.room_id() {
-            let joined: Vec<OwnedUserId> = match self.store.room_twins(room.as_str()).await {
-                Ok(rows) => rows
-                    .into_iter()
-                    .filter(|(_, membership)| membership == "join")
-                    .filter_map(|(twin, _)| OwnedUserId::try_from(twin).ok())
-                    .collect(),
-                Err(err) => {
-                    tracing::error!(%err, "cannot read room members; will retry on restart");
-                    return;
-                }
-            };
-            let may_have_twin = |owner: &UserId| self.twins.may_have_twin(owner);
-            let ctx = Context {
-                naming: self.twins.naming(),
-                may_have_twin: &may_have_twin,
-                joined_twins: &joined,
-            };
-            for action in decide(&event, &ctx) {
-                self.execute_with_retries(&action).await;
-            }
+        let may_have_twin = |owner: &UserId| self.twins.may_have_twin(owner);
+        let ctx = Context {
+            naming: self.twins.naming(),
+            may_have_twin: &may_have_twin,
+            joined_twins: &joined,
+        };
+        for action in decide(&event, &ctx) {
+            self.execute_with_retries(&action).await;
         }
     }
 
@@ -166,23 +166,11 @@ impl Rooms {
         event_id: &ruma::EventId,
         json: &str,
         waiting: Option<i64>,
+        joined: &[OwnedUserId],
     ) -> Option<String> {
-        if let Err(err) = self.store.set_room_encrypted(room.as_str(), true).await {
-            tracing::error!(%err, "cannot record that the room is encrypted");
-        }
-        let twins = match self.store.room_twins(room.as_str()).await {
-            Ok(rows) => rows,
-            Err(err) => {
-                tracing::error!(%err, "cannot read room members");
-                return None;
-            }
-        };
         // No joined twin: nobody here could have been given the key.
-        let twin = twins
-            .iter()
-            .filter(|(_, membership)| membership == "join")
-            .find_map(|(twin, _)| OwnedUserId::try_from(twin.as_str()).ok())?;
-        match self.crypto.decrypt(&twin, room, json).await {
+        let twin = joined.first()?;
+        match self.crypto.decrypt(twin, room, json).await {
             Ok(plain) => {
                 if let Some(id) = waiting
                     && let Err(err) = self.store.remove_undecrypted(id).await
@@ -207,7 +195,7 @@ impl Rooms {
                     {
                         tracing::error!(%err, "cannot keep an undecryptable event");
                     }
-                    if let Err(err) = self.crypto.request_key(&twin, room, json).await {
+                    if let Err(err) = self.crypto.request_key(twin, room, json).await {
                         tracing::warn!(%err, "room key request failed");
                     }
                 }
