@@ -191,6 +191,9 @@ pub struct RoomsConfig {
     /// Most earlier messages of a session given to the model.
     #[serde(default = "default_history_messages")]
     pub history_messages: usize,
+    /// Most recent room messages shown to the model in a group turn (who said what).
+    #[serde(default = "default_context_messages")]
+    pub context_messages: usize,
 }
 
 fn default_appservice_id() -> String {
@@ -241,6 +244,9 @@ fn default_max_tokens() -> u32 {
 fn default_max_concurrent_turns() -> usize {
     8
 }
+fn default_context_messages() -> usize {
+    20
+}
 fn default_history_messages() -> usize {
     60
 }
@@ -279,6 +285,7 @@ impl Default for RoomsConfig {
         Self {
             max_concurrent_turns: default_max_concurrent_turns(),
             history_messages: default_history_messages(),
+            context_messages: default_context_messages(),
         }
     }
 }

@@ -10,7 +10,8 @@ use ruma::{
             whoami,
         },
         appservice::request_ping,
-        membership::{get_member_events, join_room_by_id, leave_room},
+        membership::{get_member_events, join_room_by_id, joined_members, leave_room},
+        room::create_room,
         message::send_message_event,
         profile::set_display_name,
         receipt::create_receipt::{self, v3::ReceiptType},
@@ -170,6 +171,45 @@ impl MatrixClient {
         members.sort();
         members.dedup();
         Ok(members)
+    }
+
+    /// Joined members of `room` with their display names, as `user` sees them.
+    pub async fn joined_members(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
+        let response = self
+            .send(joined_members::v3::Request::new(room.to_owned()), Some(user))
+            .await?;
+        Ok(response
+            .joined
+            .into_iter()
+            .map(|(id, member)| (id, member.display_name))
+            .collect())
+    }
+
+    /// Creates a private direct chat of `user` with `invitee`, encrypted from the start.
+    pub async fn create_dm(
+        &self,
+        user: &UserId,
+        invitee: &UserId,
+    ) -> Result<ruma::OwnedRoomId, MatrixError> {
+        let mut request = create_room::v3::Request::new();
+        request.is_direct = true;
+        request.invite = vec![invitee.to_owned()];
+        request.preset = Some(create_room::v3::RoomPreset::TrustedPrivateChat);
+        let encryption = serde_json::json!({
+            "type": "m.room.encryption",
+            "state_key": "",
+            "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+        });
+        request.initial_state = vec![
+            ruma::serde::Raw::new(&encryption)
+                .map_err(|e| MatrixError::Protocol(format!("cannot serialize state: {e}")))?
+                .cast_unchecked(),
+        ];
+        Ok(self.send(request, Some(user)).await?.room_id)
     }
 
     /// Who the homeserver thinks the as_token belongs to.

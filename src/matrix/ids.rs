@@ -53,6 +53,14 @@ impl TwinNaming {
     pub fn is_twin(&self, user: &UserId) -> bool {
         self.owner_of(user).is_some()
     }
+
+    /// Whether `user` follows the twin convention on any server (`@<name><suffix>:<server>`):
+    /// the twins of other matrix-os servers, which count as bots.
+    pub fn looks_like_twin(&self, user: &UserId) -> bool {
+        user.localpart()
+            .strip_suffix(&self.suffix)
+            .is_some_and(|owner| !owner.is_empty())
+    }
 }
 
 #[cfg(test)]

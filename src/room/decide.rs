@@ -1,9 +1,40 @@
 //! What a room session does about an event: a pure function, tested without any I/O.
+//!
+//! The session gathers the facts (who is in the room, each twin's access policy and room
+//! settings, whether the message replies to a twin or is in its thread) and [`decide`] turns
+//! them into [`Action`]s. Stateful limits (rate limits, the bot-to-bot bound) are applied when
+//! the actions run.
 
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 
-use super::event::RoomEvent;
-use crate::matrix::TwinNaming;
+use super::{
+    command::{self, Command},
+    event::RoomEvent,
+};
+use crate::{
+    matrix::TwinNaming,
+    policy::{AccessPolicy, RoomSettings},
+};
+
+/// One twin's side of the room, as the session found it.
+pub struct TwinView<'a> {
+    /// The twin.
+    pub twin: &'a UserId,
+    /// Its owner.
+    pub owner: &'a UserId,
+    /// Whether the twin is joined (an invited twin only decides about its invite).
+    pub joined: bool,
+    /// The owner's access policy.
+    pub access: &'a AccessPolicy,
+    /// The settings of this room.
+    pub settings: &'a RoomSettings,
+    /// The twin's display name (a mention by name addresses it).
+    pub display_name: Option<&'a str>,
+    /// The message replies to an event this twin sent.
+    pub replied_to: bool,
+    /// The message is in a thread this twin took part in.
+    pub in_thread: bool,
+}
 
 /// Facts about the world a decision needs.
 pub struct Context<'a> {
@@ -11,14 +42,41 @@ pub struct Context<'a> {
     pub naming: &'a TwinNaming,
     /// Whether a user may have a twin.
     pub may_have_twin: &'a (dyn Fn(&UserId) -> bool + Sync),
-    /// Twins joined to the room of the event.
-    pub joined_twins: &'a [OwnedUserId],
+    /// The twins of the room (joined), plus the target of a twin's membership event.
+    pub twins: &'a [TwinView<'a>],
+    /// People joined to or invited into the room, twins included.
+    pub member_count: usize,
+}
+
+/// Who the twin is talking to in a turn: the call-center rule keys off this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// The twin's owner: full context and tools.
+    Owner,
+    /// Anyone else: public context only.
+    Other,
+}
+
+/// Where a reply goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// A plain message (a DM).
+    Plain,
+    /// A reply to the message.
+    Reply(OwnedEventId),
+    /// Into the thread, replying to the message.
+    Thread {
+        /// Thread root.
+        root: OwnedEventId,
+        /// The message answered.
+        event: OwnedEventId,
+    },
 }
 
 /// Something a room session should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Accept the owner's invite.
+    /// Accept an invite.
     Join {
         /// The twin.
         twin: OwnedUserId,
@@ -57,7 +115,64 @@ pub enum Action {
         sender: OwnedUserId,
         /// What it says.
         text: String,
+        /// Owner or someone else.
+        speaker: Speaker,
+        /// Where the answer goes.
+        reply: ReplyTo,
+        /// The room has more than two members.
+        group: bool,
+        /// The sender is a bot or another twin (bounded bot-to-bot turns).
+        from_bot: bool,
     },
+    /// Run a command.
+    Command {
+        /// The twin.
+        twin: OwnedUserId,
+        /// Its owner.
+        owner: OwnedUserId,
+        /// The room.
+        room: OwnedRoomId,
+        /// The command message.
+        event_id: OwnedEventId,
+        /// Who gave it.
+        sender: OwnedUserId,
+        /// What it is.
+        command: Command,
+    },
+    /// A stranger wrote in a DM: ask the owner, tell the stranger to wait.
+    Pairing {
+        /// The twin.
+        twin: OwnedUserId,
+        /// Its owner.
+        owner: OwnedUserId,
+        /// The stranger's DM.
+        room: OwnedRoomId,
+        /// Their message.
+        event_id: OwnedEventId,
+        /// The stranger.
+        sender: OwnedUserId,
+        /// What they wrote.
+        text: String,
+    },
+    /// Tell someone, once, that the twin will not answer them here.
+    Refuse {
+        /// The twin.
+        twin: OwnedUserId,
+        /// Its owner.
+        owner: OwnedUserId,
+        /// The room.
+        room: OwnedRoomId,
+        /// The message refused.
+        event_id: OwnedEventId,
+        /// Who wrote it.
+        sender: OwnedUserId,
+    },
+}
+
+/// Whether `user` is a twin of any matrix-os server (same suffix convention) or a bot the
+/// policy names.
+fn is_bot(ctx: &Context<'_>, view: &TwinView<'_>, user: &UserId) -> bool {
+    ctx.naming.is_twin(user) || ctx.naming.looks_like_twin(user) || view.access.is_bot(user)
 }
 
 /// Decides what to do about `event`.
@@ -68,6 +183,8 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             sender,
             target,
             membership,
+            is_direct,
+            ..
         } => {
             let Some(owner) = ctx.naming.owner_of(target) else {
                 return vec![];
@@ -78,7 +195,16 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                 membership: membership.clone(),
             }];
             if membership == "invite" {
-                if *sender == owner && (ctx.may_have_twin)(&owner) {
+                let view = ctx.twins.iter().find(|v| v.twin == target.as_ref());
+                let allowed = (ctx.may_have_twin)(&owner)
+                    && view.is_some_and(|view| {
+                        !view.access.is_blocked(sender)
+                            && (view.access.may_invite(sender)
+                                // A stranger's DM is joined to answer (pairing or notice).
+                                || (*is_direct
+                                    && (view.access.may_dm(sender) || view.access.pairing())))
+                    });
+                if allowed {
                     actions.push(Action::Join {
                         twin: target.clone(),
                         room: room_id.clone(),
@@ -87,7 +213,9 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                     actions.push(Action::Decline {
                         twin: target.clone(),
                         room: room_id.clone(),
-                        reason: format!("Only {owner} can invite their AI twin into rooms."),
+                        reason: format!(
+                            "{owner}'s AI twin only joins rooms {owner} allows; ask {owner}."
+                        ),
                     });
                 }
             }
@@ -100,29 +228,114 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             msgtype,
             body,
             is_edit,
+            refs,
         } => {
-            // Never answer a twin (ourselves included), bots' notices, or edits.
-            if ctx.naming.is_twin(sender)
-                || *is_edit
-                || msgtype == "m.notice"
-                || body.trim().is_empty()
-            {
+            // Never edits, notices (bots' and our own), or empty messages.
+            if *is_edit || msgtype == "m.notice" || body.trim().is_empty() {
                 return vec![];
             }
-            ctx.joined_twins
-                .iter()
-                .filter_map(|twin| {
-                    let owner = ctx.naming.owner_of(twin)?;
-                    (owner == *sender).then(|| Action::Turn {
-                        twin: twin.clone(),
+            let group = ctx.member_count > 2;
+            let mut actions = Vec::new();
+            for view in ctx.twins.iter().filter(|v| v.joined) {
+                if sender == view.twin || view.access.is_blocked(sender) {
+                    continue;
+                }
+                let is_owner = sender == view.owner;
+                let from_bot = !is_owner && is_bot(ctx, view, sender);
+                let addressed = refs.mentions(view.twin, body, view.display_name)
+                    || view.replied_to
+                    || view.in_thread;
+                let twin = view.twin.to_owned();
+                let owner = view.owner.to_owned();
+                let room = room_id.clone();
+                let may_talk = if group {
+                    view.settings.may_address(sender, view.access)
+                } else {
+                    view.access.may_dm(sender)
+                };
+
+                if !from_bot && let Some(command) = command::parse(body, !group && is_owner) {
+                    if group && !is_owner && !addressed {
+                        continue;
+                    }
+                    if is_owner || may_talk {
+                        actions.push(Action::Command {
+                            twin,
+                            owner,
+                            room,
+                            event_id: event_id.clone(),
+                            sender: sender.clone(),
+                            command,
+                        });
+                        continue;
+                    }
+                }
+
+                let reply = match (&refs.thread_root, group) {
+                    (Some(root), _) => ReplyTo::Thread {
+                        root: root.clone(),
+                        event: event_id.clone(),
+                    },
+                    (None, true) => ReplyTo::Reply(event_id.clone()),
+                    (None, false) => ReplyTo::Plain,
+                };
+                let turn = Action::Turn {
+                    twin: twin.clone(),
+                    owner: owner.clone(),
+                    room: room.clone(),
+                    event_id: event_id.clone(),
+                    sender: sender.clone(),
+                    text: body.clone(),
+                    speaker: if is_owner {
+                        Speaker::Owner
+                    } else {
+                        Speaker::Other
+                    },
+                    reply,
+                    group,
+                    from_bot,
+                };
+                if !group {
+                    if is_owner || may_talk {
+                        actions.push(turn);
+                    } else if from_bot {
+                        // Unknown bots in a DM get nothing: no notice ping-pong.
+                    } else if view.access.pairing() {
+                        actions.push(Action::Pairing {
+                            twin,
+                            owner,
+                            room,
+                            event_id: event_id.clone(),
+                            sender: sender.clone(),
+                            text: body.clone(),
+                        });
+                    } else {
+                        actions.push(Action::Refuse {
+                            twin,
+                            owner,
+                            room,
+                            event_id: event_id.clone(),
+                            sender: sender.clone(),
+                        });
+                    }
+                    continue;
+                }
+                if !addressed && !view.settings.unprompted {
+                    continue;
+                }
+                if is_owner || may_talk {
+                    actions.push(turn);
+                } else if addressed && !from_bot {
+                    actions.push(Action::Refuse {
+                        twin,
                         owner,
-                        room: room_id.clone(),
+                        room,
                         event_id: event_id.clone(),
                         sender: sender.clone(),
-                        text: body.clone(),
-                    })
-                })
-                .collect()
+                    });
+                }
+            }
+            actions
         }
         // Decrypted (or recorded) by the room session before deciding.
         RoomEvent::Encrypted { .. } | RoomEvent::EncryptionEnabled { .. } | RoomEvent::Other => {
@@ -133,103 +346,5 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use ruma::{owned_event_id, owned_room_id, owned_user_id};
-
-    use super::*;
-
-    fn naming() -> TwinNaming {
-        TwinNaming::new("_ai", "x")
-    }
-
-    fn member(sender: &str, target: &str, membership: &str) -> RoomEvent {
-        RoomEvent::Member {
-            room_id: owned_room_id!("!r:x"),
-            sender: sender.try_into().unwrap(),
-            target: target.try_into().unwrap(),
-            membership: membership.into(),
-        }
-    }
-
-    fn text(sender: &str, body: &str) -> RoomEvent {
-        RoomEvent::Text {
-            room_id: owned_room_id!("!r:x"),
-            event_id: owned_event_id!("$e"),
-            sender: sender.try_into().unwrap(),
-            msgtype: "m.text".into(),
-            body: body.into(),
-            is_edit: false,
-        }
-    }
-
-    fn run(event: &RoomEvent, joined: &[OwnedUserId]) -> Vec<Action> {
-        let naming = naming();
-        let allowed = |u: &UserId| u.server_name() == "x";
-        decide(
-            event,
-            &Context {
-                naming: &naming,
-                may_have_twin: &allowed,
-                joined_twins: joined,
-            },
-        )
-    }
-
-    #[test]
-    fn owner_invite_is_accepted() {
-        let actions = run(&member("@alice:x", "@alice_ai:x", "invite"), &[]);
-        assert!(actions.contains(&Action::Join {
-            twin: owned_user_id!("@alice_ai:x"),
-            room: owned_room_id!("!r:x")
-        }));
-    }
-
-    #[test]
-    fn stranger_invite_is_declined_with_reason() {
-        let actions = run(&member("@mallory:x", "@alice_ai:x", "invite"), &[]);
-        let decline = actions.iter().find_map(|a| match a {
-            Action::Decline { reason, .. } => Some(reason.clone()),
-            _ => None,
-        });
-        assert!(decline.unwrap().contains("@alice:x"));
-        assert!(!actions.iter().any(|a| matches!(a, Action::Join { .. })));
-    }
-
-    #[test]
-    fn invite_of_a_disallowed_owner_is_declined() {
-        let naming = naming();
-        let nobody = |_: &UserId| false;
-        let actions = decide(
-            &member("@alice:x", "@alice_ai:x", "invite"),
-            &Context {
-                naming: &naming,
-                may_have_twin: &nobody,
-                joined_twins: &[],
-            },
-        );
-        assert!(actions.iter().any(|a| matches!(a, Action::Decline { .. })));
-    }
-
-    #[test]
-    fn owner_message_starts_a_turn_others_do_not() {
-        let joined = [owned_user_id!("@alice_ai:x")];
-        assert!(matches!(
-            run(&text("@alice:x", "hi"), &joined)[..],
-            [Action::Turn { .. }]
-        ));
-        assert!(run(&text("@bob:x", "hi"), &joined).is_empty());
-        assert!(run(&text("@alice:x", "hi"), &[]).is_empty());
-    }
-
-    #[test]
-    fn twins_never_answer_twins_or_themselves() {
-        let joined = [owned_user_id!("@alice_ai:x")];
-        assert!(run(&text("@alice_ai:x", "hi"), &joined).is_empty());
-        assert!(run(&text("@bob_ai:x", "hi"), &joined).is_empty());
-    }
-
-    #[test]
-    fn membership_of_non_twins_is_ignored() {
-        assert!(run(&member("@alice:x", "@bob:x", "invite"), &[]).is_empty());
-    }
-}
+#[path = "decide_tests.rs"]
+mod tests;

@@ -17,6 +17,10 @@ pub enum RoomEvent {
         target: OwnedUserId,
         /// `invite`, `join`, `leave`, `ban`, `knock`.
         membership: String,
+        /// The member's display name, when set.
+        display_name: Option<String>,
+        /// Whether an invite is for a direct chat.
+        is_direct: bool,
     },
     /// `m.room.message` with text.
     Text {
@@ -32,6 +36,8 @@ pub enum RoomEvent {
         body: String,
         /// Whether this edits an earlier message (`m.replace`).
         is_edit: bool,
+        /// Who and what it addresses: mentions, reply, thread.
+        refs: Refs,
     },
     /// `m.room.encrypted`: to be decrypted before anything else is decided.
     Encrypted {
@@ -49,6 +55,76 @@ pub enum RoomEvent {
     },
     /// Anything else.
     Other,
+}
+
+/// What a message points at: the signals that a group message addresses someone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    /// `m.mentions.user_ids`.
+    pub mentions: Vec<OwnedUserId>,
+    /// `formatted_body`, where pills are links to `https://matrix.to/#/@user:server`.
+    pub formatted_body: Option<String>,
+    /// The event this replies to (`m.in_reply_to`).
+    pub reply_to: Option<OwnedEventId>,
+    /// The root of the thread it is in (`rel_type: m.thread`).
+    pub thread_root: Option<OwnedEventId>,
+}
+
+impl Refs {
+    fn parse(content: &serde_json::Value) -> Self {
+        let mentions = content
+            .pointer("/m.mentions/user_ids")
+            .and_then(|ids| ids.as_array())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str())
+                    .filter_map(|id| OwnedUserId::try_from(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let event_id = |pointer: &str| {
+            content
+                .pointer(pointer)
+                .and_then(|id| id.as_str())
+                .and_then(|id| OwnedEventId::try_from(id).ok())
+        };
+        let in_thread = content
+            .pointer("/m.relates_to/rel_type")
+            .and_then(|r| r.as_str())
+            == Some("m.thread");
+        Self {
+            mentions,
+            formatted_body: content
+                .get("formatted_body")
+                .and_then(|b| b.as_str())
+                .map(str::to_owned),
+            reply_to: event_id("/m.relates_to/m.in_reply_to/event_id"),
+            thread_root: if in_thread {
+                event_id("/m.relates_to/event_id")
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Whether the message mentions `user`: in `m.mentions`, as a pill, or by MXID or `name`
+    /// in the text.
+    pub fn mentions(&self, user: &ruma::UserId, body: &str, name: Option<&str>) -> bool {
+        if self.mentions.iter().any(|m| m == user) || body.contains(user.as_str()) {
+            return true;
+        }
+        if let Some(html) = &self.formatted_body {
+            let encoded = user.as_str().replace('@', "%40").replace(':', "%3A");
+            if html.contains(&format!("matrix.to/#/{}", user.as_str()))
+                || html.contains(&format!("matrix.to/#/{encoded}"))
+            {
+                return true;
+            }
+        }
+        name.filter(|n| n.chars().count() >= 3).is_some_and(|name| {
+            body.to_lowercase().contains(&name.to_lowercase())
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,12 +163,24 @@ impl RoomEvent {
             "m.room.member" => {
                 let target = head.state_key.and_then(|k| OwnedUserId::try_from(k).ok());
                 let membership = head.content.get("membership").and_then(|m| m.as_str());
+                let display_name = head
+                    .content
+                    .get("displayname")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned);
+                let is_direct = head
+                    .content
+                    .get("is_direct")
+                    .and_then(|d| d.as_bool())
+                    .unwrap_or(false);
                 match (target, membership) {
                     (Some(target), Some(membership)) => Self::Member {
                         room_id,
                         sender,
                         target,
                         membership: membership.to_owned(),
+                        display_name,
+                        is_direct,
                     },
                     _ => Self::Other,
                 }
@@ -113,6 +201,7 @@ impl RoomEvent {
                         msgtype: msgtype.to_owned(),
                         body: body.to_owned(),
                         is_edit,
+                        refs: Refs::parse(content),
                     },
                     _ => Self::Other,
                 }
@@ -148,6 +237,8 @@ mod tests {
                 sender: "@alice:x".try_into().unwrap(),
                 target: "@alice_ai:x".try_into().unwrap(),
                 membership: "invite".into(),
+                display_name: None,
+                is_direct: true,
             }
         );
     }
@@ -176,5 +267,41 @@ mod tests {
         ] {
             assert_eq!(RoomEvent::parse(json), RoomEvent::Other, "{json}");
         }
+    }
+
+    fn refs_of(json: &str) -> Refs {
+        match RoomEvent::parse(json) {
+            RoomEvent::Text { refs, .. } => refs,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mentions_replies_and_threads_are_parsed() {
+        let refs = refs_of(
+            r#"{"type":"m.room.message","room_id":"!r:x","sender":"@bob:x","event_id":"$e","content":{"msgtype":"m.text","body":"hey","m.mentions":{"user_ids":["@alice_ai:x","bad"]},"m.relates_to":{"rel_type":"m.thread","event_id":"$root","is_falling_back":true,"m.in_reply_to":{"event_id":"$prev"}}}}"#,
+        );
+        assert_eq!(refs.mentions, vec![OwnedUserId::try_from("@alice_ai:x").unwrap()]);
+        assert_eq!(refs.thread_root.unwrap(), "$root");
+        assert_eq!(refs.reply_to.unwrap(), "$prev");
+        let reply = refs_of(
+            r#"{"type":"m.room.message","room_id":"!r:x","sender":"@bob:x","event_id":"$e","content":{"msgtype":"m.text","body":"ok","m.relates_to":{"m.in_reply_to":{"event_id":"$prev"}}}}"#,
+        );
+        assert!(reply.thread_root.is_none());
+        assert_eq!(reply.reply_to.unwrap(), "$prev");
+    }
+
+    #[test]
+    fn pills_ids_and_names_count_as_mentions() {
+        let twin = ruma::user_id!("@alice_ai:x");
+        let pill = Refs {
+            formatted_body: Some(r#"<a href="https://matrix.to/#/%40alice_ai%3Ax">Al</a> hi"#.into()),
+            ..Refs::default()
+        };
+        assert!(pill.mentions(twin, "Al hi", None));
+        assert!(Refs::default().mentions(twin, "ask @alice_ai:x please", None));
+        assert!(Refs::default().mentions(twin, "hey Alice's AI, hi", Some("alice's ai")));
+        assert!(!Refs::default().mentions(twin, "hey alice", Some("alice's ai")));
+        assert!(!Refs::default().mentions(twin, "an AI, hi", Some("AI")));
     }
 }

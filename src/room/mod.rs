@@ -1,10 +1,19 @@
-//! Room sessions: every inbox event is decided on ([`decide`]) and acted on in its room's
-//! queue; a message from a twin's owner becomes a kernel turn whose reply is posted back.
+//! Room sessions: every inbox event is decrypted when needed, recorded (members, recent
+//! messages, the twins' own events), decided on ([`decide`]) and acted on in its room's queue.
+//!
+//! Data flows one way: transaction -> inbox -> room queue -> facts -> decision -> actions
+//! (kernel turns, commands, pairing, notices) -> events sent as the twin.
 
+pub mod command;
 pub mod decide;
 mod dispatcher;
 pub mod event;
+mod facts;
+mod limits;
+mod pairing;
 mod render;
+mod run_command;
+mod send;
 mod turn;
 
 use std::{sync::Arc, time::Duration};
@@ -12,13 +21,15 @@ use std::{sync::Arc, time::Duration};
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::{Semaphore, mpsc};
 
-use self::dispatcher::Work;
-pub use self::render::render_markdown;
 use self::{
     decide::{Action, Context, decide},
+    dispatcher::Work,
     event::RoomEvent,
+    limits::Limits,
 };
+pub use self::render::render_markdown;
 use crate::{
+    config::Config,
     crypto::{Crypto, CryptoError, DecryptError},
     kernel::Kernel,
     matrix::{MatrixClient, MatrixError},
@@ -28,6 +39,9 @@ use crate::{
 
 /// Attempts at an action whose failure may be passing (homeserver down, database busy).
 const ACTION_ATTEMPTS: u32 = 3;
+
+/// Messages kept per room for group context.
+const ROOM_LOG_KEEP: i64 = 200;
 
 /// An action failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,32 +86,38 @@ pub struct Rooms {
     twins: Arc<Twins>,
     kernel: Arc<Kernel>,
     crypto: Arc<Crypto>,
+    access_defaults: crate::config::AccessConfig,
+    limits: Limits,
     turn_slots: Semaphore,
     history_limit: usize,
+    context_messages: usize,
     done: mpsc::UnboundedSender<i64>,
     done_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
 }
 
 impl Rooms {
-    /// Room sessions over these parts; at most `max_concurrent_turns` kernel turns at once.
+    /// Room sessions over these parts, configured by `[rooms]`, `[access]` and `[limits]`.
     pub fn new(
         store: Store,
         matrix: MatrixClient,
         twins: Arc<Twins>,
         kernel: Arc<Kernel>,
         crypto: Arc<Crypto>,
-        max_concurrent_turns: usize,
-        history_limit: usize,
+        config: &Config,
     ) -> Self {
         let (done, done_rx) = mpsc::unbounded_channel();
+        let local = twins.naming().server_name().to_owned();
         Self {
             store,
             matrix,
             twins,
             kernel,
             crypto,
-            turn_slots: Semaphore::new(max_concurrent_turns.max(1)),
-            history_limit,
+            access_defaults: config.access.clone(),
+            limits: Limits::new(&config.limits, &local),
+            turn_slots: Semaphore::new(config.rooms.max_concurrent_turns.max(1)),
+            history_limit: config.rooms.history_messages,
+            context_messages: config.rooms.context_messages,
             done,
             done_rx: std::sync::Mutex::new(Some(done_rx)),
         }
@@ -116,7 +136,7 @@ impl Rooms {
         }
     }
 
-    /// Decrypts when needed, then decides and acts. `waiting` is the id of the kept
+    /// Decrypts when needed, records, decides and acts. `waiting` is the id of the kept
     /// undecryptable copy when this is a retry.
     async fn handle_event(&self, json: &str, waiting: Option<i64>) {
         let mut event = RoomEvent::parse(json);
@@ -147,11 +167,23 @@ impl Rooms {
                 None => return,
             }
         }
+        if let Err(err) = self.record(&event, &joined).await {
+            tracing::error!(%err, %room, "cannot record the event");
+        }
+        let facts = match self.facts(&event, &joined).await {
+            Ok(facts) => facts,
+            Err(err) => {
+                tracing::error!(%err, %room, "cannot gather the room's facts");
+                return;
+            }
+        };
+        let views = facts.views();
         let may_have_twin = |owner: &UserId| self.twins.may_have_twin(owner);
         let ctx = Context {
             naming: self.twins.naming(),
             may_have_twin: &may_have_twin,
-            joined_twins: &joined,
+            twins: &views,
+            member_count: facts.member_count,
         };
         for action in decide(&event, &ctx) {
             self.execute_with_retries(&action).await;
@@ -208,6 +240,64 @@ impl Rooms {
         }
     }
 
+    /// Keeps what later decisions need: members and their names, recent messages, and the
+    /// events twins sent (replies to them and their threads address them).
+    async fn record(
+        &self,
+        event: &RoomEvent,
+        joined: &[OwnedUserId],
+    ) -> Result<(), crate::storage::StorageError> {
+        match event {
+            RoomEvent::Member {
+                room_id,
+                target,
+                membership,
+                display_name,
+                ..
+            } => {
+                self.store
+                    .set_room_member(
+                        room_id.as_str(),
+                        target.as_str(),
+                        membership,
+                        display_name.as_deref(),
+                    )
+                    .await
+            }
+            RoomEvent::Text {
+                room_id,
+                event_id,
+                sender,
+                body,
+                is_edit: false,
+                refs,
+                ..
+            } if !joined.is_empty() => {
+                self.store
+                    .log_message(
+                        room_id.as_str(),
+                        event_id.as_str(),
+                        sender.as_str(),
+                        body,
+                        ROOM_LOG_KEEP,
+                    )
+                    .await?;
+                if self.twins.naming().is_twin(sender) {
+                    self.store
+                        .add_twin_event(
+                            room_id.as_str(),
+                            event_id.as_str(),
+                            sender.as_str(),
+                            refs.thread_root.as_ref().map(|r| r.as_str()),
+                        )
+                        .await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Queues an inbox item to be marked done by [`Rooms::run_finisher`].
     fn finished(&self, id: i64) {
         // The finisher outlives every room worker; if it is gone we are shutting down and the
@@ -255,7 +345,8 @@ impl Rooms {
                 self.store
                     .set_membership(room.as_str(), twin.as_str(), "join")
                     .await?;
-                tracing::info!(%twin, %room, "joined on the owner's invite");
+                self.seed_members(twin, room).await;
+                tracing::info!(%twin, %room, "joined on an invite");
             }
             Action::Decline { twin, room, reason } => {
                 // The twin must exist to answer the invite at all.
@@ -273,7 +364,19 @@ impl Rooms {
                     Err(err) => return Err(err.into()),
                 }
             }
-            Action::Turn {
+            Action::Turn { .. } => self.run_turn(action).await?,
+            Action::Command {
+                twin,
+                owner,
+                room,
+                event_id,
+                sender,
+                command,
+            } => {
+                self.run_command(twin, owner, room, event_id, sender, command)
+                    .await?
+            }
+            Action::Pairing {
                 twin,
                 owner,
                 room,
@@ -281,10 +384,35 @@ impl Rooms {
                 sender,
                 text,
             } => {
-                self.run_turn(twin, owner, room, event_id, sender, text)
-                    .await?;
+                self.run_pairing(twin, owner, room, event_id, sender, text)
+                    .await?
             }
+            Action::Refuse {
+                twin,
+                owner,
+                room,
+                event_id,
+                sender,
+            } => self.refuse(twin, owner, room, event_id, sender).await?,
         }
         Ok(())
+    }
+
+    /// Records who is in a room the twin just joined (later changes come as member events).
+    async fn seed_members(&self, twin: &UserId, room: &ruma::RoomId) {
+        match self.matrix.joined_members(twin, room).await {
+            Ok(members) => {
+                for (user, name) in members {
+                    if let Err(err) = self
+                        .store
+                        .set_room_member(room.as_str(), user.as_str(), "join", name.as_deref())
+                        .await
+                    {
+                        tracing::warn!(%err, "cannot record a room member");
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, %room, "cannot read the room's members"),
+        }
     }
 }

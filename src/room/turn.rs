@@ -1,35 +1,94 @@
-//! One kernel turn in a room: typing, read receipt, history, kernel, transcript, reply.
+//! One kernel turn in a room: limits, typing, read receipt, context, kernel, transcript, reply.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
-use ruma::{EventId, RoomId, UserId, events::AnyMessageLikeEventContent};
+use ruma::{EventId, RoomId, UserId};
 use tokio::sync::oneshot;
 
-use super::{RoomError, Rooms, render_markdown};
+use super::{
+    RoomError, Rooms,
+    decide::{Action, ReplyTo, Speaker},
+    facts::policy_of,
+    send::{Style, message_content},
+};
 use crate::{
-    kernel::{Message, Turn},
+    kernel::{Audience, Message, Turn},
     matrix::{MatrixClient, txn_id_for},
+    policy::{LimitScope, Verdict},
+    storage::LogRow,
+    twin::TwinSettings,
 };
 
 /// Typing notices last this long and are refreshed before they run out.
 const TYPING_TIMEOUT: Duration = Duration::from_secs(30);
 const TYPING_REFRESH: Duration = Duration::from_secs(20);
 
+/// How a person is named to the model: `Bob (@bob:example.org)`.
+pub(super) fn person(names: &HashMap<String, String>, user: &str) -> String {
+    match names.get(user) {
+        Some(name) if name != user => format!("{name} ({user})"),
+        _ => user.to_owned(),
+    }
+}
+
+/// What the model reads as the person's message: in a group or from someone other than the
+/// owner, who says it, and (in a group) what was said before in the room.
+pub(super) fn compose_input(
+    text: &str,
+    sender: &str,
+    speaker: Speaker,
+    group: bool,
+    log: &[LogRow],
+    names: &HashMap<String, String>,
+) -> String {
+    if !group && speaker == Speaker::Owner {
+        return text.to_owned();
+    }
+    let mut input = String::new();
+    if group && !log.is_empty() {
+        input.push_str("Recent messages in this room, oldest first:\n");
+        for row in log {
+            let body = row.body.replace('\n', "\n  ");
+            input.push_str(&format!("- {}: {body}\n", person(names, &row.sender)));
+        }
+        input.push('\n');
+    }
+    input.push_str(&format!("Message to you from {}:\n{text}", person(names, sender)));
+    input
+}
+
 impl Rooms {
-    pub(super) async fn run_turn(
-        &self,
-        twin_id: &UserId,
-        owner: &UserId,
-        room: &RoomId,
-        event_id: &EventId,
-        sender: &UserId,
-        text: &str,
-    ) -> Result<(), RoomError> {
+    /// Runs an [`Action::Turn`]. Failures before the kernel runs are returned (and the action
+    /// retried); once the kernel has run, its result is kept and only the send is retried.
+    pub(super) async fn run_turn(&self, action: &Action) -> Result<(), RoomError> {
+        let Action::Turn {
+            twin: twin_id,
+            owner,
+            room,
+            event_id,
+            sender,
+            text,
+            speaker,
+            reply,
+            group,
+            from_bot,
+        } = action
+        else {
+            return Ok(());
+        };
+        if *speaker == Speaker::Other && !self.within_limits(twin_id, room, event_id, sender).await
+        {
+            return Ok(());
+        }
+        if *from_bot && !self.limits.allow_bot_turn(room) {
+            tracing::info!(%room, %sender, "bot-to-bot turn bound reached; not answering");
+            return Ok(());
+        }
         let twin = self.twins.ensure(owner).await?;
         if let Err(err) = self.matrix.mark_read(twin_id, room, event_id).await {
             tracing::debug!(%err, "read receipt failed");
         }
-        let stop_typing = spawn_typing(self.matrix.clone(), twin_id.to_owned(), room.to_owned());
+        let stop_typing = spawn_typing(self.matrix.clone(), twin_id.clone(), room.clone());
 
         let session = self
             .store
@@ -42,6 +101,36 @@ impl Rooms {
             .iter()
             .filter_map(|json| serde_json::from_str(json).ok())
             .collect();
+        let names: HashMap<String, String> = self
+            .store
+            .room_members(room.as_str())
+            .await?
+            .into_iter()
+            .filter_map(|m| m.display_name.map(|name| (m.user_id, name)))
+            .collect();
+        let log = if *group {
+            self.store
+                .recent_log(
+                    room.as_str(),
+                    event_id.as_str(),
+                    self.context_messages as i64,
+                )
+                .await?
+        } else {
+            Vec::new()
+        };
+        let input = compose_input(text, sender.as_str(), *speaker, *group, &log, &names);
+        let (_, settings) =
+            policy_of(twin.home.clone(), owner, room, &self.access_defaults).await?;
+        let home = twin.home.clone();
+        let model = tokio::task::spawn_blocking(move || TwinSettings::load(&home))
+            .await
+            .map_err(|e| RoomError::Internal(e.to_string()))?
+            .unwrap_or_else(|err| {
+                tracing::warn!(%err, "twin settings unreadable; using the configured model");
+                TwinSettings::default()
+            })
+            .model;
 
         let outcome = {
             let _slot = self
@@ -55,30 +144,60 @@ impl Rooms {
                     Turn {
                         room_id: room.to_string(),
                         history,
-                        input: text.to_owned(),
+                        input: input.clone(),
+                        audience: match speaker {
+                            Speaker::Owner => Audience::Owner,
+                            Speaker::Other => Audience::Public {
+                                person: person(&names, sender.as_str()),
+                            },
+                        },
+                        allowed_tools: settings.tools.clone(),
+                        model,
                     },
                 )
                 .await
         };
-        let (reply, messages) = match outcome {
+        let (answer, messages) = match outcome {
             Ok(outcome) => (outcome.reply, outcome.messages),
             Err(err) => {
                 tracing::warn!(%room, %err, "turn failed");
-                (
-                    err.user_message(),
-                    vec![Message::User {
-                        content: text.to_owned(),
-                    }],
-                )
+                (err.user_message(), vec![Message::User { content: input }])
             }
         };
+        self.keep_turn(&twin.home, session.id, room, event_id, sender, &messages)
+            .await?;
 
+        let _ = stop_typing.send(());
+        let mention = (*group || *speaker == Speaker::Other).then_some(sender.as_ref());
+        let content = message_content(&answer, Style::Answer, reply, mention);
+        let txn_id = txn_id_for(twin_id.as_str(), event_id.as_str(), 0);
+        if let Err(err) = self.send_message(twin_id, room, &txn_id, content).await {
+            // The turn is stored; redoing it would run the model (and its tools) twice.
+            tracing::error!(%err, %room, "the answer could not be sent");
+        }
+        if let Err(err) = self.matrix.set_typing(twin_id, room, None).await {
+            tracing::debug!(%err, "stopping typing failed");
+        }
+        Ok(())
+    }
+
+    /// Stores a turn's messages in the session and appends them to the room's transcript in
+    /// the home (committed), where the owner can read what the twin said to anyone.
+    async fn keep_turn(
+        &self,
+        home: &std::sync::Arc<crate::home::Home>,
+        session_id: i64,
+        room: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
+        messages: &[Message],
+    ) -> Result<(), RoomError> {
         let stored: Vec<String> = messages
             .iter()
             .filter_map(|m| serde_json::to_string(m).ok())
             .collect();
-        self.store.append_messages(session.id, &stored).await?;
-        let home = twin.home.clone();
+        self.store.append_messages(session_id, &stored).await?;
+        let home = home.clone();
         let room_name = room.to_string();
         let lines: Vec<serde_json::Value> = messages
             .iter()
@@ -100,54 +219,48 @@ impl Rooms {
         })
         .await
         .map_err(|e| RoomError::Internal(e.to_string()))??;
-
-        let _ = stop_typing.send(());
-        let content = render_markdown(&reply);
-        let txn_id = txn_id_for(twin_id.as_str(), event_id.as_str(), 0);
-        self.send_content(
-            twin_id,
-            room,
-            &txn_id,
-            &AnyMessageLikeEventContent::RoomMessage(content),
-        )
-        .await?;
-        if let Err(err) = self.matrix.set_typing(twin_id, room, None).await {
-            tracing::debug!(%err, "stopping typing failed");
-        }
         Ok(())
     }
-}
 
-impl Rooms {
-    /// Sends an event as the twin: encrypted when the room is (the room key is shared with every
-    /// joined and invited device first), plaintext only in rooms known to be unencrypted. If the
-    /// room's state cannot be read or encryption fails, nothing is sent.
-    pub(super) async fn send_content(
+    /// Applies the rate limits to a message from someone other than the owner; tells them once
+    /// when they exceed it. `false`: do not answer.
+    async fn within_limits(
         &self,
         twin: &UserId,
         room: &RoomId,
-        txn_id: &ruma::TransactionId,
-        content: &AnyMessageLikeEventContent,
-    ) -> Result<(), RoomError> {
-        let encrypted = match self.store.room_encrypted(room.as_str()).await? {
-            Some(encrypted) => encrypted,
-            None => {
-                let encrypted = self.matrix.room_is_encrypted(twin, room).await?;
-                self.store
-                    .set_room_encrypted(room.as_str(), encrypted)
-                    .await?;
-                encrypted
+        event_id: &EventId,
+        sender: &UserId,
+    ) -> bool {
+        match self.limits.check_rate(sender) {
+            Verdict::Allow => true,
+            Verdict::Silent => false,
+            Verdict::Notify { retry_after, scope } => {
+                let who = match scope {
+                    LimitScope::Sender => "you are".to_owned(),
+                    LimitScope::Server => format!("people on {} are", sender.server_name()),
+                };
+                let text = format!(
+                    "⏳ {who} sending me messages faster than I can answer. I'll answer again \
+                     in about {} seconds; messages until then are not answered.",
+                    retry_after.as_secs().max(1)
+                );
+                let txn = txn_id_for(twin.as_str(), event_id.as_str(), 1);
+                if let Err(err) = self
+                    .send_notice(
+                        twin,
+                        room,
+                        &txn,
+                        &text,
+                        &ReplyTo::Reply(event_id.to_owned()),
+                        Some(sender),
+                    )
+                    .await
+                {
+                    tracing::warn!(%err, "rate limit notice failed");
+                }
+                false
             }
-        };
-        if encrypted {
-            let members = self.matrix.room_members(twin, room).await?;
-            self.crypto
-                .send_encrypted(twin, room, &members, content, txn_id)
-                .await?;
-        } else {
-            self.matrix.send_event(twin, room, txn_id, content).await?;
         }
-        Ok(())
     }
 }
 
@@ -177,4 +290,49 @@ fn spawn_typing(
         }
     });
     tx
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_input_names_who_said_what() {
+        let names: HashMap<String, String> = [
+            ("@bob:x".to_owned(), "Bob".to_owned()),
+            ("@carol:x".to_owned(), "Carol".to_owned()),
+        ]
+        .into();
+        let log = vec![
+            LogRow {
+                event_id: "$1".into(),
+                sender: "@bob:x".into(),
+                body: "lunch at noon?".into(),
+                ts: 0,
+            },
+            LogRow {
+                event_id: "$2".into(),
+                sender: "@dave:x".into(),
+                body: "fine\nby me".into(),
+                ts: 0,
+            },
+        ];
+        insta::assert_snapshot!(compose_input(
+            "what do you think?",
+            "@carol:x",
+            Speaker::Other,
+            true,
+            &log,
+            &names
+        ));
+        assert_eq!(
+            compose_input("hi", "@alice:x", Speaker::Owner, false, &log, &names),
+            "hi"
+        );
+        assert_eq!(
+            compose_input("hi", "@bob:x", Speaker::Other, false, &[], &names),
+            "Message to you from Bob (@bob:x):\nhi"
+        );
+    }
 }

@@ -127,8 +127,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         twins.clone(),
         kernel,
         crypto.clone(),
-        config.rooms.max_concurrent_turns,
-        config.rooms.history_messages,
+        &config,
     ));
     let inbox_ready = Arc::new(Notify::new());
     let state = AppState::new(

@@ -20,8 +20,11 @@ mod connect;
 mod encryption;
 mod inbox;
 mod migrate;
+mod rooms;
 mod sessions;
 mod twins;
+
+pub use self::rooms::{LogRow, MemberRow, PairingRow};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,10 @@
 //! Twins: which owners may have one, registering the puppet on the homeserver, and opening the
 //! owner's file home.
 
+mod settings;
+
+pub use self::settings::{SETTINGS_FILE, TwinSettings};
+
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},

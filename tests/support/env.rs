@@ -33,6 +33,8 @@ pub struct EnvOptions {
     pub max_retries: u32,
     /// Put a [`TxnProxy`] between the homeserver and the service.
     pub proxy: bool,
+    /// Changes to the service's configuration (limits, access defaults).
+    pub configure: Option<fn(&mut Config)>,
 }
 
 impl Default for EnvOptions {
@@ -42,6 +44,7 @@ impl Default for EnvOptions {
             provider: LlmProvider::Openai,
             max_retries: 2,
             proxy: false,
+            configure: None,
         }
     }
 }
@@ -100,6 +103,9 @@ impl TestEnv {
         config.llm.api_key_env = TEST_KEY_ENV.into();
         config.llm.max_retries = options.max_retries;
         config.llm.timeout_secs = 10;
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
         let registration = Registration::generate(&config);
         registration
             .write(&config.appservice.registration, true)
@@ -158,6 +164,13 @@ impl TestEnv {
         )
         .try_into()
         .expect("twin id")
+    }
+
+    /// Writes a file into an owner's home (the twin reads its policy files on every event).
+    pub fn write_home_file(&self, localpart: &str, rel: &str, contents: &str) {
+        let path = self.home_of(localpart).join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("folder");
+        std::fs::write(path, contents).expect("write home file");
     }
 
     /// The owner's home folder.

@@ -53,6 +53,9 @@ pub enum Step {
     },
     /// Wait, then answer with the inner step (for timeouts).
     Delay(Duration, Box<Step>),
+    /// A text answer repeating every tool result since the last user text, one per line
+    /// (a model that blurts out whatever its tools gave it).
+    EchoToolResults,
 }
 
 impl Step {
@@ -321,6 +324,7 @@ async fn handle(
             body,
         } => return raw_response(status, &headers, body),
         Step::Delay(..) => Answer::Text(String::new()),
+        Step::EchoToolResults => Answer::Text(tool_results(&body).join("\n")),
     };
     let reply = Reply {
         id,
@@ -341,6 +345,49 @@ async fn handle(
         }
         (Wire::Anthropic, true) => sse_response(reply.anthropic_events()),
     }
+}
+
+/// Tool results after the newest user text, in both wire formats (OpenAI `role: tool`
+/// messages, Anthropic `tool_result` parts of user messages).
+fn tool_results(body: &Value) -> Vec<String> {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut results = Vec::new();
+    for message in messages.iter().rev() {
+        let role = message.get("role").and_then(Value::as_str);
+        match (role, message.get("content")) {
+            (Some("tool"), Some(Value::String(text))) => results.push(text.clone()),
+            (Some("user"), Some(Value::String(_))) => break,
+            (Some("user"), Some(Value::Array(parts))) => {
+                let mut any_result = false;
+                for part in parts.iter().rev() {
+                    if part.get("type").and_then(Value::as_str) != Some("tool_result") {
+                        continue;
+                    }
+                    any_result = true;
+                    let text = match part.get("content") {
+                        Some(Value::String(text)) => text.clone(),
+                        Some(Value::Array(inner)) => inner
+                            .iter()
+                            .filter_map(|p| p.get("text").and_then(Value::as_str))
+                            .collect::<Vec<_>>()
+                            .join(""),
+                        _ => String::new(),
+                    };
+                    results.push(text);
+                }
+                if !any_result {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    results.reverse();
+    results
 }
 
 /// The text of the newest user message that has text (tool results carry none).

@@ -176,6 +176,18 @@ impl Human {
             .event_id
     }
 
+    /// Sends any message content (mentions, threads, replies).
+    pub async fn send_content(&self, room: &Room, content: RoomMessageEventContent) -> OwnedEventId {
+        room.send(content).await.expect("send").response.event_id
+    }
+
+    /// Joins a room this person was invited to.
+    pub async fn join(&self, room_id: &matrix_sdk::ruma::RoomId) -> Room {
+        let room = self.client.join_room_by_id(room_id).await.expect("join");
+        self.sync().await;
+        room
+    }
+
     /// Every message-like event in the room, oldest first (decrypted where possible).
     pub async fn messages(&self, room: &Room) -> Vec<Seen> {
         let mut options = MessagesOptions::backward();

@@ -1,0 +1,173 @@
+//! `!ai` commands: parsed from a message body (pure), run by the room session.
+
+use ruma::OwnedUserId;
+
+/// The prefix of commands.
+pub const PREFIX: &str = "!ai";
+
+/// A command someone gave the twin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `!ai help`: what the commands are.
+    Help,
+    /// `!ai status`: model, room policy, queue, encryption state.
+    Status,
+    /// `!ai reset`: a new session in this room.
+    Reset,
+    /// `!ai model [name|default]`: show or change the model (owner only).
+    Model(Option<String>),
+    /// `!ai leave`: leave this room.
+    Leave,
+    /// `!ai approve <mxid>`: let a stranger talk with the twin (owner only).
+    Approve(OwnedUserId),
+    /// `!ai deny <mxid>`: refuse a stranger (owner only).
+    Deny(OwnedUserId),
+    /// `!ai policy [words...]`: show or change the access policy (owner only to change).
+    Policy(Vec<String>),
+    /// `!ai <anything else>`: answered with help.
+    Unknown(String),
+}
+
+impl Command {
+    /// Whether only the owner may run it.
+    pub fn owner_only(&self) -> bool {
+        match self {
+            Self::Model(name) => name.is_some(),
+            Self::Policy(words) => !words.is_empty(),
+            Self::Approve(_) | Self::Deny(_) | Self::Reset | Self::Leave => true,
+            Self::Help | Self::Status | Self::Unknown(_) => false,
+        }
+    }
+}
+
+/// The help text.
+pub fn help_text(owner: &str) -> String {
+    format!(
+        "**Commands** (start with `{PREFIX}`; in {owner}'s DM the prefix is optional):\n\n\
+         - `{PREFIX} help`: this list\n\
+         - `{PREFIX} status`: model, room policy, queue and encryption state\n\
+         - `{PREFIX} reset`: start a new conversation in this room (owner)\n\
+         - `{PREFIX} model [name|default]`: show or change the model (owner)\n\
+         - `{PREFIX} leave`: leave this room (owner)\n\
+         - `{PREFIX} approve <@user:server>` / `{PREFIX} deny <@user:server>`: answer a \
+         request to talk with me (owner)\n\
+         - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
+         owner|members|<globs>`, `{PREFIX} policy room unprompted on|off`, `{PREFIX} policy \
+         room tools <names>|all|none`, `{PREFIX} policy dm|invite|rooms|bots|blocked|federation \
+         add|remove <glob>`, `{PREFIX} policy pairing on|off` (owner)"
+    )
+}
+
+/// Parses `body` as a command. With `prefix_optional` (the owner's DM) a bare command word is
+/// enough, but only when its arguments fit, so that "help me write a letter" stays a message.
+pub fn parse(body: &str, prefix_optional: bool) -> Option<Command> {
+    let text = body.trim();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (first, rest) = words.split_first()?;
+    if first.eq_ignore_ascii_case(PREFIX) {
+        return Some(parse_words(rest).unwrap_or_else(|| {
+            Command::Unknown(rest.join(" "))
+        }));
+    }
+    if prefix_optional {
+        return parse_words(&words);
+    }
+    None
+}
+
+/// A command from its words (after the prefix); `None` when they are not a command.
+fn parse_words(words: &[&str]) -> Option<Command> {
+    let Some((name, args)) = words.split_first() else {
+        return Some(Command::Help);
+    };
+    let name = name.to_ascii_lowercase();
+    let user = |args: &[&str]| -> Option<OwnedUserId> {
+        match args {
+            [one] => OwnedUserId::try_from(*one).ok(),
+            _ => None,
+        }
+    };
+    match (name.as_str(), args) {
+        ("help", []) => Some(Command::Help),
+        ("status", []) => Some(Command::Status),
+        ("reset", []) => Some(Command::Reset),
+        ("leave", []) => Some(Command::Leave),
+        ("model", []) => Some(Command::Model(None)),
+        ("model", [model]) => Some(Command::Model(Some((*model).to_owned()))),
+        ("approve", args) => user(args).map(Command::Approve),
+        ("deny", args) => user(args).map(Command::Deny),
+        ("policy", args) => Some(Command::Policy(
+            args.iter().map(|w| (*w).to_owned()).collect(),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixed_commands_parse() {
+        assert_eq!(parse("!ai help", false), Some(Command::Help));
+        assert_eq!(parse("  !AI   status ", false), Some(Command::Status));
+        assert_eq!(parse("!ai", false), Some(Command::Help));
+        assert_eq!(parse("!ai reset", false), Some(Command::Reset));
+        assert_eq!(
+            parse("!ai model gpt-x", false),
+            Some(Command::Model(Some("gpt-x".into())))
+        );
+        assert_eq!(
+            parse("!ai approve @bob:x", false),
+            Some(Command::Approve("@bob:x".try_into().unwrap()))
+        );
+        assert_eq!(
+            parse("!ai policy room unprompted on", false),
+            Some(Command::Policy(vec![
+                "room".into(),
+                "unprompted".into(),
+                "on".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn unknown_or_malformed_prefixed_commands_get_help() {
+        assert_eq!(
+            parse("!ai dance now", false),
+            Some(Command::Unknown("dance now".into()))
+        );
+        assert!(matches!(
+            parse("!ai approve not-an-id", false),
+            Some(Command::Unknown(_))
+        ));
+        assert!(matches!(parse("!ai help me", false), Some(Command::Unknown(_))));
+    }
+
+    #[test]
+    fn bare_words_are_commands_only_in_the_owners_dm_and_only_when_they_fit() {
+        assert_eq!(parse("status", true), Some(Command::Status));
+        assert_eq!(
+            parse("deny @eve:x", true),
+            Some(Command::Deny("@eve:x".try_into().unwrap()))
+        );
+        assert_eq!(parse("status", false), None);
+        assert_eq!(parse("help me write a letter", true), None);
+        assert_eq!(parse("approve of this plan", true), None);
+        assert_eq!(parse("hello", true), None);
+        assert_eq!(parse("", true), None);
+        assert_eq!(parse("!aix status", false), None);
+    }
+
+    #[test]
+    fn owner_only_commands_are_marked() {
+        assert!(Command::Approve("@b:x".try_into().unwrap()).owner_only());
+        assert!(Command::Model(Some("m".into())).owner_only());
+        assert!(!Command::Model(None).owner_only());
+        assert!(!Command::Policy(vec![]).owner_only());
+        assert!(Command::Policy(vec!["dm".into()]).owner_only());
+        assert!(!Command::Help.owner_only());
+        assert!(!Command::Status.owner_only());
+    }
+}

@@ -1,0 +1,156 @@
+//! The facts a decision needs, read from the store and the owners' homes.
+
+use std::sync::Arc;
+
+use ruma::{OwnedUserId, RoomId, UserId};
+
+use super::{RoomError, Rooms, decide::TwinView, event::RoomEvent};
+use crate::{
+    home::Home,
+    policy::{AccessPolicy, RoomSettings},
+};
+
+/// One twin's facts, owned (the decision borrows them as a [`TwinView`]).
+pub(super) struct TwinFacts {
+    pub(super) twin: OwnedUserId,
+    pub(super) owner: OwnedUserId,
+    pub(super) joined: bool,
+    pub(super) access: AccessPolicy,
+    pub(super) settings: RoomSettings,
+    pub(super) display_name: Option<String>,
+    pub(super) replied_to: bool,
+    pub(super) in_thread: bool,
+}
+
+/// Everything [`super::decide::decide`] is told about the room of an event.
+pub(super) struct Facts {
+    pub(super) twins: Vec<TwinFacts>,
+    pub(super) member_count: usize,
+}
+
+impl Facts {
+    pub(super) fn views(&self) -> Vec<TwinView<'_>> {
+        self.twins
+            .iter()
+            .map(|t| TwinView {
+                twin: &t.twin,
+                owner: &t.owner,
+                joined: t.joined,
+                access: &t.access,
+                settings: &t.settings,
+                display_name: t.display_name.as_deref(),
+                replied_to: t.replied_to,
+                in_thread: t.in_thread,
+            })
+            .collect()
+    }
+}
+
+/// An owner's access policy and a room's settings from the home. A broken file never opens
+/// access: the policy falls back to owner-only and the room to its defaults.
+pub(super) async fn policy_of(
+    home: Arc<Home>,
+    owner: &UserId,
+    room: &RoomId,
+    defaults: &crate::config::AccessConfig,
+) -> Result<(AccessPolicy, RoomSettings), RoomError> {
+    let owner = owner.to_owned();
+    let room = room.to_owned();
+    let defaults = defaults.clone();
+    tokio::task::spawn_blocking(move || {
+        let access = AccessPolicy::load(&home, &owner, &defaults).unwrap_or_else(|err| {
+            tracing::warn!(%owner, %err, "access policy unreadable; owner only until fixed");
+            AccessPolicy::owner_only(&owner)
+        });
+        let settings = RoomSettings::load(&home, &room).unwrap_or_else(|err| {
+            tracing::warn!(%owner, %room, %err, "room settings unreadable; using defaults");
+            RoomSettings::default()
+        });
+        (access, settings)
+    })
+    .await
+    .map_err(|e| RoomError::Internal(e.to_string()))
+}
+
+impl Rooms {
+    /// Gathers the facts about `event`'s room: its joined twins (and the target of a twin's
+    /// membership event) with their policies, and how many people are in it.
+    pub(super) async fn facts(
+        &self,
+        event: &RoomEvent,
+        joined: &[OwnedUserId],
+    ) -> Result<Facts, RoomError> {
+        let Some(room) = event.room_id() else {
+            return Ok(Facts {
+                twins: Vec::new(),
+                member_count: 0,
+            });
+        };
+        let mut candidates: Vec<(OwnedUserId, bool)> =
+            joined.iter().map(|t| (t.clone(), true)).collect();
+        if let RoomEvent::Member { target, .. } = event
+            && self.twins.naming().is_twin(target)
+            && !joined.contains(target)
+        {
+            candidates.push((target.clone(), false));
+        }
+        let (reply_to, thread_root) = match event {
+            RoomEvent::Text { refs, .. } => (refs.reply_to.clone(), refs.thread_root.clone()),
+            _ => (None, None),
+        };
+        let replied_twin = match &reply_to {
+            Some(id) => self.store.twin_of_event(room.as_str(), id.as_str()).await?,
+            None => None,
+        };
+        let thread_twins = match &thread_root {
+            Some(root) => self.store.twins_in_thread(room.as_str(), root.as_str()).await?,
+            None => Vec::new(),
+        };
+        let members = self.known_members(room, joined).await?;
+        let mut twins = Vec::with_capacity(candidates.len());
+        for (twin, is_joined) in candidates {
+            let Some(owner) = self.twins.naming().owner_of(&twin) else {
+                continue;
+            };
+            if !self.twins.may_have_twin(&owner) {
+                continue;
+            }
+            let home = self.twins.home(&owner).await?;
+            let (access, settings) =
+                policy_of(home, &owner, room, &self.access_defaults).await?;
+            let display_name = members
+                .iter()
+                .find(|m| m.user_id == twin.as_str())
+                .and_then(|m| m.display_name.clone());
+            twins.push(TwinFacts {
+                replied_to: replied_twin.as_deref() == Some(twin.as_str()),
+                in_thread: thread_twins.iter().any(|t| t == twin.as_str()),
+                twin,
+                owner,
+                joined: is_joined,
+                access,
+                settings,
+                display_name,
+            });
+        }
+        Ok(Facts {
+            twins,
+            member_count: members.len(),
+        })
+    }
+
+    /// The room's members; rooms joined before members were recorded are read from the
+    /// homeserver once.
+    pub(super) async fn known_members(
+        &self,
+        room: &RoomId,
+        joined: &[OwnedUserId],
+    ) -> Result<Vec<crate::storage::MemberRow>, RoomError> {
+        if let Some(twin) = joined.first()
+            && !self.store.room_members_known(room.as_str()).await?
+        {
+            self.seed_members(twin, room).await;
+        }
+        Ok(self.store.room_members(room.as_str()).await?)
+    }
+}

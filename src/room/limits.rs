@@ -1,0 +1,70 @@
+//! The stateful limits of room sessions: rate limits per sender and per remote server, the
+//! bound on bot-to-bot turns, and "tell them only once" for refusals.
+
+use std::{
+    collections::HashSet,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use ruma::{RoomId, UserId};
+
+use crate::{
+    config::LimitsConfig,
+    policy::{BotTurns, RateLimiter, Verdict},
+};
+
+/// Most refusals remembered (then the memory starts over: a second notice is harmless).
+const MAX_REMEMBERED_REFUSALS: usize = 10_000;
+
+/// Shared limit state of all rooms.
+#[derive(Debug)]
+pub(super) struct Limits {
+    rate: Mutex<RateLimiter>,
+    bots: Mutex<BotTurns>,
+    refused: Mutex<HashSet<(String, String, String)>>,
+}
+
+impl Limits {
+    pub(super) fn new(config: &LimitsConfig, local_server: &str) -> Self {
+        let server = ruma::OwnedServerName::try_from(local_server)
+            .unwrap_or_else(|_| ruma::owned_server_name!("localhost"));
+        Self {
+            rate: Mutex::new(RateLimiter::new(config.rate_limits(), server)),
+            bots: Mutex::new(BotTurns::new(
+                config.bot_turns,
+                Duration::from_secs(config.bot_window_secs),
+            )),
+            refused: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Counts a message from `sender` that asks for an answer.
+    pub(super) fn check_rate(&self, sender: &UserId) -> Verdict {
+        match self.rate.lock() {
+            Ok(mut rate) => rate.check(sender, Instant::now()),
+            // A poisoned lock means a panic elsewhere; fail open for this one message rather
+            // than silencing everyone.
+            Err(_) => Verdict::Allow,
+        }
+    }
+
+    /// Whether one more bot-triggered turn may run in `room`.
+    pub(super) fn allow_bot_turn(&self, room: &RoomId) -> bool {
+        self.bots
+            .lock()
+            .map(|mut bots| bots.allow(room, Instant::now()))
+            .unwrap_or(false)
+    }
+
+    /// `true` the first time `sender` is refused by `twin` in `room`.
+    pub(super) fn first_refusal(&self, twin: &UserId, room: &RoomId, sender: &UserId) -> bool {
+        let Ok(mut refused) = self.refused.lock() else {
+            return false;
+        };
+        if refused.len() >= MAX_REMEMBERED_REFUSALS {
+            refused.clear();
+        }
+        refused.insert((twin.to_string(), room.to_string(), sender.to_string()))
+    }
+}

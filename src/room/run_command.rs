@@ -1,0 +1,310 @@
+//! Running `!ai` commands; every command gets an answer (unknown ones get the help).
+
+use ruma::{EventId, RoomId, UserId};
+
+use super::{
+    RoomError, Rooms,
+    command::{Command, help_text},
+    decide::ReplyTo,
+    facts::policy_of,
+    pairing::part,
+};
+use crate::{
+    matrix::txn_id_for,
+    policy::{AccessPolicy, PolicyError},
+    twin::TwinSettings,
+};
+
+impl Rooms {
+    /// Runs `command` from `sender` and answers in the room.
+    pub(super) async fn run_command(
+        &self,
+        twin_id: &UserId,
+        owner: &UserId,
+        room: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
+        command: &Command,
+    ) -> Result<(), RoomError> {
+        let answer = if command.owner_only() && sender != owner {
+            format!("Only {owner} can do that.")
+        } else {
+            self.command_answer(twin_id, owner, room, event_id, command)
+                .await?
+        };
+        if matches!(command, Command::Leave) && sender == owner {
+            return self.leave(twin_id, room, event_id, &answer).await;
+        }
+        let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), part::COMMAND);
+        self.send_notice(
+            twin_id,
+            room,
+            &txn,
+            &answer,
+            &ReplyTo::Reply(event_id.to_owned()),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn command_answer(
+        &self,
+        twin_id: &UserId,
+        owner: &UserId,
+        room: &RoomId,
+        event_id: &EventId,
+        command: &Command,
+    ) -> Result<String, RoomError> {
+        let twin = self.twins.ensure(owner).await?;
+        let home = twin.home.clone();
+        Ok(match command {
+            Command::Help => help_text(owner.as_str()),
+            Command::Unknown(words) => format!(
+                "I don't know the command `{}`.\n\n{}",
+                words.replace('`', "'"),
+                help_text(owner.as_str())
+            ),
+            Command::Status => self.status(twin_id, owner, room, &home).await?,
+            Command::Reset => {
+                self.store
+                    .new_session(room.as_str(), twin_id.as_str())
+                    .await?;
+                "🔄 New conversation: I no longer use this room's earlier messages.".to_owned()
+            }
+            Command::Leave => "👋 Leaving this room. Invite me again any time.".to_owned(),
+            Command::Model(choice) => self.model_command(&home, choice.as_deref()).await?,
+            Command::Approve(user) | Command::Deny(user) => {
+                let approve = matches!(command, Command::Approve(_));
+                let access = self
+                    .edit_access(&home, owner, &format!("policy: {} {user}", verb(approve)), {
+                        let user = user.clone();
+                        move |file| {
+                            if approve {
+                                file.approve(&user);
+                            } else {
+                                file.deny(&user);
+                            }
+                            Ok(String::new())
+                        }
+                    })
+                    .await?;
+                match access {
+                    Ok((_, policy)) => {
+                        self.answer_pairing(twin_id, owner, event_id, user, approve, &policy)
+                            .await?
+                    }
+                    Err(err) => format!("⚠️ {err}"),
+                }
+            }
+            Command::Policy(words) => self.policy_command(&home, owner, room, words).await?,
+        })
+    }
+
+    async fn status(
+        &self,
+        twin_id: &UserId,
+        owner: &UserId,
+        room: &RoomId,
+        home: &std::sync::Arc<crate::home::Home>,
+    ) -> Result<String, RoomError> {
+        let (_, settings) = policy_of(home.clone(), owner, room, &self.access_defaults).await?;
+        let home2 = home.clone();
+        let model = tokio::task::spawn_blocking(move || TwinSettings::load(&home2))
+            .await
+            .map_err(|e| RoomError::Internal(e.to_string()))?
+            .ok()
+            .and_then(|s| s.model);
+        let model = match model {
+            Some(name) => format!("`{name}` (set for this twin; `!ai model default` resets)"),
+            None => self.kernel.describe(),
+        };
+        let backlog = self.store.inbox_backlog().await?;
+        let encrypted = self.store.room_encrypted(room.as_str()).await?;
+        let device = match self.crypto.ensure_device(twin_id).await {
+            Ok(device) => format!("device `{device}`"),
+            Err(err) => format!("no device ({err})"),
+        };
+        let encryption = match encrypted {
+            Some(true) => format!("🔒 encrypted; {device}"),
+            Some(false) => format!("not encrypted; {device}"),
+            None => format!("unknown yet; {device}"),
+        };
+        let members = self.store.room_members(room.as_str()).await?.len();
+        Ok(format!(
+            "**Status of {twin_id}**\n\n\
+             - Model: {model}\n\
+             - Queue: {backlog} event(s) waiting\n\
+             - This room: {members} member(s), {encryption}\n\n\
+             **Room policy**\n\n{}",
+            settings.describe()
+        ))
+    }
+
+    async fn model_command(
+        &self,
+        home: &std::sync::Arc<crate::home::Home>,
+        choice: Option<&str>,
+    ) -> Result<String, RoomError> {
+        let home = home.clone();
+        let choice = choice.map(str::to_owned);
+        let configured = self.kernel.describe();
+        tokio::task::spawn_blocking(move || -> Result<String, RoomError> {
+            let mut settings = TwinSettings::load(&home)?;
+            let Some(choice) = choice else {
+                return Ok(match settings.model {
+                    Some(name) => format!("Model: `{name}` (set for this twin)."),
+                    None => format!("Model: {configured}."),
+                });
+            };
+            let answer = if choice == "default" {
+                settings.model = None;
+                format!("Model reset to the service default: {configured}.")
+            } else {
+                settings.model = Some(choice.clone());
+                format!("Model set to `{choice}` for this twin.")
+            };
+            settings.save(&home)?;
+            home.commit("settings: model changed by command")?;
+            Ok(answer)
+        })
+        .await
+        .map_err(|e| RoomError::Internal(e.to_string()))?
+    }
+
+    async fn policy_command(
+        &self,
+        home: &std::sync::Arc<crate::home::Home>,
+        owner: &UserId,
+        room: &RoomId,
+        words: &[String],
+    ) -> Result<String, RoomError> {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        match words.split_first() {
+            None => {
+                let (access, settings) =
+                    policy_of(home.clone(), owner, room, &self.access_defaults).await?;
+                Ok(format!(
+                    "**Who may talk with me**\n\n{}\n\n**This room**\n\n{}",
+                    access.describe(),
+                    settings.describe()
+                ))
+            }
+            Some((&"room", rest)) => {
+                let home = home.clone();
+                let room = room.to_owned();
+                let rest: Vec<String> = rest.iter().map(|w| (*w).to_owned()).collect();
+                tokio::task::spawn_blocking(move || -> Result<String, RoomError> {
+                    let mut settings = match crate::policy::RoomSettings::load(&home, &room) {
+                        Ok(settings) => settings,
+                        Err(err) => return Ok(format!("⚠️ {err}; fix the file first.")),
+                    };
+                    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                    match settings.apply_command(&rest) {
+                        Ok(said) => {
+                            save_room(&settings, &home, &room)?;
+                            home.commit(&format!("policy: room {room}"))?;
+                            Ok(said)
+                        }
+                        Err(err) => Ok(format!("⚠️ {err}")),
+                    }
+                })
+                .await
+                .map_err(|e| RoomError::Internal(e.to_string()))?
+            }
+            Some(_) => {
+                let owned: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+                let result = self
+                    .edit_access(home, owner, &format!("policy: {}", words.join(" ")), {
+                        move |file| {
+                            let words: Vec<&str> = owned.iter().map(String::as_str).collect();
+                            file.apply_command(&words)
+                        }
+                    })
+                    .await?;
+                Ok(match result {
+                    Ok((said, _)) => said,
+                    Err(err) => format!("⚠️ {err}"),
+                })
+            }
+        }
+    }
+
+    /// Changes the owner's `system/access.toml` with `edit`, then saves and commits it. A
+    /// broken existing file is not overwritten: the owner is told to fix it.
+    async fn edit_access<F>(
+        &self,
+        home: &std::sync::Arc<crate::home::Home>,
+        owner: &UserId,
+        message: &str,
+        edit: F,
+    ) -> Result<Result<(String, AccessPolicy), PolicyError>, RoomError>
+    where
+        F: FnOnce(&mut crate::policy::AccessFile) -> Result<String, PolicyError> + Send + 'static,
+    {
+        let home = home.clone();
+        let owner = owner.to_owned();
+        let defaults = self.access_defaults.clone();
+        let message = message.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let policy = match AccessPolicy::load(&home, &owner, &defaults) {
+                Ok(policy) => policy,
+                Err(err) => return Ok(Err(err)),
+            };
+            let mut file = policy.file().clone();
+            let said = match edit(&mut file) {
+                Ok(said) => said,
+                Err(err) => return Ok(Err(err)),
+            };
+            let policy = match AccessPolicy::new(&owner, file.clone(), &defaults) {
+                Ok(policy) => policy,
+                Err(err) => return Ok(Err(err)),
+            };
+            if let Err(err) = file.save(&home) {
+                return Ok(Err(err));
+            }
+            home.commit(&message)?;
+            Ok((said, policy)).map(Ok)
+        })
+        .await
+        .map_err(|e| RoomError::Internal(e.to_string()))?
+    }
+
+    async fn leave(
+        &self,
+        twin_id: &UserId,
+        room: &RoomId,
+        event_id: &EventId,
+        answer: &str,
+    ) -> Result<(), RoomError> {
+        let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), part::COMMAND);
+        self.send_notice(
+            twin_id,
+            room,
+            &txn,
+            answer,
+            &ReplyTo::Reply(event_id.to_owned()),
+            None,
+        )
+        .await?;
+        self.matrix.leave_room(twin_id, room, None).await?;
+        self.store
+            .set_membership(room.as_str(), twin_id.as_str(), "leave")
+            .await?;
+        Ok(())
+    }
+}
+
+fn verb(approve: bool) -> &'static str {
+    if approve { "approve" } else { "deny" }
+}
+
+fn save_room(
+    settings: &crate::policy::RoomSettings,
+    home: &crate::home::Home,
+    room: &RoomId,
+) -> Result<(), RoomError> {
+    settings
+        .save(home, room)
+        .map_err(|e| RoomError::Internal(e.to_string()))
+}

@@ -1,0 +1,322 @@
+//! Group rooms, access policy, pairing, rate limits and bot loops, with real Synapse and real
+//! matrix-sdk clients.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+#[path = "support/env.rs"]
+mod env;
+#[path = "support/fake_llm.rs"]
+mod fake_llm;
+#[path = "support/human.rs"]
+mod human;
+#[path = "support/postgres.rs"]
+mod postgres;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use std::time::Duration;
+
+use env::{EnvOptions, TestEnv};
+use fake_llm::Step;
+use human::{Human, Seen};
+use matrix_sdk::{
+    Room,
+    ruma::{
+        OwnedEventId, UserId,
+        events::{
+            Mentions,
+            relation::Thread,
+            room::message::{Relation, RoomMessageEventContent},
+        },
+    },
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// A text that mentions `user` the way Element does (`m.mentions`).
+fn mention(text: &str, user: &UserId) -> RoomMessageEventContent {
+    RoomMessageEventContent::text_plain(text).add_mentions(Mentions::with_user_ids([user.to_owned()]))
+}
+
+fn in_thread(mut content: RoomMessageEventContent, root: &OwnedEventId) -> RoomMessageEventContent {
+    content.relates_to = Some(Relation::Thread(Thread::plain(root.clone(), root.clone())));
+    content
+}
+
+fn relation(seen: &Seen) -> Value {
+    seen.json
+        .pointer("/content/m.relates_to")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// All request bodies the fake model received, as one string.
+fn all_requests(env: &TestEnv) -> String {
+    env.llm
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn model_calls(env: &TestEnv) -> usize {
+    env.llm
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count()
+}
+
+/// Alice makes a room with her twin and the given people, who join.
+async fn group_room(env: &TestEnv, alice: &Human, others: &[&Human], encrypted: bool) -> Room {
+    let twin = env.twin_of("alice");
+    let mut invite: Vec<&UserId> = vec![&twin];
+    invite.extend(others.iter().map(|h| h.user_id.as_ref()));
+    let room = alice.create_room(&invite, false, encrypted).await;
+    for other in others {
+        other.join(room.room_id()).await;
+    }
+    alice.wait_for_join(&room, &twin, WAIT).await;
+    for other in others {
+        alice.wait_for_join(&room, &other.user_id, WAIT).await;
+    }
+    alice.sync().await;
+    room
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_twin_stays_silent_until_addressed_answers_in_threads_and_knows_who_said_what() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let bob = env.human("bob").await;
+    let carol = env.human("carol").await;
+    let twin = env.twin_of("alice");
+    let room = group_room(&env, &alice, &[&bob, &carol], true).await;
+    let bob_room = bob.room(&room.room_id().to_owned());
+    let carol_room = carol.room(&room.room_id().to_owned());
+    bob.sync().await;
+    carol.sync().await;
+
+    bob.send_text(&bob_room, "Lunch at noon tomorrow?").await;
+    carol.send_text(&carol_room, "Fine by me, but not the pizza place").await;
+    alice.send_text(&room, "Let me think about it").await;
+    // Bob addresses the twin: by default only Alice may, so he is told once, and the model
+    // is not called.
+    bob.send_content(&bob_room, mention("what does Alice think?", &twin))
+        .await;
+    env.llm.push(Step::text("Noon works; Carol prefers somewhere other than pizza."));
+    let asked = alice
+        .send_content(&room, mention("what do you suggest?", &twin))
+        .await;
+
+    let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert_eq!(seen[0].kind(), "m.room.message");
+    assert_eq!(seen[0].json["content"]["msgtype"], "m.notice", "{:?}", seen[0].json);
+    assert!(seen[0].body().contains("only answer"), "{}", seen[0].body());
+    assert_eq!(seen[1].body(), "Noon works; Carol prefers somewhere other than pizza.");
+    assert_eq!(
+        relation(&seen[1])["m.in_reply_to"]["event_id"],
+        asked.as_str(),
+        "the answer is a reply to the question"
+    );
+    assert_eq!(model_calls(&env), 1, "unaddressed messages never reach the model");
+    // The model saw who said what, with names and MXIDs.
+    let request = all_requests(&env);
+    for expected in [
+        "bob (@bob:",
+        "Lunch at noon tomorrow?",
+        "carol (@carol:",
+        "not the pizza place",
+        "Message to you from alice (@alice:",
+    ] {
+        assert!(request.contains(expected), "{expected:?} missing from {request}");
+    }
+
+    // A thread: addressed once, the twin answers in it, and then follows it unaddressed.
+    let root = alice.send_text(&room, "Planning the offsite").await;
+    env.llm.push(Step::text("Thursday looks free."));
+    alice
+        .send_content(&room, in_thread(mention("which day?", &twin), &root))
+        .await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
+    assert_eq!(relation(&seen[2])["rel_type"], "m.thread");
+    assert_eq!(relation(&seen[2])["event_id"], root.as_str());
+    env.llm.push(Step::text("Then Thursday it is."));
+    bob.sync().await;
+    alice
+        .send_content(
+            &room,
+            in_thread(RoomMessageEventContent::text_plain("ok, and the time?"), &root),
+        )
+        .await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
+    assert_eq!(seen[3].body(), "Then Thursday it is.");
+    assert_eq!(relation(&seen[3])["event_id"], root.as_str());
+    assert_eq!(model_calls(&env), 3);
+}
+
+fn bot_limits(config: &mut matrix_os::config::Config) {
+    config.limits.bot_turns = 3;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_twins_answer_their_owners_and_a_bot_ping_pong_stops_at_the_bound() {
+    let env = TestEnv::start_with(EnvOptions {
+        configure: Some(bot_limits),
+        ..EnvOptions::default()
+    })
+    .await;
+    let alice = env.human("alice").await;
+    let bob = env.human("bob").await;
+    let alice_ai = env.twin_of("alice");
+    let bob_ai = env.twin_of("bob");
+    let room = group_room(&env, &alice, &[&bob], false).await;
+    let bob_room = bob.room(&room.room_id().to_owned());
+    bob_room.invite_user_by_id(&bob_ai).await.unwrap();
+    alice.wait_for_join(&room, &bob_ai, WAIT).await;
+
+    // Each owner addresses their own twin; only that twin answers.
+    env.llm.push(Step::text("Hi Alice."));
+    alice.send_content(&room, mention("hello", &alice_ai)).await;
+    alice.wait_for_messages_from(&room, &alice_ai, 1, WAIT).await;
+    env.llm.push(Step::text("Hi Bob."));
+    bob.send_content(&bob_room, mention("hello", &bob_ai)).await;
+    alice.wait_for_messages_from(&room, &bob_ai, 1, WAIT).await;
+    assert_eq!(model_calls(&env), 2);
+
+    // Both owners let everyone in the room address their twins; commands answer as notices.
+    alice.send_text(&room, "!ai policy room address members").await;
+    bob.send_text(&bob_room, "!ai policy room address members").await;
+    alice.wait_for_messages_from(&room, &alice_ai, 2, WAIT).await;
+    alice.wait_for_messages_from(&room, &bob_ai, 2, WAIT).await;
+
+    // A model that always pokes the other twin: a ping-pong only the bound stops.
+    for _ in 0..12 {
+        env.llm.push(Step::text(format!("ping {alice_ai} {bob_ai}")));
+    }
+    alice.send_content(&room, mention("start", &alice_ai)).await;
+    // Alice's turn, then exactly 3 bot-to-bot turns.
+    let deadline = std::time::Instant::now() + WAIT;
+    while model_calls(&env) < 6 {
+        assert!(std::time::Instant::now() < deadline, "ping-pong did not run");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Give a runaway loop time to show itself.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(model_calls(&env), 6, "2 greetings + 1 owner turn + 3 bot turns");
+    alice.sync().await;
+    let pings = alice
+        .messages(&room)
+        .await
+        .into_iter()
+        .filter(|m| m.body().starts_with("ping"))
+        .count();
+    assert_eq!(pings, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let bob = env.human("bob").await;
+    let twin = env.twin_of("alice");
+    let alice_dm = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&alice_dm, &twin, WAIT).await;
+
+    let bob_dm = bob.create_dm(&twin, true).await;
+    bob.wait_for_join(&bob_dm, &twin, WAIT).await;
+    bob.sync().await;
+    bob.send_text(&bob_dm, "Hi, can we talk about the offsite?").await;
+
+    let to_alice = alice.wait_for_messages_from(&alice_dm, &twin, 1, WAIT).await;
+    let ask = to_alice[0].body();
+    assert!(ask.contains(bob.user_id.as_str()), "{ask}");
+    assert!(ask.contains("can we talk about the offsite?"), "{ask}");
+    assert!(ask.contains("approve"), "{ask}");
+    let to_bob = bob.wait_for_messages_from(&bob_dm, &twin, 1, WAIT).await;
+    assert!(to_bob[0].body().contains("asked"), "{}", to_bob[0].body());
+    assert_eq!(model_calls(&env), 0, "nothing reaches the model before approval");
+
+    env.llm.push(Step::text("Sure, happy to help with the offsite."));
+    alice
+        .send_text(&alice_dm, &format!("approve {}", bob.user_id))
+        .await;
+    let to_bob = bob.wait_for_messages_from(&bob_dm, &twin, 3, WAIT).await;
+    assert!(to_bob[1].body().contains("agreed"), "{}", to_bob[1].body());
+    assert_eq!(to_bob[2].body(), "Sure, happy to help with the offsite.");
+    let to_alice = alice.wait_for_messages_from(&alice_dm, &twin, 2, WAIT).await;
+    assert!(to_alice[1].body().contains("✅"), "{}", to_alice[1].body());
+    let access = std::fs::read_to_string(env.home_of("alice").join("system/access.toml")).unwrap();
+    assert!(access.contains(bob.user_id.as_str()), "{access}");
+
+    // Bob is a stranger to the kernel: it worked from the public context.
+    let request = env.llm.requests().last().unwrap().body.to_string();
+    assert!(request.contains("can we talk about the offsite?"));
+    assert!(!request.contains("system/user.md"), "private file in a public prompt");
+
+    env.llm.push(Step::text("Thursday works."));
+    bob.send_text(&bob_dm, "When is it?").await;
+    let to_bob = bob.wait_for_messages_from(&bob_dm, &twin, 4, WAIT).await;
+    assert_eq!(to_bob[3].body(), "Thursday works.");
+}
+
+fn quick_limits(config: &mut matrix_os::config::Config) {
+    config.limits.sender_messages = 3;
+    config.limits.sender_window_secs = 10;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_tells_the_sender_once_and_recovers() {
+    let env = TestEnv::start_with(EnvOptions {
+        configure: Some(quick_limits),
+        ..EnvOptions::default()
+    })
+    .await;
+    let alice = env.human("alice").await;
+    let bob = env.human("bob").await;
+    let twin = env.twin_of("alice");
+    // Alice's twin exists (her DM) and Bob may talk with it.
+    let alice_dm = alice.create_dm(&twin, false).await;
+    alice.wait_for_join(&alice_dm, &twin, WAIT).await;
+    env.write_home_file(
+        "alice",
+        "system/access.toml",
+        &format!("dm = [\"{}\"]\n", bob.user_id),
+    );
+    let bob_dm = bob.create_dm(&twin, false).await;
+    bob.wait_for_join(&bob_dm, &twin, WAIT).await;
+    bob.sync().await;
+
+    for i in 0..6 {
+        bob.send_text(&bob_dm, &format!("message {i}")).await;
+    }
+    // 3 answers and one notice; the rest are not answered.
+    let seen = bob.wait_for_messages_from(&bob_dm, &twin, 4, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bob.sync().await;
+    let seen_later = bob.messages_from(&bob_dm, &twin).await;
+    assert_eq!(seen_later.len(), 4, "{:?}", seen_later.iter().map(Seen::body).collect::<Vec<_>>());
+    let notices: Vec<&Seen> = seen
+        .iter()
+        .filter(|m| m.json["content"]["msgtype"] == "m.notice")
+        .collect();
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].body().contains("faster"), "{}", notices[0].body());
+    assert_eq!(model_calls(&env), 3);
+
+    // After the window, Bob is answered again.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    bob.send_text(&bob_dm, "still there?").await;
+    let seen = bob.wait_for_messages_from(&bob_dm, &twin, 5, WAIT).await;
+    assert!(seen[4].body().contains("still there?"), "{}", seen[4].body());
+}
