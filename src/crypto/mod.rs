@@ -21,6 +21,7 @@ use std::{
 
 use matrix_sdk_crypto::{
     DecryptionSettings, EncryptionSettings, EncryptionSyncChanges, MegolmError, TrustRequirement,
+    types::requests::{AnyOutgoingRequest, ToDeviceRequest},
 };
 use ruma::{
     OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId,
@@ -29,6 +30,7 @@ use ruma::{
         AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventContent, MessageLikeEventType,
     },
     serde::Raw,
+    to_device::DeviceIdOrAllDevices,
 };
 use serde_json::Value;
 
@@ -107,6 +109,25 @@ pub struct CryptoHealth {
     /// Transactions that carried encryption data (to-device messages, key counts, device
     /// lists) since start: zero while twins have devices means the homeserver does not send it.
     pub transactions_with_keys: AtomicU64,
+}
+
+/// `request` with the same message also sent to every device of `user`.
+fn also_to(request: &ToDeviceRequest, user: &UserId) -> ToDeviceRequest {
+    let mut request = request.clone();
+    let content = request
+        .messages
+        .values()
+        .flat_map(BTreeMap::values)
+        .next()
+        .cloned();
+    if let Some(content) = content {
+        request
+            .messages
+            .entry(user.to_owned())
+            .or_default()
+            .insert(DeviceIdOrAllDevices::AllDevices, content);
+    }
+    request
 }
 
 /// All twins' crypto.
@@ -315,15 +336,25 @@ impl Crypto {
         let machine = self.machine(twin).await?;
         let raw = Raw::from_json_string(event_json.to_owned())
             .map_err(|e| CryptoError::Olm(e.to_string()))?;
+        let sender = serde_json::from_str::<Value>(event_json)
+            .ok()
+            .and_then(|v| v.get("sender")?.as_str()?.parse::<OwnedUserId>().ok());
         let (cancel, request) = machine
             .olm
             .request_room_key(&raw, room)
             .await
             .map_err(|e| CryptoError::Olm(e.to_string()))?;
-        if let Some(cancel) = cancel {
-            machine.send_outgoing(&cancel).await?;
+        // The machine addresses key requests to the twin's own devices only, and a twin has
+        // just the one device that lacks the key: the sender's devices are the ones that have it.
+        for outgoing in cancel.iter().chain([&request]) {
+            match (outgoing.request(), &sender) {
+                (AnyOutgoingRequest::ToDeviceRequest(to_device), Some(sender)) => {
+                    machine.send_to_device(&also_to(to_device, sender)).await?
+                }
+                _ => machine.send_outgoing(outgoing).await?,
+            }
         }
-        machine.send_outgoing(&request).await
+        Ok(())
     }
 
     /// Encrypts and sends an event as `twin` into `room`, first sharing the room key with every

@@ -1,5 +1,5 @@
 //! One test's world: a real Synapse, the service in-process, a scripted fake model server.
-//! Include after `synapse`, `fake_llm` and `human`:
+//! Include after `synapse`, `fake_llm`, `human`, `proxy` and `fault_proxy`:
 //! `#[path = "support/env.rs"] mod env;`
 
 #![allow(dead_code)]
@@ -15,6 +15,7 @@ use matrix_sdk::ruma::OwnedUserId;
 
 use super::{
     fake_llm::FakeLlm,
+    fault_proxy::FaultProxy,
     human::Human,
     proxy::TxnProxy,
     synapse::{TestHomeserver, free_port},
@@ -35,6 +36,9 @@ pub struct EnvOptions {
     pub proxy: bool,
     /// Changes to the service's configuration (limits, access defaults).
     pub configure: Option<fn(&mut Config)>,
+    /// Put a [`FaultProxy`] between the service and the homeserver's client-server API
+    /// (`homeserver.url` points at it), to fail chosen requests of the service.
+    pub client_proxy: bool,
 }
 
 impl Default for EnvOptions {
@@ -45,12 +49,14 @@ impl Default for EnvOptions {
             max_retries: 2,
             proxy: false,
             configure: None,
+            client_proxy: false,
         }
     }
 }
 
 pub struct TestEnv {
     pub proxy: Option<TxnProxy>,
+    pub client_proxy: Option<FaultProxy>,
     pub llm: FakeLlm,
     pub config: Config,
     pub registration: Registration,
@@ -87,6 +93,14 @@ impl TestEnv {
         };
         let mut config = pending.appservice_config(&format!("http://127.0.0.1:{public_port}"));
         config.appservice.listen = ([127, 0, 0, 1], port).into();
+        // With a client proxy, the service talks to the proxy, which forwards to the homeserver.
+        let client_proxy = if options.client_proxy {
+            let proxy = FaultProxy::start(free_port(), pending.client_url()).await;
+            config.homeserver.url = proxy.url.parse().expect("proxy URL");
+            Some(proxy)
+        } else {
+            None
+        };
         if let Some(url) = options.database_url {
             config.database.url = url;
         }
@@ -113,6 +127,7 @@ impl TestEnv {
         let hs = pending.start(Some(&registration)).await;
         let mut env = TestEnv {
             proxy,
+            client_proxy,
             llm,
             config,
             registration,
