@@ -44,6 +44,9 @@ pub struct Config {
     /// End-to-end encryption.
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    /// Rate limits and the bot-to-bot bound.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// `[encryption]`
@@ -130,13 +133,94 @@ pub struct HomeConfig {
     pub template: Option<PathBuf>,
 }
 
-/// `[access]`
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[access]`: who may have a twin, and the defaults every owner's `system/access.toml` adds to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessConfig {
     /// MXID globs of users who may have a twin. Empty: every user of `homeserver.server_name`.
     #[serde(default)]
     pub owners: Vec<String>,
+    /// MXID globs who may DM every twin, added to each home's `dm` list.
+    #[serde(default)]
+    pub dm: Vec<String>,
+    /// MXID globs who may invite every twin into rooms, added to each home's `invite` list.
+    #[serde(default)]
+    pub invite: Vec<String>,
+    /// MXID globs who may address every twin in any room, added to each home's `rooms` list.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// MXID globs of known bots, added to each home's `bots` list.
+    #[serde(default)]
+    pub bots: Vec<String>,
+    /// Whether people on no list may ask an owner for access, unless the home says otherwise.
+    #[serde(default = "default_pairing")]
+    pub pairing: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            owners: Vec::new(),
+            dm: Vec::new(),
+            invite: Vec::new(),
+            rooms: Vec::new(),
+            bots: Vec::new(),
+            pairing: default_pairing(),
+        }
+    }
+}
+
+fn default_pairing() -> bool {
+    true
+}
+
+/// `[limits]`: how much one sender, one remote server and bots may make the twins do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Messages one sender gets answered per `sender_window_secs`.
+    pub sender_messages: u32,
+    /// Window of the per-sender limit, in seconds.
+    pub sender_window_secs: u64,
+    /// Messages all senders of one remote server together get answered per
+    /// `server_window_secs`.
+    pub server_messages: u32,
+    /// Window of the per-server limit, in seconds.
+    pub server_window_secs: u64,
+    /// Turns triggered by bots per room and `bot_window_secs` (0: twins never answer bots).
+    pub bot_turns: u32,
+    /// Window of the bot-turn bound, in seconds.
+    pub bot_window_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            sender_messages: 10,
+            sender_window_secs: 60,
+            server_messages: 30,
+            server_window_secs: 60,
+            bot_turns: 4,
+            bot_window_secs: 600,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The per-sender and per-server limits for a [`crate::policy::RateLimiter`].
+    pub fn rate_limits(&self) -> crate::policy::RateLimits {
+        crate::policy::RateLimits {
+            sender_messages: self.sender_messages,
+            sender_window: std::time::Duration::from_secs(self.sender_window_secs),
+            server_messages: self.server_messages,
+            server_window: std::time::Duration::from_secs(self.server_window_secs),
+        }
+    }
+
+    /// The window of the bot-turn bound, for [`crate::policy::BotTurns::new`].
+    pub fn bot_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.bot_window_secs)
+    }
 }
 
 /// Which wire protocol the model speaks.
@@ -317,6 +401,10 @@ impl Config {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("access.owners")
+                    .with_list_parse_key("access.dm")
+                    .with_list_parse_key("access.invite")
+                    .with_list_parse_key("access.rooms")
+                    .with_list_parse_key("access.bots")
                     .source(Some(env)),
             )
             .build()

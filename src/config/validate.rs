@@ -108,6 +108,19 @@ impl Config {
                 ));
             }
         }
+        let access = &self.access;
+        for (key, globs) in [
+            ("access.dm", &access.dm),
+            ("access.invite", &access.invite),
+            ("access.rooms", &access.rooms),
+            ("access.bots", &access.bots),
+        ] {
+            for glob in globs {
+                crate::policy::check_user_glob(glob)
+                    .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+            }
+        }
+        self.validate_limits()?;
         let llm = &self.llm;
         if llm.provider != LlmProvider::None && llm.model.trim().is_empty() {
             return Err(ConfigError::invalid("llm.model", "must name a model"));
@@ -135,6 +148,31 @@ impl Config {
                 "rooms.max_concurrent_turns",
                 "must be at least 1",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        for (key, count) in [
+            ("limits.sender_messages", limits.sender_messages),
+            ("limits.server_messages", limits.server_messages),
+        ] {
+            if count == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, secs) in [
+            ("limits.sender_window_secs", limits.sender_window_secs),
+            ("limits.server_window_secs", limits.server_window_secs),
+            ("limits.bot_window_secs", limits.bot_window_secs),
+        ] {
+            if secs == 0 {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be at least 1 (a window length in seconds)",
+                ));
+            }
         }
         Ok(())
     }
@@ -201,6 +239,112 @@ url = "http://127.0.0.1:8009"
         assert_eq!(config.llm.model, "claude-x");
         assert_eq!(config.llm.timeout_secs, 7);
         assert_eq!(config.access.owners, vec!["@alice:example.org", "@bob:*"]);
+    }
+
+    #[test]
+    fn access_defaults_and_limits_have_documented_defaults() {
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        assert!(config.access.dm.is_empty());
+        assert!(config.access.invite.is_empty());
+        assert!(config.access.rooms.is_empty());
+        assert!(config.access.bots.is_empty());
+        assert!(config.access.pairing);
+        let limits = &config.limits;
+        assert_eq!(limits, &super::super::LimitsConfig::default());
+        assert_eq!(
+            (limits.sender_messages, limits.sender_window_secs),
+            (10, 60)
+        );
+        assert_eq!(
+            (limits.server_messages, limits.server_window_secs),
+            (30, 60)
+        );
+        assert_eq!((limits.bot_turns, limits.bot_window_secs), (4, 600));
+        let rate = limits.rate_limits();
+        assert_eq!(rate.sender_messages, 10);
+        assert_eq!(rate.sender_window, std::time::Duration::from_secs(60));
+        assert_eq!(rate.server_messages, 30);
+        assert_eq!(rate.server_window, std::time::Duration::from_secs(60));
+        assert_eq!(limits.bot_window(), std::time::Duration::from_secs(600));
+    }
+
+    #[test]
+    fn access_lists_and_limits_are_read() {
+        let text = format!(
+            "{MINIMAL}\n[access]\ndm = [\"@*:example.org\"]\nbots = [\"@*bot:example.org\"]\n\
+             pairing = false\n[limits]\nsender_messages = 3\nbot_turns = 0\n"
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.access.dm, vec!["@*:example.org"]);
+        assert_eq!(config.access.bots, vec!["@*bot:example.org"]);
+        assert!(!config.access.pairing);
+        assert_eq!(config.limits.sender_messages, 3);
+        assert_eq!(config.limits.bot_turns, 0);
+        assert_eq!(config.limits.server_messages, 30);
+    }
+
+    #[test]
+    fn bad_access_glob_names_the_key() {
+        for (key, value) in [
+            ("dm", "\"bob\""),
+            ("invite", "\"@[bob:x\""),
+            ("rooms", "\"\""),
+            ("bots", "\"bot example\""),
+        ] {
+            let text = format!("{MINIMAL}\n[access]\n{key} = [{value}]\n");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("access.{key}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_limits_name_the_key() {
+        for key in [
+            "sender_window_secs",
+            "server_window_secs",
+            "bot_window_secs",
+            "sender_messages",
+            "server_messages",
+        ] {
+            let text = format!("{MINIMAL}\n[limits]\n{key} = 0\n");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("limits.{key}")), "{err}");
+        }
+        let text = format!("{MINIMAL}\n[limits]\nsender_mesages = 1\n");
+        let err = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("sender_mesages"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_access_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        let env = [
+            (
+                "MATRIX_OS__ACCESS__DM".to_string(),
+                "@bob:example.org,@*:friends.org".to_string(),
+            ),
+            (
+                "MATRIX_OS__ACCESS__PAIRING".to_string(),
+                "false".to_string(),
+            ),
+            ("MATRIX_OS__LIMITS__BOT_TURNS".to_string(), "2".to_string()),
+        ];
+        let config = Config::load_with_env(&path, env).unwrap();
+        assert_eq!(config.access.dm, vec!["@bob:example.org", "@*:friends.org"]);
+        assert!(!config.access.pairing);
+        assert_eq!(config.limits.bot_turns, 2);
+    }
+
+    #[test]
+    fn example_config_documents_the_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+                .unwrap();
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.limits, super::super::LimitsConfig::default());
+        assert_eq!(config.access, super::super::AccessConfig::default());
     }
 
     #[test]
