@@ -268,6 +268,19 @@ async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
     bob.send_text(&bob_dm, "When is it?").await;
     let to_bob = bob.wait_for_messages_from(&bob_dm, &twin, 4, WAIT).await;
     assert_eq!(to_bob[3].body(), "Thursday works.");
+
+    // The owner can read what her twin told Bob: the room's transcript is a file in her home.
+    let transcript = format!(
+        "system/sessions/{}",
+        matrix_os::home::transcript_file_name(bob_dm.room_id().as_str())
+    );
+    env.llm
+        .push(Step::tool_call("read_file", serde_json::json!({"path": transcript})));
+    env.llm.push(Step::EchoToolResults);
+    alice.send_text(&alice_dm, "What did you tell Bob?").await;
+    let to_alice = alice.wait_for_messages_from(&alice_dm, &twin, 3, WAIT).await;
+    assert!(to_alice[2].body().contains("Thursday works."), "{}", to_alice[2].body());
+    assert!(to_alice[2].body().contains("When is it?"), "{}", to_alice[2].body());
 }
 
 fn quick_limits(config: &mut matrix_os::config::Config) {
