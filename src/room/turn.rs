@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::{RoomError, Rooms, render_markdown};
 use crate::{
-    kernel::{Message, Turn},
+    kernel::{Audience, Message, Turn},
     matrix::{MatrixClient, txn_id_for},
 };
 
@@ -56,6 +56,9 @@ impl Rooms {
                         room_id: room.to_string(),
                         history,
                         input: text.to_owned(),
+                        audience: Audience::Owner,
+                        allowed_tools: None,
+                        model: None,
                     },
                 )
                 .await
