@@ -11,7 +11,7 @@ use fake_llm::{FakeLlm, Step};
 use matrix_os::{
     config::{LlmConfig, LlmProvider},
     home::Home,
-    kernel::{Kernel, KernelError, Message, Turn, TurnOutcome, UNCONFIGURED_REPLY},
+    kernel::{Audience, Kernel, KernelError, Message, Turn, TurnOutcome, UNCONFIGURED_REPLY},
 };
 use serde_json::{Value, json};
 
@@ -75,6 +75,9 @@ fn turn(input: &str) -> Turn {
         room_id: ROOM.into(),
         history: Vec::new(),
         input: input.into(),
+        audience: Audience::Owner,
+        allowed_tools: None,
+        model: None,
     }
 }
 
@@ -143,6 +146,11 @@ both_wires!(
     check_endpoint_accepts_a_good_key_and_explains_a_bad_one,
     unreadable_answer_is_a_clear_error,
 );
+
+// After `both_wires!`, which it uses.
+/// Turns of someone other than the owner, room tool restrictions and a twin's own model.
+#[path = "kernel/audience.rs"]
+mod audience;
 
 async fn plain_text_reply(wire: Wire) {
     let fake = FakeLlm::start().await;
@@ -408,9 +416,8 @@ async fn history_is_sent_on_the_next_turn(wire: Wire) {
     );
 
     let next = Turn {
-        room_id: ROOM.into(),
         history: first.messages.clone(),
-        input: "What do I like?".into(),
+        ..turn("What do I like?")
     };
     let second = kernel.run_turn(Arc::clone(&home.home), next).await.unwrap();
     // The queue is empty: the fake echoes the newest user text.

@@ -84,6 +84,8 @@ pub struct Home {
     root: PathBuf,
     /// `root` with symlinks resolved, what [`Home::resolve`] checks containment against.
     canonical_root: PathBuf,
+    /// The owner's MXID, as given to [`Home::open_or_create`].
+    owner_id: String,
     /// Serializes mutations and commits: git's index must never be touched by two threads at
     /// once, and read-modify-write edits must not interleave.
     lock: Mutex<()>,
@@ -107,6 +109,7 @@ impl Home {
         Ok(Self {
             root: root.to_path_buf(),
             canonical_root,
+            owner_id: owner_id.to_owned(),
             lock: Mutex::new(()),
         })
     }
@@ -114,6 +117,16 @@ impl Home {
     /// The home's folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The owner's MXID (`@alice:example.org`), as given to [`Home::open_or_create`].
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    /// The owner's name as the template's `{{owner_name}}` spells it: the MXID's localpart.
+    pub fn owner_name(&self) -> &str {
+        template::owner_name(&self.owner_id)
     }
 
     /// Resolves a model-supplied relative path, refusing anything that leaves the home.

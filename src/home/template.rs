@@ -22,15 +22,22 @@ struct Owner<'a> {
 
 impl<'a> Owner<'a> {
     fn new(owner_id: &'a str) -> Self {
-        let local = owner_id.strip_prefix('@').unwrap_or(owner_id);
-        let name = local.split_once(':').map_or(local, |(name, _)| name);
-        Self { id: owner_id, name }
+        Self {
+            id: owner_id,
+            name: owner_name(owner_id),
+        }
     }
 
     fn fill(&self, text: &str) -> String {
         text.replace("{{owner_id}}", self.id)
             .replace("{{owner_name}}", self.name)
     }
+}
+
+/// The localpart of an MXID (`@alice:example.org` -> `alice`), what `{{owner_name}}` becomes.
+pub(super) fn owner_name(owner_id: &str) -> &str {
+    let local = owner_id.strip_prefix('@').unwrap_or(owner_id);
+    local.split_once(':').map_or(local, |(name, _)| name)
 }
 
 fn other(what: &str, path: &Path, e: &io::Error) -> HomeError {

@@ -107,6 +107,22 @@ pub(crate) fn sanitize(history: Vec<Message>) -> Vec<Message> {
     out
 }
 
+/// Reduces history to what people said and the model answered, for a turn with someone other
+/// than the owner: tool calls and tool results are dropped, since those of the owner's turns
+/// in the same room may hold private files. Assistant messages left without text go too.
+pub(crate) fn text_only(history: Vec<Message>) -> Vec<Message> {
+    history
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::User { .. } => Some(message),
+            Message::Assistant { content, .. } if !content.trim().is_empty() => {
+                Some(Message::assistant(content))
+            }
+            Message::Assistant { .. } | Message::Tool { .. } => None,
+        })
+        .collect()
+}
+
 fn close_pending(
     out: &mut Vec<Message>,
     pending: &mut Vec<ToolCall>,
@@ -195,6 +211,34 @@ mod tests {
             Message::assistant("done"),
         ];
         assert_eq!(sanitize(history.clone()), history);
+    }
+
+    #[test]
+    fn text_only_history_keeps_words_and_drops_tools() {
+        let history = vec![
+            Message::user("what's in my diary?"),
+            Message::Assistant {
+                content: "Let me look.".into(),
+                tool_calls: vec![call("a")],
+            },
+            result("a"),
+            Message::Assistant {
+                content: " ".into(),
+                tool_calls: vec![call("b")],
+            },
+            result("b"),
+            Message::assistant("Nothing today."),
+            Message::user("thanks"),
+        ];
+        assert_eq!(
+            text_only(history),
+            vec![
+                Message::user("what's in my diary?"),
+                Message::assistant("Let me look."),
+                Message::assistant("Nothing today."),
+                Message::user("thanks"),
+            ]
+        );
     }
 
     #[test]

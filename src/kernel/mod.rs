@@ -3,11 +3,18 @@
 //! [`Kernel::run_turn`] builds a system prompt from the home (`prompt`), calls the model
 //! through a [`provider::Provider`] (OpenAI-compatible or Anthropic, with retries), runs the
 //! [`tools`] it asks for, and repeats until it answers or the step limit is reached (`turn`).
+//!
+//! A turn's [`Audience`] decides what the model gets. For the owner: the whole self (soul,
+//! identity, `system/user.md`), the skills and every tool. For anyone else the kernel enforces
+//! the public context in code (`public`): a prompt of the public profile only, earlier
+//! history reduced to plain text, and tools that only read `system/public/`.
 
+mod audience;
 mod error;
 mod message;
 mod prompt;
 pub mod provider;
+mod public;
 mod setup;
 pub mod tools;
 mod turn;
@@ -15,6 +22,7 @@ mod turn;
 use std::{sync::Arc, time::Duration};
 
 pub use self::{
+    audience::Audience,
     error::KernelError,
     message::{Message, ToolCall},
     setup::UNCONFIGURED_REPLY,
@@ -34,6 +42,13 @@ pub struct Turn {
     pub history: Vec<Message>,
     /// What the person said now.
     pub input: String,
+    /// Who is speaking with the twin: the owner, or someone who only gets the public context.
+    pub audience: Audience,
+    /// The room's restriction of tool names, intersected with what the audience allows;
+    /// `None` adds no restriction.
+    pub allowed_tools: Option<Vec<String>>,
+    /// The twin's own model, sent instead of the configured `llm.model` when set.
+    pub model: Option<String>,
 }
 
 /// Result of one turn.

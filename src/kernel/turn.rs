@@ -6,10 +6,11 @@ use std::{
 };
 
 use super::{
-    KernelError, Turn, TurnOutcome,
-    message::{Message, sanitize},
+    Audience, KernelError, Turn, TurnOutcome,
+    message::{Message, sanitize, text_only},
     prompt,
     provider::{ChatRequest, ChatResponse, Provider, StopReason},
+    public,
     tools::{self, ToolContext},
 };
 use crate::home::Home;
@@ -34,19 +35,39 @@ pub(crate) async fn run(
         room_id,
         history,
         input,
+        audience,
+        allowed_tools,
+        model,
     } = turn;
-    let parts = prompt::read_home(Arc::clone(&home)).await;
-    let system = prompt::compose(&parts, &room_id, SystemTime::now());
+    let (system, history) = match &audience {
+        Audience::Owner => {
+            let parts = prompt::read_home(Arc::clone(&home)).await;
+            let system = prompt::compose(&parts, &room_id, SystemTime::now());
+            (system, history)
+        }
+        Audience::Public { person } => {
+            let parts = public::prompt::read_home(Arc::clone(&home)).await;
+            let system = public::prompt::compose(&parts, person, &room_id, SystemTime::now());
+            // Tool calls and results of the owner's turns in this room may hold private files.
+            (system, text_only(history))
+        }
+    };
     let mut messages = sanitize(history);
     let first_new = messages.len();
     messages.push(Message::user(input));
     let mut request = ChatRequest {
         system,
         messages,
-        tools: tools::specs(),
+        tools: tools::specs_for(&audience, allowed_tools.as_deref()),
         max_tokens: limits.max_tokens,
+        model,
     };
-    let ctx = ToolContext { home, room_id };
+    let ctx = ToolContext {
+        home,
+        room_id,
+        audience,
+        allowed_tools,
+    };
     let max_steps = limits.max_steps.max(1);
 
     for step in 1..=max_steps {

@@ -56,9 +56,10 @@ impl Provider for Anthropic {
         let endpoint = self.endpoint("v1/messages");
         let body = build_body(request, &self.settings.model, false);
         let settings = &self.settings;
+        let model = request.model_or(&settings.model);
         let raw = with_retries(&settings.retry, "messages request", || {
             let http_request = self.headers(self.client.post(&endpoint.url)).json(&body);
-            transport::send(http_request, &endpoint, settings.timeout, &settings.model)
+            transport::send(http_request, &endpoint, settings.timeout, model)
         })
         .await?;
         parse_response(&raw)
@@ -97,8 +98,9 @@ impl Provider for Anthropic {
     }
 }
 
-/// The JSON body of a messages request.
+/// The JSON body of a messages request, for `model` unless the request names its own.
 pub fn build_body(request: &ChatRequest, model: &str, stream: bool) -> Value {
+    let model = request.model_or(model);
     let mut body = json!({
         "model": model,
         "max_tokens": request.max_tokens,

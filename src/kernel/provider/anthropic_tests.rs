@@ -16,6 +16,15 @@ fn request_body_carries_tool_use_and_results() {
 }
 
 #[test]
+fn a_twins_own_model_replaces_the_configured_one() {
+    let request = ChatRequest {
+        model: Some("twin-model".into()),
+        ..sample_request()
+    };
+    insta::assert_json_snapshot!(build_body(&request, "claude-sonnet-4-5", false));
+}
+
+#[test]
 fn neighbours_of_one_role_are_merged_and_roles_alternate() {
     let mut request = sample_request();
     // A turn that died after its tool result: the next user message follows a tool result.

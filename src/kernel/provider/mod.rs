@@ -58,6 +58,16 @@ pub struct ChatRequest {
     pub tools: Vec<ToolSpec>,
     /// Most tokens the model may produce.
     pub max_tokens: u32,
+    /// Model to ask instead of the configured one (a twin's own choice); `None` uses the
+    /// provider's configured model.
+    pub model: Option<String>,
+}
+
+impl ChatRequest {
+    /// The model this request goes to: its own [`ChatRequest::model`], or `configured`.
+    pub fn model_or<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(configured)
+    }
 }
 
 /// Why the model stopped.
@@ -264,5 +274,6 @@ pub(crate) fn sample_request() -> ChatRequest {
             }),
         }],
         max_tokens: 1024,
+        model: None,
     }
 }

@@ -68,9 +68,10 @@ impl Provider for OpenAi {
             false,
         );
         let settings = &self.settings;
+        let model = request.model_or(&settings.model);
         let raw = with_retries(&settings.retry, "chat completion", || {
             let http_request = self.authorize(self.client.post(&endpoint.url)).json(&body);
-            transport::send(http_request, &endpoint, settings.timeout, &settings.model)
+            transport::send(http_request, &endpoint, settings.timeout, model)
         })
         .await?;
         parse_response(&raw)
@@ -110,8 +111,9 @@ impl Provider for OpenAi {
     }
 }
 
-/// The JSON body of a chat completion request.
+/// The JSON body of a chat completion request, for `model` unless the request names its own.
 pub fn build_body(request: &ChatRequest, model: &str, official: bool, stream: bool) -> Value {
+    let model = request.model_or(model);
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
     if !request.system.is_empty() {
         messages.push(json!({"role": "system", "content": request.system}));

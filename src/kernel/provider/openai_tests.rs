@@ -15,6 +15,15 @@ fn request_body_carries_tool_calls_and_results() {
 }
 
 #[test]
+fn a_twins_own_model_replaces_the_configured_one() {
+    let request = ChatRequest {
+        model: Some("twin-model".into()),
+        ..sample_request()
+    };
+    insta::assert_json_snapshot!(build_body(&request, "gpt-4o-mini", true, false));
+}
+
+#[test]
 fn compatible_servers_get_max_tokens_and_streaming_asks_for_usage() {
     let body = build_body(&sample_request(), "llama3.2", false, true);
     assert_eq!(body["max_tokens"], json!(1024));

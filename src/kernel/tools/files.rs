@@ -1,15 +1,29 @@
 //! Tools over the home's files: read, write, edit, list, search.
+//!
+//! For a public audience, reading, listing and searching are confined to `system/public/`
+//! (see [`public::confine`]); writing and editing never run for one.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ToolContext, ToolResult, blocking, commit, object_schema, parse_args};
-use crate::kernel::provider::ToolSpec;
+use crate::{
+    home::{Home, HomeError},
+    kernel::{
+        provider::ToolSpec,
+        public::{self, PUBLIC_DIR},
+    },
+};
 
 /// Most hits a search reports.
 const MAX_SEARCH_HITS: usize = 50;
 
-pub(super) fn specs() -> Vec<ToolSpec> {
+/// The specs of the file tools: all five for the owner; reading, listing and searching of
+/// `system/public/` when `public`.
+pub(super) fn specs(public: bool) -> Vec<ToolSpec> {
+    if public {
+        return public_specs();
+    }
     let path =
         json!({"type": "string", "description": "Path relative to your home, e.g. notes/todo.md"});
     vec![
@@ -72,6 +86,70 @@ pub(super) fn specs() -> Vec<ToolSpec> {
     ]
 }
 
+fn public_specs() -> Vec<ToolSpec> {
+    let path = json!({
+        "type": "string",
+        "description": format!("Path relative to your home, under {PUBLIC_DIR}/, e.g. {PUBLIC_DIR}/profile.md"),
+    });
+    vec![
+        ToolSpec {
+            name: "read_file".into(),
+            description: format!(
+                "Read one of your public text files (only files under {PUBLIC_DIR}/ are \
+                 available in this conversation)."
+            ),
+            parameters: object_schema(json!({"path": path}), &["path"]),
+        },
+        ToolSpec {
+            name: "list_files".into(),
+            description: format!(
+                "List your public files and folders (under {PUBLIC_DIR}/, the default when \
+                 path is omitted)."
+            ),
+            parameters: object_schema(
+                json!({
+                    "path": {"type": "string", "description": format!("Folder under {PUBLIC_DIR}/; omit for {PUBLIC_DIR} itself")},
+                    "recursive": {"type": "boolean", "description": "Also list sub-folders (default false)"},
+                }),
+                &[],
+            ),
+        },
+        ToolSpec {
+            name: "search_files".into(),
+            description: format!(
+                "Find lines containing some text (case-insensitive) in your public files under \
+                 {PUBLIC_DIR}/."
+            ),
+            parameters: object_schema(
+                json!({
+                    "query": {"type": "string", "description": "Text to look for"},
+                    "path": {"type": "string", "description": format!("Folder under {PUBLIC_DIR}/ to search in; omit for all of {PUBLIC_DIR}")},
+                }),
+                &["query"],
+            ),
+        },
+    ]
+}
+
+/// The path a call may use: as given for the owner, confined to `system/public/`
+/// for anyone else.
+fn scoped(home: &Home, public: bool, rel: &str) -> Result<String, HomeError> {
+    if public {
+        public::confine(home, rel)
+    } else {
+        Ok(rel.to_owned())
+    }
+}
+
+/// A folder argument: omitted or empty is the home for the owner, `system/public` otherwise.
+fn folder_or_default(path: Option<String>, public: bool) -> String {
+    match path {
+        Some(path) if !path.trim().is_empty() => path,
+        _ if public => PUBLIC_DIR.to_owned(),
+        _ => String::new(),
+    }
+}
+
 #[derive(Deserialize)]
 struct PathArgs {
     path: String,
@@ -107,7 +185,11 @@ struct SearchArgs {
 
 pub(super) async fn read_file(ctx: &ToolContext, args: &Value) -> ToolResult {
     let PathArgs { path } = parse_args("read_file", args, r#"{"path": string}"#)?;
-    blocking(ctx, move |home| home.read_to_string(&path)).await
+    let public = !ctx.audience.is_owner();
+    blocking(ctx, move |home| {
+        home.read_to_string(&scoped(home, public, &path)?)
+    })
+    .await
 }
 
 pub(super) async fn write_file(ctx: &ToolContext, args: &Value) -> ToolResult {
@@ -151,14 +233,20 @@ pub(super) async fn list_files(ctx: &ToolContext, args: &Value) -> ToolResult {
         args,
         r#"{"path"?: string, "recursive"?: boolean}"#,
     )?;
-    let folder = path.unwrap_or_default();
+    let public = !ctx.audience.is_owner();
+    let folder = folder_or_default(path, public);
     let shown = if folder.is_empty() {
         "your home".to_owned()
     } else {
         folder.clone()
     };
     let entries = blocking(ctx, move |home| {
-        home.list(&folder, recursive.unwrap_or(false))
+        let mut entries = home.list(&scoped(home, public, &folder)?, recursive.unwrap_or(false))?;
+        if public {
+            // A link in the public folder to anywhere else is not shown at all.
+            entries.retain(|entry| public::is_public(home, &entry.path));
+        }
+        Ok(entries)
     })
     .await?;
     if entries.is_empty() {
@@ -186,9 +274,16 @@ pub(super) async fn search_files(ctx: &ToolContext, args: &Value) -> ToolResult 
     if query.trim().is_empty() {
         return Err("query is empty; give some text to look for".into());
     }
+    let public = !ctx.audience.is_owner();
+    let folder = folder_or_default(path, public);
     let needle = query.clone();
+    // Search never follows a link below its starting point, so confining that point is enough.
     let hits = blocking(ctx, move |home| {
-        home.search(&needle, path.as_deref().unwrap_or(""), MAX_SEARCH_HITS + 1)
+        home.search(
+            &needle,
+            &scoped(home, public, &folder)?,
+            MAX_SEARCH_HITS + 1,
+        )
     })
     .await?;
     if hits.is_empty() {

@@ -1,5 +1,9 @@
 //! The tools the model may call, all working on the owner's home.
 //!
+//! Which tools a turn gets depends on its [`Audience`] and the room's restriction
+//! ([`specs_for`]); [`execute`] enforces the same set on every call, so a tool the model was
+//! not offered never runs. A public audience only reads `system/public/`.
+//!
 //! Every failure (bad arguments, unknown tool, a [`HomeError`]) becomes an error *result* the
 //! model reads, never a failed turn: models recover well when told what was wrong.
 
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{message::ToolCall, provider::ToolSpec};
+use super::{Audience, message::ToolCall, provider::ToolSpec};
 use crate::home::{Home, HomeError};
 
 /// Longest tool output given to the model, in characters; more would crowd out the
@@ -44,25 +48,85 @@ impl ToolOutput {
     }
 }
 
-/// Where a call runs: the home and the room (named in commit messages).
+/// Where a call runs: the home, the room (named in commit messages), and who the turn is for,
+/// which decides the tools that run ([`specs_for`]); [`execute`] checks it on every call.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     /// The owner's home.
     pub home: Arc<Home>,
     /// The room of the turn.
     pub room_id: String,
+    /// Who addresses the twin: a public audience only gets tools reading `system/public/`.
+    pub audience: Audience,
+    /// The room's restriction (tool names) on top of what the audience allows; `None` adds
+    /// none.
+    pub allowed_tools: Option<Vec<String>>,
 }
 
-/// The specs of every tool, in a stable order.
+impl ToolContext {
+    /// A context of the owner with every tool.
+    pub fn owner(home: Arc<Home>, room_id: impl Into<String>) -> Self {
+        Self {
+            home,
+            room_id: room_id.into(),
+            audience: Audience::Owner,
+            allowed_tools: None,
+        }
+    }
+
+    /// Whether the tool called `name` is offered in this context.
+    pub fn offers(&self, name: &str) -> bool {
+        offered(&self.audience, self.allowed_tools.as_deref(), name)
+    }
+}
+
+/// Names of every tool, in spec order.
+const OWNER_TOOLS: [&str; 7] = [
+    "read_file",
+    "write_file",
+    "edit_file",
+    "list_files",
+    "search_files",
+    "load_skill",
+    "remember",
+];
+
+/// Names of the tools a public audience gets (each confined to `system/public/`).
+const PUBLIC_TOOLS: [&str; 3] = ["read_file", "list_files", "search_files"];
+
+/// The specs of every tool of the owner, in a stable order.
 pub fn specs() -> Vec<ToolSpec> {
-    let mut specs = files::specs();
-    specs.extend(skills::specs());
-    specs.extend(remember::specs());
+    specs_for(&Audience::Owner, None)
+}
+
+/// The specs of the tools offered to `audience`, kept to the names in `allowed_tools` when
+/// given, in a stable order. A public audience gets `read_file`, `list_files` and
+/// `search_files` over `system/public/` only.
+pub fn specs_for(audience: &Audience, allowed_tools: Option<&[String]>) -> Vec<ToolSpec> {
+    let public = !audience.is_owner();
+    let mut specs = files::specs(public);
+    if !public {
+        specs.extend(skills::specs());
+        specs.extend(remember::specs());
+    }
+    specs.retain(|spec| offered(audience, allowed_tools, &spec.name));
     specs
 }
 
-/// Runs one tool call.
+fn offered(audience: &Audience, allowed_tools: Option<&[String]>, name: &str) -> bool {
+    let by_audience = match audience {
+        Audience::Owner => OWNER_TOOLS.contains(&name),
+        Audience::Public { .. } => PUBLIC_TOOLS.contains(&name),
+    };
+    by_audience && allowed_tools.is_none_or(|allowed| allowed.iter().any(|a| a == name))
+}
+
+/// Runs one tool call, unless its tool is not offered in `ctx` (see [`specs_for`]): then the
+/// result is an error and nothing runs, whatever the model sent.
 pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
+    if !ctx.offers(&call.name) {
+        return ToolOutput::error(refusal(ctx, &call.name));
+    }
     let args = &call.arguments;
     if let Value::String(raw) = args {
         return ToolOutput::error(format!(
@@ -71,25 +135,39 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             shorten(raw, 200)
         ));
     }
-    let output = match call.name.as_str() {
-        "read_file" => files::read_file(ctx, args).await,
-        "write_file" => files::write_file(ctx, args).await,
-        "edit_file" => files::edit_file(ctx, args).await,
-        "list_files" => files::list_files(ctx, args).await,
-        "search_files" => files::search_files(ctx, args).await,
-        "load_skill" => skills::load_skill(ctx, args).await,
-        "remember" => remember::remember(ctx, args).await,
-        unknown => {
-            let names: Vec<String> = specs().into_iter().map(|s| s.name).collect();
-            Err(format!(
-                "there is no tool called {unknown:?}; the tools are {}",
-                names.join(", ")
-            ))
-        }
+    // The file tools confine themselves for a public audience; the others never run for one,
+    // even if the check above were wrong.
+    let output = match (&ctx.audience, call.name.as_str()) {
+        (_, "read_file") => files::read_file(ctx, args).await,
+        (_, "list_files") => files::list_files(ctx, args).await,
+        (_, "search_files") => files::search_files(ctx, args).await,
+        (Audience::Owner, "write_file") => files::write_file(ctx, args).await,
+        (Audience::Owner, "edit_file") => files::edit_file(ctx, args).await,
+        (Audience::Owner, "load_skill") => skills::load_skill(ctx, args).await,
+        (Audience::Owner, "remember") => remember::remember(ctx, args).await,
+        (_, name) => Err(refusal(ctx, name)),
     };
     match output {
         Ok(text) => ToolOutput::ok(text),
         Err(message) => ToolOutput::error(message),
+    }
+}
+
+/// Why a call to `name` does not run.
+fn refusal(ctx: &ToolContext, name: &str) -> String {
+    let names: Vec<String> = specs_for(&ctx.audience, ctx.allowed_tools.as_deref())
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let offered = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    };
+    if OWNER_TOOLS.contains(&name) {
+        format!("the tool {name} is not available in this conversation; the tools are {offered}")
+    } else {
+        format!("there is no tool called {name:?}; the tools are {offered}")
     }
 }
 
@@ -170,3 +248,7 @@ fn object_schema(properties: Value, required: &[&str]) -> Value {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod public_tests;

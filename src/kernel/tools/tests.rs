@@ -17,10 +17,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::open_or_create(&dir.path().join("alice"), None, "@alice:example.org").unwrap();
     Fixture {
-        ctx: ToolContext {
-            home: Arc::new(home),
-            room_id: ROOM.into(),
-        },
+        ctx: ToolContext::owner(Arc::new(home), ROOM),
         _dir: dir,
     }
 }
