@@ -13,6 +13,8 @@
 mod env;
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "support/human.rs"]
 mod human;
 #[path = "support/postgres.rs"]
@@ -81,7 +83,7 @@ fn model_calls(env: &TestEnv) -> usize {
 async fn group_room(env: &TestEnv, alice: &Human, others: &[&Human], encrypted: bool) -> Room {
     let twin = env.twin_of("alice");
     let mut invite: Vec<&UserId> = vec![&twin];
-    invite.extend(others.iter().map(|h| h.user_id.as_ref()));
+    invite.extend(others.iter().map(|h| -> &UserId { &h.user_id }));
     let room = alice.create_room(&invite, false, encrypted).await;
     for other in others {
         other.join(room.room_id()).await;

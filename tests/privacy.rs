@@ -14,6 +14,8 @@
 mod env;
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "support/human.rs"]
 mod human;
 #[path = "support/postgres.rs"]

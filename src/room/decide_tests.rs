@@ -92,14 +92,14 @@ impl World {
     }
 }
 
-fn turn_of(actions: &[Action]) -> Option<(&Speaker, &ReplyTo, bool)> {
+fn turn_of(actions: &[Action]) -> Option<(Speaker, ReplyTo, bool)> {
     actions.iter().find_map(|a| match a {
         Action::Turn {
             speaker,
             reply,
             from_bot,
             ..
-        } => Some((speaker, reply, *from_bot)),
+        } => Some((*speaker, reply.clone(), *from_bot)),
         _ => None,
     })
 }
@@ -169,7 +169,7 @@ fn invite_of_a_disallowed_owner_is_declined() {
 fn in_a_dm_the_owner_gets_a_turn_and_a_stranger_a_pairing() {
     let world = World::owner_only();
     let (speaker, reply, bot) = turn_of(&world.run(&text("@alice:x", "hi"), 2)).unwrap();
-    assert_eq!((*speaker, reply, bot), (Speaker::Owner, &ReplyTo::Plain, false));
+    assert_eq!((speaker, reply, bot), (Speaker::Owner, ReplyTo::Plain, false));
     assert!(matches!(
         world.run(&text("@bob:y", "hi"), 2)[..],
         [Action::Pairing { .. }]
@@ -179,7 +179,7 @@ fn in_a_dm_the_owner_gets_a_turn_and_a_stranger_a_pairing() {
         ..AccessFile::default()
     });
     let (speaker, _, _) = turn_of(&open.run(&text("@bob:y", "hi"), 2)).unwrap();
-    assert_eq!(*speaker, Speaker::Other);
+    assert_eq!(speaker, Speaker::Other);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn in_a_group_the_twin_answers_only_when_addressed() {
     };
     let actions = world.run(&text_with("@alice:x", "what now?", mention), 3);
     let (_, reply, _) = turn_of(&actions).unwrap();
-    assert_eq!(reply, &ReplyTo::Reply(owned_event_id!("$e")));
+    assert_eq!(reply, ReplyTo::Reply(owned_event_id!("$e")));
     // By name in the text.
     assert!(turn_of(&world.run(&text("@alice:x", "Alice's AI: hi"), 3)).is_some());
     // A reply to the twin, and a message in its thread.
@@ -208,7 +208,7 @@ fn in_a_group_the_twin_answers_only_when_addressed() {
     let actions = threaded.run(&text_with("@alice:x", "more", in_thread), 3);
     assert_eq!(
         turn_of(&actions).unwrap().1,
-        &ReplyTo::Thread {
+        ReplyTo::Thread {
             root: owned_event_id!("$root"),
             event: owned_event_id!("$e")
         }
@@ -237,7 +237,7 @@ fn a_stranger_addressing_the_twin_in_a_group_is_refused_or_answered_per_room_set
     ));
     world.settings.address = vec!["members".into()];
     let (speaker, _, bot) = turn_of(&world.run(&text_with("@bob:x", "tell me", mention()), 3)).unwrap();
-    assert_eq!((*speaker, bot), (Speaker::Other, false));
+    assert_eq!((speaker, bot), (Speaker::Other, false));
     // Another twin addressing it is a bot turn (bounded when run).
     let (_, _, bot) =
         turn_of(&world.run(&text_with("@bob_ai:y", "tell me", mention()), 3)).unwrap();

@@ -16,13 +16,13 @@ use crate::{
 /// Transaction id parts, so each message a cause produces has its own id.
 pub(super) mod part {
     /// A notice to the sender (pairing, refusal).
-    pub const TO_SENDER: u32 = 2;
+    pub(crate) const TO_SENDER: u32 = 2;
     /// A message to the owner about the cause.
-    pub const TO_OWNER: u32 = 3;
+    pub(crate) const TO_OWNER: u32 = 3;
     /// The answer to a command.
-    pub const COMMAND: u32 = 4;
+    pub(crate) const COMMAND: u32 = 4;
     /// A notice in another room caused by a command (approval).
-    pub const ELSEWHERE: u32 = 5;
+    pub(crate) const ELSEWHERE: u32 = 5;
 }
 
 impl Rooms {
