@@ -235,6 +235,11 @@ async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
     let alice_dm = alice.create_dm(&twin, true).await;
     alice.wait_for_join(&alice_dm, &twin, WAIT).await;
 
+    let user_md = env.home_of("alice").join("system/user.md");
+    let mut private = std::fs::read_to_string(&user_md).unwrap();
+    private.push_str("\n- Secret: CANARY-PAIRING-1187\n");
+    std::fs::write(&user_md, private).unwrap();
+
     let bob_dm = bob.create_dm(&twin, true).await;
     bob.wait_for_join(&bob_dm, &twin, WAIT).await;
     bob.sync().await;
@@ -264,7 +269,7 @@ async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
     // Bob is a stranger to the kernel: it worked from the public context.
     let request = env.llm.requests().last().unwrap().body.to_string();
     assert!(request.contains("can we talk about the offsite?"));
-    assert!(!request.contains("system/user.md"), "private file in a public prompt");
+    assert!(!request.contains("CANARY-PAIRING-1187"), "private file in a public prompt");
 
     env.llm.push(Step::text("Thursday works."));
     bob.send_text(&bob_dm, "When is it?").await;
