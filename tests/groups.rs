@@ -46,7 +46,8 @@ const WAIT: Duration = Duration::from_secs(40);
 
 /// A text that mentions `user` the way Element does (`m.mentions`).
 fn mention(text: &str, user: &UserId) -> RoomMessageEventContent {
-    RoomMessageEventContent::text_plain(text).add_mentions(Mentions::with_user_ids([user.to_owned()]))
+    RoomMessageEventContent::text_plain(text)
+        .add_mentions(Mentions::with_user_ids([user.to_owned()]))
 }
 
 fn in_thread(mut content: RoomMessageEventContent, root: &OwnedEventId) -> RoomMessageEventContent {
@@ -110,28 +111,43 @@ async fn a_group_twin_stays_silent_until_addressed_answers_in_threads_and_knows_
     carol.sync().await;
 
     bob.send_text(&bob_room, "Lunch at noon tomorrow?").await;
-    carol.send_text(&carol_room, "Fine by me, but not the pizza place").await;
+    carol
+        .send_text(&carol_room, "Fine by me, but not the pizza place")
+        .await;
     alice.send_text(&room, "Let me think about it").await;
     // Bob addresses the twin: by default only Alice may, so he is told once, and the model
     // is not called.
     bob.send_content(&bob_room, mention("what does Alice think?", &twin))
         .await;
-    env.llm.push(Step::text("Noon works; Carol prefers somewhere other than pizza."));
+    env.llm.push(Step::text(
+        "Noon works; Carol prefers somewhere other than pizza.",
+    ));
     let asked = alice
         .send_content(&room, mention("what do you suggest?", &twin))
         .await;
 
     let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
     assert_eq!(seen[0].kind(), "m.room.message");
-    assert_eq!(seen[0].json["content"]["msgtype"], "m.notice", "{:?}", seen[0].json);
+    assert_eq!(
+        seen[0].json["content"]["msgtype"], "m.notice",
+        "{:?}",
+        seen[0].json
+    );
     assert!(seen[0].body().contains("only answer"), "{}", seen[0].body());
-    assert_eq!(seen[1].body(), "Noon works; Carol prefers somewhere other than pizza.");
+    assert_eq!(
+        seen[1].body(),
+        "Noon works; Carol prefers somewhere other than pizza."
+    );
     assert_eq!(
         relation(&seen[1])["m.in_reply_to"]["event_id"],
         asked.as_str(),
         "the answer is a reply to the question"
     );
-    assert_eq!(model_calls(&env), 1, "unaddressed messages never reach the model");
+    assert_eq!(
+        model_calls(&env),
+        1,
+        "unaddressed messages never reach the model"
+    );
     // The model saw who said what, with names and MXIDs.
     let request = all_requests(&env);
     for expected in [
@@ -141,7 +157,10 @@ async fn a_group_twin_stays_silent_until_addressed_answers_in_threads_and_knows_
         "not the pizza place",
         "Message to you from alice (@alice:",
     ] {
-        assert!(request.contains(expected), "{expected:?} missing from {request}");
+        assert!(
+            request.contains(expected),
+            "{expected:?} missing from {request}"
+        );
     }
 
     // A thread: addressed once, the twin answers in it, and then follows it unaddressed.
@@ -158,7 +177,10 @@ async fn a_group_twin_stays_silent_until_addressed_answers_in_threads_and_knows_
     alice
         .send_content(
             &room,
-            in_thread(RoomMessageEventContent::text_plain("ok, and the time?"), &root),
+            in_thread(
+                RoomMessageEventContent::text_plain("ok, and the time?"),
+                &root,
+            ),
         )
         .await;
     let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
@@ -190,32 +212,47 @@ async fn two_twins_answer_their_owners_and_a_bot_ping_pong_stops_at_the_bound() 
     // Each owner addresses their own twin; only that twin answers.
     env.llm.push(Step::text("Hi Alice."));
     alice.send_content(&room, mention("hello", &alice_ai)).await;
-    alice.wait_for_messages_from(&room, &alice_ai, 1, WAIT).await;
+    alice
+        .wait_for_messages_from(&room, &alice_ai, 1, WAIT)
+        .await;
     env.llm.push(Step::text("Hi Bob."));
     bob.send_content(&bob_room, mention("hello", &bob_ai)).await;
     alice.wait_for_messages_from(&room, &bob_ai, 1, WAIT).await;
     assert_eq!(model_calls(&env), 2);
 
     // Both owners let everyone in the room address their twins; commands answer as notices.
-    alice.send_text(&room, "!ai policy room address members").await;
-    bob.send_text(&bob_room, "!ai policy room address members").await;
-    alice.wait_for_messages_from(&room, &alice_ai, 2, WAIT).await;
+    alice
+        .send_text(&room, "!ai policy room address members")
+        .await;
+    bob.send_text(&bob_room, "!ai policy room address members")
+        .await;
+    alice
+        .wait_for_messages_from(&room, &alice_ai, 2, WAIT)
+        .await;
     alice.wait_for_messages_from(&room, &bob_ai, 2, WAIT).await;
 
     // A model that always pokes the other twin: a ping-pong only the bound stops.
     for _ in 0..12 {
-        env.llm.push(Step::text(format!("ping {alice_ai} {bob_ai}")));
+        env.llm
+            .push(Step::text(format!("ping {alice_ai} {bob_ai}")));
     }
     alice.send_content(&room, mention("start", &alice_ai)).await;
     // Alice's turn, then exactly 3 bot-to-bot turns.
     let deadline = std::time::Instant::now() + WAIT;
     while model_calls(&env) < 6 {
-        assert!(std::time::Instant::now() < deadline, "ping-pong did not run");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ping-pong did not run"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Give a runaway loop time to show itself.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(model_calls(&env), 6, "2 greetings + 1 owner turn + 3 bot turns");
+    assert_eq!(
+        model_calls(&env),
+        6,
+        "2 greetings + 1 owner turn + 3 bot turns"
+    );
     alice.sync().await;
     let pings = alice
         .messages(&room)
@@ -243,25 +280,35 @@ async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
     let bob_dm = bob.create_dm(&twin, true).await;
     bob.wait_for_join(&bob_dm, &twin, WAIT).await;
     bob.sync().await;
-    bob.send_text(&bob_dm, "Hi, can we talk about the offsite?").await;
+    bob.send_text(&bob_dm, "Hi, can we talk about the offsite?")
+        .await;
 
-    let to_alice = alice.wait_for_messages_from(&alice_dm, &twin, 1, WAIT).await;
+    let to_alice = alice
+        .wait_for_messages_from(&alice_dm, &twin, 1, WAIT)
+        .await;
     let ask = to_alice[0].body();
     assert!(ask.contains(bob.user_id.as_str()), "{ask}");
     assert!(ask.contains("can we talk about the offsite?"), "{ask}");
     assert!(ask.contains("approve"), "{ask}");
     let to_bob = bob.wait_for_messages_from(&bob_dm, &twin, 1, WAIT).await;
     assert!(to_bob[0].body().contains("asked"), "{}", to_bob[0].body());
-    assert_eq!(model_calls(&env), 0, "nothing reaches the model before approval");
+    assert_eq!(
+        model_calls(&env),
+        0,
+        "nothing reaches the model before approval"
+    );
 
-    env.llm.push(Step::text("Sure, happy to help with the offsite."));
+    env.llm
+        .push(Step::text("Sure, happy to help with the offsite."));
     alice
         .send_text(&alice_dm, &format!("approve {}", bob.user_id))
         .await;
     let to_bob = bob.wait_for_messages_from(&bob_dm, &twin, 3, WAIT).await;
     assert!(to_bob[1].body().contains("agreed"), "{}", to_bob[1].body());
     assert_eq!(to_bob[2].body(), "Sure, happy to help with the offsite.");
-    let to_alice = alice.wait_for_messages_from(&alice_dm, &twin, 2, WAIT).await;
+    let to_alice = alice
+        .wait_for_messages_from(&alice_dm, &twin, 2, WAIT)
+        .await;
     assert!(to_alice[1].body().contains("✅"), "{}", to_alice[1].body());
     let access = std::fs::read_to_string(env.home_of("alice").join("system/access.toml")).unwrap();
     assert!(access.contains(bob.user_id.as_str()), "{access}");
@@ -269,7 +316,10 @@ async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
     // Bob is a stranger to the kernel: it worked from the public context.
     let request = env.llm.requests().last().unwrap().body.to_string();
     assert!(request.contains("can we talk about the offsite?"));
-    assert!(!request.contains("CANARY-PAIRING-1187"), "private file in a public prompt");
+    assert!(
+        !request.contains("CANARY-PAIRING-1187"),
+        "private file in a public prompt"
+    );
 
     env.llm.push(Step::text("Thursday works."));
     bob.send_text(&bob_dm, "When is it?").await;
@@ -281,13 +331,25 @@ async fn a_strangers_dm_asks_the_owner_and_is_answered_after_approval() {
         "system/sessions/{}",
         matrix_os::home::transcript_file_name(bob_dm.room_id().as_str())
     );
-    env.llm
-        .push(Step::tool_call("read_file", serde_json::json!({"path": transcript})));
+    env.llm.push(Step::tool_call(
+        "read_file",
+        serde_json::json!({"path": transcript}),
+    ));
     env.llm.push(Step::EchoToolResults);
     alice.send_text(&alice_dm, "What did you tell Bob?").await;
-    let to_alice = alice.wait_for_messages_from(&alice_dm, &twin, 3, WAIT).await;
-    assert!(to_alice[2].body().contains("Thursday works."), "{}", to_alice[2].body());
-    assert!(to_alice[2].body().contains("When is it?"), "{}", to_alice[2].body());
+    let to_alice = alice
+        .wait_for_messages_from(&alice_dm, &twin, 3, WAIT)
+        .await;
+    assert!(
+        to_alice[2].body().contains("Thursday works."),
+        "{}",
+        to_alice[2].body()
+    );
+    assert!(
+        to_alice[2].body().contains("When is it?"),
+        "{}",
+        to_alice[2].body()
+    );
 }
 
 fn quick_limits(config: &mut matrix_os::config::Config) {
@@ -325,18 +387,31 @@ async fn a_rate_limit_tells_the_sender_once_and_recovers() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     bob.sync().await;
     let seen_later = bob.messages_from(&bob_dm, &twin).await;
-    assert_eq!(seen_later.len(), 4, "{:?}", seen_later.iter().map(Seen::body).collect::<Vec<_>>());
+    assert_eq!(
+        seen_later.len(),
+        4,
+        "{:?}",
+        seen_later.iter().map(Seen::body).collect::<Vec<_>>()
+    );
     let notices: Vec<&Seen> = seen
         .iter()
         .filter(|m| m.json["content"]["msgtype"] == "m.notice")
         .collect();
     assert_eq!(notices.len(), 1);
-    assert!(notices[0].body().contains("faster"), "{}", notices[0].body());
+    assert!(
+        notices[0].body().contains("faster"),
+        "{}",
+        notices[0].body()
+    );
     assert_eq!(model_calls(&env), 3);
 
     // After the window, Bob is answered again.
     tokio::time::sleep(Duration::from_secs(8)).await;
     bob.send_text(&bob_dm, "still there?").await;
     let seen = bob.wait_for_messages_from(&bob_dm, &twin, 5, WAIT).await;
-    assert!(seen[4].body().contains("still there?"), "{}", seen[4].body());
+    assert!(
+        seen[4].body().contains("still there?"),
+        "{}",
+        seen[4].body()
+    );
 }

@@ -59,18 +59,46 @@ fn hostile_calls(other_room_file: &str) -> Vec<(&'static str, Value, bool)> {
         ("read_file", json!({"path": other_room_file}), true),
         ("read_file", json!({"path": "system/soul.md"}), true),
         ("read_file", json!({"path": "../../../../etc/passwd"}), true),
-        ("read_file", json!({"path": "system/public/../user.md"}), true),
+        (
+            "read_file",
+            json!({"path": "system/public/../user.md"}),
+            true,
+        ),
         ("read_file", json!({"path": "/etc/hostname"}), true),
         ("read_file", json!({"path": ".git/config"}), true),
-        ("list_files", json!({"path": "data", "recursive": true}), true),
-        ("search_files", json!({"query": "CANARY", "path": "data"}), true),
+        (
+            "list_files",
+            json!({"path": "data", "recursive": true}),
+            true,
+        ),
+        (
+            "search_files",
+            json!({"query": "CANARY", "path": "data"}),
+            true,
+        ),
         ("list_files", json!({"path": "system"}), true),
-        ("write_file", json!({"path": "system/public/pwned.md", "content": "x"}), true),
-        ("edit_file", json!({"path": "system/user.md", "old_text": "a", "new_text": "b"}), true),
-        ("remember", json!({"fact": "the stranger is the owner now"}), true),
+        (
+            "write_file",
+            json!({"path": "system/public/pwned.md", "content": "x"}),
+            true,
+        ),
+        (
+            "edit_file",
+            json!({"path": "system/user.md", "old_text": "a", "new_text": "b"}),
+            true,
+        ),
+        (
+            "remember",
+            json!({"fact": "the stranger is the owner now"}),
+            true,
+        ),
         ("load_skill", json!({"name": "summarize"}), true),
         ("shell", json!({"command": "cat system/user.md"}), true),
-        ("read_file", json!({"path": "system/public/profile.md"}), false),
+        (
+            "read_file",
+            json!({"path": "system/public/profile.md"}),
+            false,
+        ),
     ]
 }
 
@@ -104,7 +132,12 @@ fn snapshot(home: &Path) -> Vec<(String, Option<String>)> {
         "system/public/pwned.md",
     ]
     .iter()
-    .map(|rel| (rel.to_string(), std::fs::read_to_string(home.join(rel)).ok()))
+    .map(|rel| {
+        (
+            rel.to_string(),
+            std::fs::read_to_string(home.join(rel)).ok(),
+        )
+    })
     .collect()
 }
 
@@ -173,7 +206,10 @@ async fn hostile_suite(group: bool, encrypted: bool) {
                 "{tool} {args} was not refused: {answer}"
             );
         } else {
-            assert!(answer.contains(PUBLIC), "public profile not readable: {answer}");
+            assert!(
+                answer.contains(PUBLIC),
+                "public profile not readable: {answer}"
+            );
         }
     }
 
@@ -194,12 +230,19 @@ async fn hostile_suite(group: bool, encrypted: bool) {
         .collect::<Vec<_>>()
         .join("\n");
     for canary in CANARIES {
-        assert!(!seen_by_bob.contains(canary), "{canary} reached the stranger");
+        assert!(
+            !seen_by_bob.contains(canary),
+            "{canary} reached the stranger"
+        );
         assert!(!to_model.contains(canary), "{canary} reached the model");
     }
     assert!(seen_by_bob.contains(PUBLIC));
     // 0 privileged tools ran.
-    assert_eq!(snapshot(&home), before, "a privileged tool changed the home");
+    assert_eq!(
+        snapshot(&home),
+        before,
+        "a privileged tool changed the home"
+    );
     let log = std::process::Command::new("git")
         .args(["log", "--format=%s"])
         .current_dir(&home)

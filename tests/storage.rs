@@ -106,7 +106,194 @@ on_both!(
     concurrent_same_undecrypted_one_row,
     room_encryption_cannot_be_turned_off,
     encryption_state_survives_restart,
+    room_members_and_owner_dms,
+    room_log_is_bounded_and_ordered,
+    twin_events_and_threads,
+    pairings_once_per_requester,
 );
+
+async fn room_members_and_owner_dms(db: &Db) {
+    let store = db.connect().await;
+    let (dm, group) = ("!dm:localhost", "!group:localhost");
+    assert!(!store.room_members_known(dm).await.unwrap());
+    store
+        .set_room_member(dm, "@alice_ai:localhost", "join", Some("alice's AI"))
+        .await
+        .unwrap();
+    store
+        .set_room_member(dm, "@alice:localhost", "join", Some("Alice"))
+        .await
+        .unwrap();
+    for user in ["@alice_ai:localhost", "@alice:localhost", "@bob:localhost"] {
+        store
+            .set_room_member(group, user, "join", None)
+            .await
+            .unwrap();
+    }
+    assert!(store.room_members_known(dm).await.unwrap());
+    // A later event without a name keeps the known one.
+    store
+        .set_room_member(dm, "@alice:localhost", "join", None)
+        .await
+        .unwrap();
+    let members = store.room_members(dm).await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[0].display_name.as_deref(), Some("Alice"));
+    assert_eq!(
+        store
+            .owner_dms("@alice_ai:localhost", "@alice:localhost")
+            .await
+            .unwrap(),
+        vec![dm.to_owned()]
+    );
+    // Bob leaves the group: it becomes a DM of the two.
+    store
+        .set_room_member(group, "@bob:localhost", "leave", None)
+        .await
+        .unwrap();
+    assert_eq!(store.room_members(group).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .owner_dms("@alice_ai:localhost", "@alice:localhost")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let store = db.restart(store).await;
+    assert_eq!(store.room_members(dm).await.unwrap().len(), 2);
+    store.close().await;
+}
+
+async fn room_log_is_bounded_and_ordered(db: &Db) {
+    let store = db.connect().await;
+    let room = "!r:localhost";
+    for i in 0..12 {
+        store
+            .log_message(
+                room,
+                &format!("$e{i}"),
+                "@bob:localhost",
+                &format!("line {i} 🐱"),
+                5,
+            )
+            .await
+            .unwrap();
+    }
+    // A repeat changes nothing.
+    store
+        .log_message(room, "$e11", "@bob:localhost", "other", 5)
+        .await
+        .unwrap();
+    let all = store.recent_log(room, "$none", 100).await.unwrap();
+    let bodies: Vec<&str> = all.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "line 7 🐱",
+            "line 8 🐱",
+            "line 9 🐱",
+            "line 10 🐱",
+            "line 11 🐱"
+        ]
+    );
+    let before = store.recent_log(room, "$e10", 2).await.unwrap();
+    let ids: Vec<&str> = before.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(ids, ["$e8", "$e9"]);
+    assert!(
+        store
+            .recent_log("!other:localhost", "$e1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+}
+
+async fn twin_events_and_threads(db: &Db) {
+    let store = db.connect().await;
+    let room = "!r:localhost";
+    store
+        .add_twin_event(room, "$a", "@alice_ai:localhost", None)
+        .await
+        .unwrap();
+    store
+        .add_twin_event(room, "$b", "@bob_ai:localhost", Some("$root"))
+        .await
+        .unwrap();
+    store
+        .add_twin_event(room, "$b", "@bob_ai:localhost", Some("$root"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.twin_of_event(room, "$a").await.unwrap().as_deref(),
+        Some("@alice_ai:localhost")
+    );
+    assert_eq!(store.twin_of_event(room, "$zzz").await.unwrap(), None);
+    assert_eq!(
+        store.twins_in_thread(room, "$root").await.unwrap(),
+        vec!["@bob_ai:localhost"]
+    );
+    // A thread rooted at a twin's own message includes it.
+    assert_eq!(
+        store.twins_in_thread(room, "$a").await.unwrap(),
+        vec!["@alice_ai:localhost"]
+    );
+    assert!(
+        store
+            .twins_in_thread("!x:localhost", "$root")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+}
+
+async fn pairings_once_per_requester(db: &Db) {
+    use matrix_os::storage::PairingRow;
+    let store = db.connect().await;
+    let row = PairingRow {
+        twin_id: "@alice_ai:localhost".into(),
+        requester: "@bob:remote".into(),
+        room_id: "!dm:localhost".into(),
+        event_id: "$first".into(),
+        body: "hello ✉".into(),
+        status: "pending".into(),
+    };
+    assert!(store.add_pairing(&row).await.unwrap());
+    let again = PairingRow {
+        event_id: "$second".into(),
+        ..row.clone()
+    };
+    assert!(!store.add_pairing(&again).await.unwrap());
+    assert_eq!(
+        store.pairing(&row.twin_id, &row.requester).await.unwrap(),
+        Some(row.clone())
+    );
+    assert!(
+        store
+            .set_pairing_status(&row.twin_id, &row.requester, "approved")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_pairing_status(&row.twin_id, "@eve:x", "approved")
+            .await
+            .unwrap()
+    );
+    let store = db.restart(store).await;
+    let stored = store
+        .pairing(&row.twin_id, &row.requester)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.event_id.as_str()),
+        ("approved", "$first")
+    );
+    store.close().await;
+}
 
 /// The encryption data of a transaction, as the appservice would store it.
 fn crypto(txn: &str) -> String {

@@ -11,10 +11,10 @@ use ruma::{
         },
         appservice::request_ping,
         membership::{get_member_events, join_room_by_id, joined_members, leave_room},
-        room::create_room,
         message::send_message_event,
         profile::set_display_name,
         receipt::create_receipt::{self, v3::ReceiptType},
+        room::create_room,
         state::get_state_event_for_key,
         typing::create_typing_event::{self, v3::Typing},
     },
@@ -180,7 +180,10 @@ impl MatrixClient {
         room: &RoomId,
     ) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
         let response = self
-            .send(joined_members::v3::Request::new(room.to_owned()), Some(user))
+            .send(
+                joined_members::v3::Request::new(room.to_owned()),
+                Some(user),
+            )
             .await?;
         Ok(response
             .joined

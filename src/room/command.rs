@@ -65,9 +65,7 @@ pub fn parse(body: &str, prefix_optional: bool) -> Option<Command> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let (first, rest) = words.split_first()?;
     if first.eq_ignore_ascii_case(PREFIX) {
-        return Some(parse_words(rest).unwrap_or_else(|| {
-            Command::Unknown(rest.join(" "))
-        }));
+        return Some(parse_words(rest).unwrap_or_else(|| Command::Unknown(rest.join(" "))));
     }
     if prefix_optional {
         return parse_words(&words);
@@ -142,7 +140,10 @@ mod tests {
             parse("!ai approve not-an-id", false),
             Some(Command::Unknown(_))
         ));
-        assert!(matches!(parse("!ai help me", false), Some(Command::Unknown(_))));
+        assert!(matches!(
+            parse("!ai help me", false),
+            Some(Command::Unknown(_))
+        ));
     }
 
     #[test]

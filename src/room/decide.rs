@@ -195,7 +195,10 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                 membership: membership.clone(),
             }];
             if membership == "invite" {
-                let view = ctx.twins.iter().find(|v| v.twin.as_str() == target.as_str());
+                let view = ctx
+                    .twins
+                    .iter()
+                    .find(|v| v.twin.as_str() == target.as_str());
                 let allowed = (ctx.may_have_twin)(&owner)
                     && view.is_some_and(|view| {
                         !view.access.is_blocked(sender)

@@ -50,12 +50,8 @@ struct World {
 impl World {
     fn new(file: AccessFile) -> Self {
         Self {
-            access: AccessPolicy::new(
-                user_id!("@alice:x"),
-                file,
-                &AccessConfig::default(),
-            )
-            .unwrap(),
+            access: AccessPolicy::new(user_id!("@alice:x"), file, &AccessConfig::default())
+                .unwrap(),
             settings: RoomSettings::default(),
             joined: true,
             replied_to: false,
@@ -123,19 +119,34 @@ fn a_strangers_dm_invite_is_joined_for_pairing_unless_blocked_or_pairing_is_off(
     let mut world = World::owner_only();
     world.joined = false;
     let dm = member("@bob:y", "@alice_ai:x", "invite", true);
-    assert!(world.run(&dm, 2).iter().any(|a| matches!(a, Action::Join { .. })));
+    assert!(
+        world
+            .run(&dm, 2)
+            .iter()
+            .any(|a| matches!(a, Action::Join { .. }))
+    );
     let mut blocked = World::new(AccessFile {
         blocked: vec!["@bob:y".into()],
         ..AccessFile::default()
     });
     blocked.joined = false;
-    assert!(blocked.run(&dm, 2).iter().any(|a| matches!(a, Action::Decline { .. })));
+    assert!(
+        blocked
+            .run(&dm, 2)
+            .iter()
+            .any(|a| matches!(a, Action::Decline { .. }))
+    );
     let mut closed = World::new(AccessFile {
         pairing: Some(false),
         ..AccessFile::default()
     });
     closed.joined = false;
-    assert!(closed.run(&dm, 2).iter().any(|a| matches!(a, Action::Decline { .. })));
+    assert!(
+        closed
+            .run(&dm, 2)
+            .iter()
+            .any(|a| matches!(a, Action::Decline { .. }))
+    );
 }
 
 #[test]
@@ -169,7 +180,10 @@ fn invite_of_a_disallowed_owner_is_declined() {
 fn in_a_dm_the_owner_gets_a_turn_and_a_stranger_a_pairing() {
     let world = World::owner_only();
     let (speaker, reply, bot) = turn_of(&world.run(&text("@alice:x", "hi"), 2)).unwrap();
-    assert_eq!((speaker, reply, bot), (Speaker::Owner, ReplyTo::Plain, false));
+    assert_eq!(
+        (speaker, reply, bot),
+        (Speaker::Owner, ReplyTo::Plain, false)
+    );
     assert!(matches!(
         world.run(&text("@bob:y", "hi"), 2)[..],
         [Action::Pairing { .. }]
@@ -236,7 +250,8 @@ fn a_stranger_addressing_the_twin_in_a_group_is_refused_or_answered_per_room_set
         [Action::Refuse { .. }]
     ));
     world.settings.address = vec!["members".into()];
-    let (speaker, _, bot) = turn_of(&world.run(&text_with("@bob:x", "tell me", mention()), 3)).unwrap();
+    let (speaker, _, bot) =
+        turn_of(&world.run(&text_with("@bob:x", "tell me", mention()), 3)).unwrap();
     assert_eq!((speaker, bot), (Speaker::Other, false));
     // Another twin addressing it is a bot turn (bounded when run).
     let (_, _, bot) =
@@ -292,5 +307,9 @@ fn commands_go_to_the_owners_twin_and_bare_words_only_in_the_owners_dm() {
 #[test]
 fn membership_of_non_twins_is_ignored() {
     let world = World::owner_only();
-    assert!(world.run(&member("@alice:x", "@bob:x", "invite", false), 2).is_empty());
+    assert!(
+        world
+            .run(&member("@alice:x", "@bob:x", "invite", false), 2)
+            .is_empty()
+    );
 }

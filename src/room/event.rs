@@ -121,9 +121,8 @@ impl Refs {
                 return true;
             }
         }
-        name.filter(|n| n.chars().count() >= 3).is_some_and(|name| {
-            body.to_lowercase().contains(&name.to_lowercase())
-        })
+        name.filter(|n| n.chars().count() >= 3)
+            .is_some_and(|name| body.to_lowercase().contains(&name.to_lowercase()))
     }
 }
 
@@ -281,7 +280,10 @@ mod tests {
         let refs = refs_of(
             r#"{"type":"m.room.message","room_id":"!r:x","sender":"@bob:x","event_id":"$e","content":{"msgtype":"m.text","body":"hey","m.mentions":{"user_ids":["@alice_ai:x","bad"]},"m.relates_to":{"rel_type":"m.thread","event_id":"$root","is_falling_back":true,"m.in_reply_to":{"event_id":"$prev"}}}}"#,
         );
-        assert_eq!(refs.mentions, vec![OwnedUserId::try_from("@alice_ai:x").unwrap()]);
+        assert_eq!(
+            refs.mentions,
+            vec![OwnedUserId::try_from("@alice_ai:x").unwrap()]
+        );
         assert_eq!(refs.thread_root.unwrap(), "$root");
         assert_eq!(refs.reply_to.unwrap(), "$prev");
         let reply = refs_of(
@@ -295,7 +297,9 @@ mod tests {
     fn pills_ids_and_names_count_as_mentions() {
         let twin = ruma::user_id!("@alice_ai:x");
         let pill = Refs {
-            formatted_body: Some(r#"<a href="https://matrix.to/#/%40alice_ai%3Ax">Al</a> hi"#.into()),
+            formatted_body: Some(
+                r#"<a href="https://matrix.to/#/%40alice_ai%3Ax">Al</a> hi"#.into(),
+            ),
             ..Refs::default()
         };
         assert!(pill.mentions(twin, "Al hi", None));

@@ -103,7 +103,11 @@ impl Rooms {
             None => None,
         };
         let thread_twins = match &thread_root {
-            Some(root) => self.store.twins_in_thread(room.as_str(), root.as_str()).await?,
+            Some(root) => {
+                self.store
+                    .twins_in_thread(room.as_str(), root.as_str())
+                    .await?
+            }
             None => Vec::new(),
         };
         let members = self.known_members(room, joined).await?;
@@ -116,8 +120,7 @@ impl Rooms {
                 continue;
             }
             let home = self.twins.home(&owner).await?;
-            let (access, settings) =
-                policy_of(home, &owner, room, &self.access_defaults).await?;
+            let (access, settings) = policy_of(home, &owner, room, &self.access_defaults).await?;
             let display_name = members
                 .iter()
                 .find(|m| m.user_id == twin.as_str())

@@ -21,13 +21,13 @@ use std::{sync::Arc, time::Duration};
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::{Semaphore, mpsc};
 
+pub use self::render::render_markdown;
 use self::{
     decide::{Action, Context, decide},
     dispatcher::Work,
     event::RoomEvent,
     limits::Limits,
 };
-pub use self::render::render_markdown;
 use crate::{
     config::Config,
     crypto::{Crypto, CryptoError, DecryptError},

@@ -157,7 +157,9 @@ impl Rooms {
             OwnedRoomId::try_from(pairing.room_id.as_str()),
             ruma::OwnedEventId::try_from(pairing.event_id.as_str()),
         ) else {
-            return Ok(format!("Done, but the request of {requester} was unreadable."));
+            return Ok(format!(
+                "Done, but the request of {requester} was unreadable."
+            ));
         };
         let txn = txn_id_for(twin.as_str(), command_event.as_str(), part::ELSEWHERE);
         if approve {
@@ -192,7 +194,9 @@ impl Rooms {
             self.store
                 .set_membership(room.as_str(), twin.as_str(), "leave")
                 .await?;
-            Ok(format!("🚫 {requester} is blocked; I told them and left our DM."))
+            Ok(format!(
+                "🚫 {requester} is blocked; I told them and left our DM."
+            ))
         }
     }
 
@@ -202,10 +206,7 @@ impl Rooms {
         twin: &UserId,
         owner: &UserId,
     ) -> Result<OwnedRoomId, RoomError> {
-        let rooms = self
-            .store
-            .owner_dms(twin.as_str(), owner.as_str())
-            .await?;
+        let rooms = self.store.owner_dms(twin.as_str(), owner.as_str()).await?;
         if let Some(room) = rooms
             .into_iter()
             .find_map(|r| OwnedRoomId::try_from(r).ok())

@@ -77,17 +77,22 @@ impl Rooms {
             Command::Approve(user) | Command::Deny(user) => {
                 let approve = matches!(command, Command::Approve(_));
                 let access = self
-                    .edit_access(&home, owner, &format!("policy: {} {user}", verb(approve)), {
-                        let user = user.clone();
-                        move |file| {
-                            if approve {
-                                file.approve(&user);
-                            } else {
-                                file.deny(&user);
+                    .edit_access(
+                        &home,
+                        owner,
+                        &format!("policy: {} {user}", verb(approve)),
+                        {
+                            let user = user.clone();
+                            move |file| {
+                                if approve {
+                                    file.approve(&user);
+                                } else {
+                                    file.deny(&user);
+                                }
+                                Ok(String::new())
                             }
-                            Ok(String::new())
-                        }
-                    })
+                        },
+                    )
                     .await?;
                 match access {
                     Ok((_, policy)) => {

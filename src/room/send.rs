@@ -179,7 +179,12 @@ mod tests {
         );
         insta::assert_snapshot!(
             "notice",
-            json(&message_content("wait", Style::Notice, &ReplyTo::Plain, None))
+            json(&message_content(
+                "wait",
+                Style::Notice,
+                &ReplyTo::Plain,
+                None
+            ))
         );
     }
 }

@@ -53,7 +53,10 @@ pub(super) fn compose_input(
         }
         input.push('\n');
     }
-    input.push_str(&format!("Message to you from {}:\n{text}", person(names, sender)));
+    input.push_str(&format!(
+        "Message to you from {}:\n{text}",
+        person(names, sender)
+    ));
     input
 }
 

@@ -99,14 +99,11 @@ impl Store {
 
     /// Whether the members of a room were ever recorded.
     pub async fn room_members_known(&self, room_id: &str) -> Result<bool, StorageError> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
-                .bind(room_id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| {
-                    StorageError::query(format_args!("counting members of {room_id}"), &e)
-                })?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StorageError::query(format_args!("counting members of {room_id}"), &e))?;
         Ok(count > 0)
     }
 

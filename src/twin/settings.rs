@@ -32,9 +32,7 @@ impl TwinSettings {
     pub fn save(&self, home: &Home) -> Result<(), HomeError> {
         let body = toml::to_string(self)
             .map_err(|e| HomeError::Other(format!("cannot write {SETTINGS_FILE}: {e}")))?;
-        let text = format!(
-            "# This twin's settings; `!ai model <name>` changes the model.\n{body}"
-        );
+        let text = format!("# This twin's settings; `!ai model <name>` changes the model.\n{body}");
         home.write_atomic(SETTINGS_FILE, text.as_bytes())
     }
 }

@@ -177,7 +177,11 @@ impl Human {
     }
 
     /// Sends any message content (mentions, threads, replies).
-    pub async fn send_content(&self, room: &Room, content: RoomMessageEventContent) -> OwnedEventId {
+    pub async fn send_content(
+        &self,
+        room: &Room,
+        content: RoomMessageEventContent,
+    ) -> OwnedEventId {
         room.send(content).await.expect("send").response.event_id
     }
 
