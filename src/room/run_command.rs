@@ -269,7 +269,7 @@ impl Rooms {
                 return Ok(Err(err));
             }
             home.commit(&message)?;
-            Ok((said, policy)).map(Ok)
+            Ok(Ok((said, policy)))
         })
         .await
         .map_err(|e| RoomError::Internal(e.to_string()))?
