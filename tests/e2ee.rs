@@ -95,9 +95,13 @@ async fn encrypted_group_room_reply_is_readable_by_every_member() {
     alice.wait_for_join(&room, &bob.user_id, WAIT).await;
     alice.sync().await;
 
-    alice.send_text(&room, "hello group").await;
+    // In a group the twin answers when addressed.
+    env.llm.push(fake_llm::Step::text("hello, both of you"));
+    alice
+        .send_text(&room, &format!("hello group and {twin}"))
+        .await;
     let replies = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
-    assert_eq!(replies[0].body(), "echo: hello group");
+    assert_eq!(replies[0].body(), "hello, both of you");
     let bob_room = bob.room(&room.room_id().to_owned());
     let seen_by_bob = bob.wait_for_messages_from(&bob_room, &twin, 1, WAIT).await;
     assert_eq!(
@@ -105,7 +109,7 @@ async fn encrypted_group_room_reply_is_readable_by_every_member() {
         "m.room.message",
         "Bob decrypts the twin's reply"
     );
-    assert_eq!(seen_by_bob[0].body(), "echo: hello group");
+    assert_eq!(seen_by_bob[0].body(), "hello, both of you");
     assert_twin_never_sent_plaintext(&env, &alice, &room, twin.as_str()).await;
 }
 
