@@ -415,3 +415,127 @@ async fn a_rate_limit_tells_the_sender_once_and_recovers() {
         seen[4].body()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_answer_in_the_room_and_change_the_twins_behaviour() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let dm = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&dm, &twin, WAIT).await;
+    alice.sync().await;
+    let mut expected = 0;
+    let mut command = async |text: &str| -> String {
+        alice.send_text(&dm, text).await;
+        expected += 1;
+        let seen = alice
+            .wait_for_messages_from(&dm, &twin, expected, WAIT)
+            .await;
+        let last = seen.last().unwrap();
+        assert_eq!(
+            last.json["content"]["msgtype"], "m.notice",
+            "{text}: {:?}",
+            last.json
+        );
+        last.body().to_owned()
+    };
+    assert!(command("!ai help").await.contains("!ai status"));
+    let status = command("status").await;
+    assert!(
+        status.contains("Model:") && status.contains("encrypted"),
+        "{status}"
+    );
+    let unknown = command("!ai frobnicate").await;
+    assert!(
+        unknown.contains("frobnicate") && unknown.contains("!ai help"),
+        "{unknown}"
+    );
+    assert_eq!(model_calls(&env), 0, "commands never reach the model");
+
+    env.llm.push(Step::text("Noted: kiwi."));
+    alice.send_text(&dm, "remember the word kiwi").await;
+    alice.wait_for_messages_from(&dm, &twin, 4, WAIT).await;
+    let mut command = async |text: &str, count: usize| -> String {
+        alice.send_text(&dm, text).await;
+        let seen = alice.wait_for_messages_from(&dm, &twin, count, WAIT).await;
+        seen.last().unwrap().body().to_owned()
+    };
+    assert!(
+        command("!ai model big-model", 5)
+            .await
+            .contains("big-model")
+    );
+    env.llm.push(Step::text("It was kiwi."));
+    command("what was the word?", 6).await;
+    let request = env.llm.requests().last().unwrap().body.clone();
+    assert_eq!(request["model"], "big-model");
+    assert!(request.to_string().contains("remember the word kiwi"));
+    assert!(command("!ai reset", 7).await.contains("New conversation"));
+    env.llm.push(Step::text("Which word?"));
+    command("and now?", 8).await;
+    let request = env.llm.requests().last().unwrap().body.to_string();
+    assert!(
+        !request.contains("kiwi"),
+        "the reset session still has history"
+    );
+    let settings =
+        std::fs::read_to_string(env.home_of("alice").join("system/settings.toml")).unwrap();
+    assert!(settings.contains("big-model"), "{settings}");
+
+    alice.send_text(&dm, "!ai leave").await;
+    alice.wait_for_membership(&dm, &twin, "leave", WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_stranger_is_told_blocked_and_not_joined_again() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let bob = env.human("bob").await;
+    let twin = env.twin_of("alice");
+    let alice_dm = alice.create_dm(&twin, false).await;
+    alice.wait_for_join(&alice_dm, &twin, WAIT).await;
+    let bob_dm = bob.create_dm(&twin, false).await;
+    bob.wait_for_join(&bob_dm, &twin, WAIT).await;
+    bob.sync().await;
+    bob.send_text(&bob_dm, "let me in").await;
+    alice
+        .wait_for_messages_from(&alice_dm, &twin, 1, WAIT)
+        .await;
+    // Bob insists: told once more that the owner was asked, then silence.
+    bob.send_text(&bob_dm, "hello??").await;
+    bob.send_text(&bob_dm, "hello???").await;
+    alice
+        .send_text(&alice_dm, &format!("!ai deny {}", bob.user_id))
+        .await;
+    let to_alice = alice
+        .wait_for_messages_from(&alice_dm, &twin, 2, WAIT)
+        .await;
+    assert!(
+        to_alice[1].body().contains("blocked"),
+        "{}",
+        to_alice[1].body()
+    );
+    bob.wait_for_membership(&bob_dm, &twin, "leave", WAIT).await;
+    let to_bob = bob.messages_from(&bob_dm, &twin).await;
+    let bodies: Vec<&str> = to_bob.iter().map(Seen::body).collect();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert!(bodies[1].contains("still waiting"), "{bodies:?}");
+    assert!(bodies[2].contains("Goodbye"), "{bodies:?}");
+    let access = std::fs::read_to_string(env.home_of("alice").join("system/access.toml")).unwrap();
+    assert!(
+        access.contains(&format!("blocked = [\"{}\"]", bob.user_id)),
+        "{access}"
+    );
+    assert_eq!(model_calls(&env), 0);
+
+    // A new DM invite from Bob is declined with a reason.
+    let again = bob.create_dm(&twin, false).await;
+    let member = bob.wait_for_membership(&again, &twin, "leave", WAIT).await;
+    assert!(
+        member["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("@alice:"),
+        "{member}"
+    );
+}
