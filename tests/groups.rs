@@ -455,7 +455,7 @@ async fn commands_answer_in_the_room_and_change_the_twins_behaviour() {
     env.llm.push(Step::text("Noted: kiwi."));
     alice.send_text(&dm, "remember the word kiwi").await;
     alice.wait_for_messages_from(&dm, &twin, 4, WAIT).await;
-    let mut command = async |text: &str, count: usize| -> String {
+    let command = async |text: &str, count: usize| -> String {
         alice.send_text(&dm, text).await;
         let seen = alice.wait_for_messages_from(&dm, &twin, count, WAIT).await;
         seen.last().unwrap().body().to_owned()
