@@ -539,3 +539,85 @@ async fn a_denied_stranger_is_told_blocked_and_not_joined_again() {
         "{member}"
     );
 }
+
+fn per_server_limit(config: &mut matrix_os::config::Config) {
+    config.limits.server_messages = 2;
+    config.limits.server_window_secs = 12;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federated_rooms_and_the_per_server_rate_limit() {
+    let env = TestEnv::start_with(EnvOptions {
+        configure: Some(per_server_limit),
+        federated: true,
+        ..EnvOptions::default()
+    })
+    .await;
+    let alice = env.human("alice").await;
+    let bob = env.remote_human("bob").await;
+    let carol = env.remote_human("carol").await;
+    let twin = env.twin_of("alice");
+    let remote = env.peer.as_ref().unwrap().server_name().to_owned();
+
+    // A room on the other server: Alice joins and invites her twin, which joins over
+    // federation and answers her there.
+    let room = bob.create_room(&[&alice.user_id], false, true).await;
+    let alice_room = alice.join(room.room_id()).await;
+    alice_room.invite_user_by_id(&twin).await.unwrap();
+    bob.wait_for_join(&room, &twin, WAIT).await;
+    alice.sync().await;
+    env.llm
+        .push(Step::text("Hello from across the federation."));
+    alice
+        .send_content(&alice_room, mention("are you there?", &twin))
+        .await;
+    let seen = bob.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(seen[0].body(), "Hello from across the federation.");
+
+    // Everyone on the other server may DM the twin; together they get 2 answers per window.
+    let alice_dm = alice.create_dm(&twin, false).await;
+    alice.wait_for_join(&alice_dm, &twin, WAIT).await;
+    env.write_home_file(
+        "alice",
+        "system/access.toml",
+        &format!("dm = [\"@*:{remote}\"]\n"),
+    );
+    let bob_dm = bob.create_dm(&twin, true).await;
+    bob.wait_for_join(&bob_dm, &twin, WAIT).await;
+    let carol_dm = carol.create_dm(&twin, true).await;
+    carol.wait_for_join(&carol_dm, &twin, WAIT).await;
+    bob.sync().await;
+    carol.sync().await;
+    bob.send_text(&bob_dm, "one").await;
+    bob.wait_for_messages_from(&bob_dm, &twin, 1, WAIT).await;
+    bob.send_text(&bob_dm, "two").await;
+    bob.wait_for_messages_from(&bob_dm, &twin, 2, WAIT).await;
+    carol.send_text(&carol_dm, "three").await;
+    let seen = carol
+        .wait_for_messages_from(&carol_dm, &twin, 1, WAIT)
+        .await;
+    assert_eq!(seen[0].json["content"]["msgtype"], "m.notice");
+    assert!(seen[0].body().contains(&remote), "{}", seen[0].body());
+    carol.send_text(&carol_dm, "four").await;
+    bob.send_text(&bob_dm, "five").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    carol.sync().await;
+    bob.sync().await;
+    assert_eq!(
+        carol.messages_from(&carol_dm, &twin).await.len(),
+        1,
+        "told once"
+    );
+    assert_eq!(
+        bob.messages_from(&bob_dm, &twin).await.len(),
+        2,
+        "bob silent too"
+    );
+    // The window frees: answered again.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    carol.send_text(&carol_dm, "six").await;
+    let seen = carol
+        .wait_for_messages_from(&carol_dm, &twin, 2, WAIT)
+        .await;
+    assert!(seen[1].body().contains("six"), "{}", seen[1].body());
+}

@@ -36,6 +36,8 @@ pub struct EnvOptions {
     pub proxy: bool,
     /// Changes to the service's configuration (limits, access defaults).
     pub configure: Option<fn(&mut Config)>,
+    /// Start a second homeserver federating with the first (see [`TestEnv::remote_human`]).
+    pub federated: bool,
     /// Put a [`FaultProxy`] between the service and the homeserver's client-server API
     /// (`homeserver.url` points at it), to fail chosen requests of the service.
     pub client_proxy: bool,
@@ -49,6 +51,7 @@ impl Default for EnvOptions {
             max_retries: 2,
             proxy: false,
             configure: None,
+            federated: false,
             client_proxy: false,
         }
     }
@@ -62,6 +65,8 @@ pub struct TestEnv {
     pub registration: Registration,
     service: Option<RunningService>,
     pub hs: TestHomeserver,
+    /// The federating second homeserver, with [`EnvOptions::federated`].
+    pub peer: Option<TestHomeserver>,
 }
 
 impl TestEnv {
@@ -76,7 +81,12 @@ impl TestEnv {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
         let llm = FakeLlm::start().await;
-        let pending = TestHomeserver::reserve();
+        let (pending, peer) = if options.federated {
+            let (a, b) = TestHomeserver::reserve_pair();
+            (a, Some(b))
+        } else {
+            (TestHomeserver::reserve(), None)
+        };
         let port = free_port();
         // With a proxy, the homeserver talks to the proxy, which forwards to the service.
         let (proxy, public_port) = if options.proxy {
@@ -124,7 +134,13 @@ impl TestEnv {
         registration
             .write(&config.appservice.registration, true)
             .expect("registration");
-        let hs = pending.start(Some(&registration)).await;
+        let (hs, peer) = match peer {
+            Some(peer) => {
+                let (hs, peer) = tokio::join!(pending.start(Some(&registration)), peer.start(None));
+                (hs, Some(peer))
+            }
+            None => (pending.start(Some(&registration)).await, None),
+        };
         let mut env = TestEnv {
             proxy,
             client_proxy,
@@ -133,6 +149,7 @@ impl TestEnv {
             registration,
             service: None,
             hs,
+            peer,
         };
         env.start_service().await;
         env
@@ -169,6 +186,13 @@ impl TestEnv {
     pub async fn human(&self, localpart: &str) -> Human {
         let (_user_id, password, _token) = self.hs.register_user(localpart).await;
         Human::login(self.hs.client_url(), localpart, &password).await
+    }
+
+    /// Registers `localpart` on the second homeserver and logs in as them.
+    pub async fn remote_human(&self, localpart: &str) -> Human {
+        let peer = self.peer.as_ref().expect("EnvOptions::federated");
+        let (_user_id, password, _token) = peer.register_user(localpart).await;
+        Human::login(peer.client_url(), localpart, &password).await
     }
 
     pub fn twin_of(&self, localpart: &str) -> OwnedUserId {
