@@ -187,6 +187,37 @@ async fn a_group_twin_stays_silent_until_addressed_answers_in_threads_and_knows_
     assert_eq!(seen[3].body(), "Then Thursday it is.");
     assert_eq!(relation(&seen[3])["event_id"], root.as_str());
     assert_eq!(model_calls(&env), 3);
+
+    // Room settings by command: speak unprompted, with only one tool.
+    alice
+        .send_text(&room, "!ai policy room unprompted on")
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 5, WAIT).await;
+    alice
+        .send_text(&room, "!ai policy room tools read_file")
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 6, WAIT).await;
+    env.llm.push(Step::text("Unprompted, with one tool."));
+    alice.send_text(&room, "anyone free on Friday?").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 7, WAIT).await;
+    assert_eq!(seen[6].body(), "Unprompted, with one tool.");
+    let request = env.llm.requests().last().unwrap().body.clone();
+    let tools: Vec<String> = request["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.pointer("/function/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(tools, ["read_file"], "{request}");
+    let settings = std::fs::read_dir(env.home_of("alice").join("system/rooms"))
+        .unwrap()
+        .count();
+    assert_eq!(settings, 1, "one settings file for the room");
 }
 
 fn bot_limits(config: &mut matrix_os::config::Config) {
