@@ -367,8 +367,25 @@ impl Crypto {
         content: &AnyMessageLikeEventContent,
         txn_id: &TransactionId,
     ) -> Result<OwnedEventId, CryptoError> {
+        let event_type = content.event_type().to_string();
+        let raw = Raw::new(content).map_err(|e| CryptoError::Olm(e.to_string()))?;
+        self.send_encrypted_raw(twin, room, members, &event_type, &raw, txn_id)
+            .await
+    }
+
+    /// Like [`Crypto::send_encrypted`] for any event type and JSON content, custom types
+    /// included (the AI-to-AI protocol's events).
+    pub async fn send_encrypted_raw(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        members: &[OwnedUserId],
+        event_type: &str,
+        content: &Raw<AnyMessageLikeEventContent>,
+        txn_id: &TransactionId,
+    ) -> Result<OwnedEventId, CryptoError> {
         let result = self
-            .try_send_encrypted(twin, room, members, content, txn_id)
+            .try_send_encrypted(twin, room, members, event_type, content, txn_id)
             .await;
         if result.is_err() {
             self.health
@@ -383,7 +400,8 @@ impl Crypto {
         twin: &UserId,
         room: &RoomId,
         members: &[OwnedUserId],
-        content: &AnyMessageLikeEventContent,
+        event_type: &str,
+        raw_content: &Raw<AnyMessageLikeEventContent>,
         txn_id: &TransactionId,
     ) -> Result<OwnedEventId, CryptoError> {
         let machine = self.machine(twin).await?;
@@ -419,11 +437,9 @@ impl Crypto {
         for share in shares {
             machine.send_to_device(&share).await?;
         }
-        let event_type = content.event_type().to_string();
-        let raw_content = Raw::new(content).map_err(|e| olm_err(&e))?;
         let encrypted = machine
             .olm
-            .encrypt_room_event_raw(room, &event_type, &raw_content)
+            .encrypt_room_event_raw(room, event_type, raw_content)
             .await
             .map_err(|e| olm_err(&e))?;
         let request = send_message_event::v3::Request::new_raw(

@@ -84,6 +84,24 @@ impl MatrixClient {
         Ok(self.send(request, Some(user)).await?.event_id)
     }
 
+    /// Sends an event of any type (custom ones included) with JSON content.
+    pub async fn send_raw_event(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        event_type: &str,
+        content: &ruma::serde::Raw<AnyMessageLikeEventContent>,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let request = send_message_event::v3::Request::new_raw(
+            room.to_owned(),
+            txn_id.to_owned(),
+            event_type.into(),
+            content.clone(),
+        );
+        Ok(self.send(request, Some(user)).await?.event_id)
+    }
+
     /// Starts (`Some(timeout)`) or stops (`None`) the typing notice. Best effort: one attempt.
     pub async fn set_typing(
         &self,

@@ -110,6 +110,63 @@ impl Rooms {
         self.send_message(twin, room, txn_id, content).await
     }
 
+    /// Sends an event of any type (the AI-to-AI protocol's custom events) as the twin, under
+    /// the same rule as every other event: encrypted when the room is, never plaintext into
+    /// an encrypted room. Passing failures are retried.
+    pub(crate) async fn send_raw(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<OwnedEventId, RoomError> {
+        let raw = ruma::serde::Raw::new(content)
+            .map_err(|e| RoomError::Internal(format!("cannot serialize {event_type}: {e}")))?
+            .cast_unchecked::<AnyMessageLikeEventContent>();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = async {
+                if self.is_encrypted(twin, room).await? {
+                    let members = self.matrix.room_members(twin, room).await?;
+                    Ok(self
+                        .crypto
+                        .send_encrypted_raw(twin, room, &members, event_type, &raw, txn_id)
+                        .await?)
+                } else {
+                    Ok(self
+                        .matrix
+                        .send_raw_event(twin, room, txn_id, event_type, &raw)
+                        .await?)
+                }
+            }
+            .await;
+            match sent {
+                Ok(event_id) => return Ok(event_id),
+                Err(err) if RoomError::is_transient(&err) && attempt < ACTION_ATTEMPTS => {
+                    tracing::warn!(%err, %room, attempt, event_type, "sending failed, retrying");
+                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Whether `room` is encrypted: as recorded, else asked from the homeserver (and recorded).
+    async fn is_encrypted(&self, twin: &UserId, room: &RoomId) -> Result<bool, RoomError> {
+        Ok(match self.store.room_encrypted(room.as_str()).await? {
+            Some(encrypted) => encrypted,
+            None => {
+                let encrypted = self.matrix.room_is_encrypted(twin, room).await?;
+                self.store
+                    .set_room_encrypted(room.as_str(), encrypted)
+                    .await?;
+                encrypted
+            }
+        })
+    }
+
     /// Sends an event as the twin: encrypted when the room is (the room key is shared with every
     /// joined and invited device first), plaintext only in rooms known to be unencrypted. If the
     /// room's state cannot be read or encryption fails, nothing is sent.
@@ -120,17 +177,7 @@ impl Rooms {
         txn_id: &TransactionId,
         content: &AnyMessageLikeEventContent,
     ) -> Result<OwnedEventId, RoomError> {
-        let encrypted = match self.store.room_encrypted(room.as_str()).await? {
-            Some(encrypted) => encrypted,
-            None => {
-                let encrypted = self.matrix.room_is_encrypted(twin, room).await?;
-                self.store
-                    .set_room_encrypted(room.as_str(), encrypted)
-                    .await?;
-                encrypted
-            }
-        };
-        if encrypted {
+        if self.is_encrypted(twin, room).await? {
             let members = self.matrix.room_members(twin, room).await?;
             Ok(self
                 .crypto

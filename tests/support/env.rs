@@ -75,84 +75,57 @@ impl TestEnv {
     }
 
     pub async fn start_with(options: EnvOptions) -> TestEnv {
-        // `RUST_LOG=matrix_os=debug cargo test ...` shows the service's logs for a failing test.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .try_init();
-        let llm = FakeLlm::start().await;
         let (pending, peer) = if options.federated {
             let (a, b) = TestHomeserver::reserve_pair();
             (a, Some(b))
         } else {
             (TestHomeserver::reserve(), None)
         };
-        let port = free_port();
-        // With a proxy, the homeserver talks to the proxy, which forwards to the service.
-        let (proxy, public_port) = if options.proxy {
-            let public = free_port();
-            let proxy = TxnProxy::start(
-                public,
-                format!("http://127.0.0.1:{port}"),
-                Duration::from_secs(4),
-            )
-            .await;
-            (Some(proxy), public)
-        } else {
-            (None, port)
-        };
-        let mut config = pending.appservice_config(&format!("http://127.0.0.1:{public_port}"));
-        config.appservice.listen = ([127, 0, 0, 1], port).into();
-        // With a client proxy, the service talks to the proxy, which forwards to the homeserver.
-        let client_proxy = if options.client_proxy {
-            let proxy = FaultProxy::start(free_port(), pending.client_url()).await;
-            config.homeserver.url = proxy.url.parse().expect("proxy URL");
-            Some(proxy)
-        } else {
-            None
-        };
-        if let Some(url) = options.database_url {
-            config.database.url = url;
-        }
-        config.llm.provider = options.provider;
-        config.llm.base_url = Some(
-            match options.provider {
-                LlmProvider::Anthropic => llm.anthropic_base(),
-                _ => llm.openai_base(),
-            }
-            .parse()
-            .expect("fake LLM URL"),
-        );
-        config.llm.model = "fake-model".into();
-        config.llm.api_key_env = TEST_KEY_ENV.into();
-        config.llm.max_retries = options.max_retries;
-        config.llm.timeout_secs = 10;
-        if let Some(configure) = options.configure {
-            configure(&mut config);
-        }
-        let registration = Registration::generate(&config);
-        registration
-            .write(&config.appservice.registration, true)
-            .expect("registration");
+        let (pending, prepared) = Prepared::new(pending, options).await;
         let (hs, peer) = match peer {
             Some(peer) => {
-                let (hs, peer) = tokio::join!(pending.start(Some(&registration)), peer.start(None));
+                let (hs, peer) =
+                    tokio::join!(pending.start(Some(&prepared.registration)), peer.start(None));
                 (hs, Some(peer))
             }
-            None => (pending.start(Some(&registration)).await, None),
+            None => (pending.start(Some(&prepared.registration)).await, None),
         };
         let mut env = TestEnv {
-            proxy,
-            client_proxy,
-            llm,
-            config,
-            registration,
+            proxy: prepared.proxy,
+            client_proxy: prepared.client_proxy,
+            llm: prepared.llm,
+            config: prepared.config,
+            registration: prepared.registration,
             service: None,
             hs,
             peer,
         };
         env.start_service().await;
         env
+    }
+
+    /// Two worlds whose homeservers federate, each with its own service and fake model.
+    pub async fn start_pair(a: EnvOptions, b: EnvOptions) -> (TestEnv, TestEnv) {
+        let (pa, pb) = TestHomeserver::reserve_pair();
+        let ((pa, a), (pb, b)) = tokio::join!(Prepared::new(pa, a), Prepared::new(pb, b));
+        let (hs_a, hs_b) = tokio::join!(
+            pa.start(Some(&a.registration)),
+            pb.start(Some(&b.registration))
+        );
+        let make = |p: Prepared, hs: TestHomeserver| TestEnv {
+            proxy: p.proxy,
+            client_proxy: p.client_proxy,
+            llm: p.llm,
+            config: p.config,
+            registration: p.registration,
+            service: None,
+            hs,
+            peer: None,
+        };
+        let mut env_a = make(a, hs_a);
+        let mut env_b = make(b, hs_b);
+        tokio::join!(env_a.start_service(), env_b.start_service());
+        (env_a, env_b)
     }
 
     pub async fn start_service(&mut self) {
@@ -270,5 +243,82 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         // The runtime is going away; the service's tasks die with it.
         self.service.take();
+    }
+}
+
+/// Everything of a world before its homeserver starts.
+struct Prepared {
+    proxy: Option<TxnProxy>,
+    client_proxy: Option<FaultProxy>,
+    llm: FakeLlm,
+    config: Config,
+    registration: Registration,
+}
+
+impl Prepared {
+    async fn new(
+        pending: super::synapse::PendingHomeserver,
+        options: EnvOptions,
+    ) -> (super::synapse::PendingHomeserver, Prepared) {
+        // `RUST_LOG=matrix_os=debug cargo test ...` shows the service's logs for a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let llm = FakeLlm::start().await;
+        let port = free_port();
+        // With a proxy, the homeserver talks to the proxy, which forwards to the service.
+        let (proxy, public_port) = if options.proxy {
+            let public = free_port();
+            let proxy = TxnProxy::start(
+                public,
+                format!("http://127.0.0.1:{port}"),
+                Duration::from_secs(4),
+            )
+            .await;
+            (Some(proxy), public)
+        } else {
+            (None, port)
+        };
+        let mut config = pending.appservice_config(&format!("http://127.0.0.1:{public_port}"));
+        config.appservice.listen = ([127, 0, 0, 1], port).into();
+        // With a client proxy, the service talks to the proxy, which forwards to the homeserver.
+        let client_proxy = if options.client_proxy {
+            let proxy = FaultProxy::start(free_port(), pending.client_url()).await;
+            config.homeserver.url = proxy.url.parse().expect("proxy URL");
+            Some(proxy)
+        } else {
+            None
+        };
+        if let Some(url) = options.database_url {
+            config.database.url = url;
+        }
+        config.llm.provider = options.provider;
+        config.llm.base_url = Some(
+            match options.provider {
+                LlmProvider::Anthropic => llm.anthropic_base(),
+                _ => llm.openai_base(),
+            }
+            .parse()
+            .expect("fake LLM URL"),
+        );
+        config.llm.model = "fake-model".into();
+        config.llm.api_key_env = TEST_KEY_ENV.into();
+        config.llm.max_retries = options.max_retries;
+        config.llm.timeout_secs = 10;
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
+        let registration = Registration::generate(&config);
+        registration
+            .write(&config.appservice.registration, true)
+            .expect("registration");
+        (pending, Prepared {
+            proxy,
+            client_proxy,
+            llm,
+            config,
+            registration,
+        })
     }
 }
