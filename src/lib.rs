@@ -6,6 +6,7 @@
 //! ([`matrix`]).
 
 pub mod appservice;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod crypto;
