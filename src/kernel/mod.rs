@@ -9,6 +9,7 @@
 //! the public context in code (`public`): a prompt of the public profile only, earlier
 //! history reduced to plain text, and tools that only read `system/public/`.
 
+mod action;
 mod audience;
 mod error;
 mod message;
@@ -22,6 +23,7 @@ mod turn;
 use std::{sync::Arc, time::Duration};
 
 pub use self::{
+    action::{MeetingAsk, TwinAction},
     audience::Audience,
     error::KernelError,
     message::{Message, ToolCall},
@@ -58,6 +60,8 @@ pub struct TurnOutcome {
     pub reply: String,
     /// Messages this turn added to the session (the user's first), to be stored.
     pub messages: Vec<Message>,
+    /// What the turn's tools asked the room session to do afterwards.
+    pub actions: Vec<TwinAction>,
 }
 
 /// The agent loop.
@@ -172,6 +176,7 @@ impl Kernel {
                 // The notice is not part of the conversation: once a model is configured it
                 // should not see a history of "I can't think".
                 messages: Vec::new(),
+                actions: Vec::new(),
             }),
             Backend::Model { provider, .. } => {
                 let limits = turn::Limits {

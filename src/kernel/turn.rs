@@ -67,6 +67,7 @@ pub(crate) async fn run(
         room_id,
         audience,
         allowed_tools,
+        actions: Default::default(),
     };
     let max_steps = limits.max_steps.max(1);
 
@@ -86,7 +87,7 @@ pub(crate) async fn run(
         });
         if tool_calls.is_empty() {
             let reply = final_reply(&content, &stop_reason);
-            return Ok(outcome(reply, request.messages, first_new));
+            return Ok(outcome(reply, request.messages, first_new, &ctx));
         }
         // Calls of the last allowed step still run: the model asked for them, and the stored
         // session stays well-formed with every call answered.
@@ -118,11 +119,22 @@ pub(crate) async fn run(
     } else {
         format!("{partial}\n\n{note}")
     };
-    Ok(outcome(reply, request.messages, first_new))
+    Ok(outcome(reply, request.messages, first_new, &ctx))
 }
 
-fn outcome(reply: String, mut messages: Vec<Message>, first_new: usize) -> TurnOutcome {
+fn outcome(
+    reply: String,
+    mut messages: Vec<Message>,
+    first_new: usize,
+    ctx: &ToolContext,
+) -> TurnOutcome {
+    let actions = ctx
+        .actions
+        .lock()
+        .map(|mut actions| std::mem::take(&mut *actions))
+        .unwrap_or_default();
     TurnOutcome {
+        actions,
         reply,
         messages: messages.split_off(first_new),
     }

@@ -8,6 +8,7 @@
 //! model reads, never a failed turn: models recover well when told what was wrong.
 
 mod files;
+mod meetings;
 mod remember;
 mod skills;
 
@@ -61,6 +62,8 @@ pub struct ToolContext {
     /// The room's restriction (tool names) on top of what the audience allows; `None` adds
     /// none.
     pub allowed_tools: Option<Vec<String>>,
+    /// Requests the turn leaves for the room session (meetings to negotiate).
+    pub actions: Arc<std::sync::Mutex<Vec<super::TwinAction>>>,
 }
 
 impl ToolContext {
@@ -71,7 +74,16 @@ impl ToolContext {
             room_id: room_id.into(),
             audience: Audience::Owner,
             allowed_tools: None,
+            actions: Arc::default(),
         }
+    }
+
+    /// Records a request for the room session.
+    fn record(&self, action: super::TwinAction) -> Result<(), String> {
+        self.actions
+            .lock()
+            .map(|mut actions| actions.push(action))
+            .map_err(|_| "internal error: the request could not be recorded".to_owned())
     }
 
     /// Whether the tool called `name` is offered in this context.
@@ -81,7 +93,7 @@ impl ToolContext {
 }
 
 /// Names of every tool, in spec order.
-const OWNER_TOOLS: [&str; 7] = [
+const OWNER_TOOLS: [&str; 9] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -89,6 +101,8 @@ const OWNER_TOOLS: [&str; 7] = [
     "search_files",
     "load_skill",
     "remember",
+    "propose_meeting",
+    "answer_meeting",
 ];
 
 /// Names of the tools a public audience gets (each confined to `system/public/`).
@@ -108,6 +122,7 @@ pub fn specs_for(audience: &Audience, allowed_tools: Option<&[String]>) -> Vec<T
     if !public {
         specs.extend(skills::specs());
         specs.extend(remember::specs());
+        specs.extend(meetings::specs());
     }
     specs.retain(|spec| offered(audience, allowed_tools, &spec.name));
     specs
@@ -145,6 +160,8 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         (Audience::Owner, "edit_file") => files::edit_file(ctx, args).await,
         (Audience::Owner, "load_skill") => skills::load_skill(ctx, args).await,
         (Audience::Owner, "remember") => remember::remember(ctx, args).await,
+        (Audience::Owner, "propose_meeting") => meetings::propose_meeting(ctx, args).await,
+        (Audience::Owner, "answer_meeting") => meetings::answer_meeting(ctx, args).await,
         (_, name) => Err(refusal(ctx, name)),
     };
     match output {

@@ -1,0 +1,35 @@
+//! What a turn asks the rest of the service to do once it is over (data flows one way: the
+//! kernel never calls back into rooms; its tools record requests that the room session runs).
+
+use chrono::{DateTime, Utc};
+
+/// A meeting the owner asked for, checked by the `propose_meeting` tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingAsk {
+    /// The other person (`@bob:other.server`); their twin is found by convention.
+    pub with: ruma::OwnedUserId,
+    /// What the meeting is about.
+    pub title: String,
+    /// How long it lasts.
+    pub duration_minutes: u32,
+    /// Earliest start.
+    pub window_start: DateTime<Utc>,
+    /// Latest end.
+    pub window_end: DateTime<Utc>,
+    /// The owner's IANA time zone.
+    pub time_zone: String,
+}
+
+/// A request a turn left for the room session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwinAction {
+    /// Negotiate a meeting with another person's twin.
+    ProposeMeeting(MeetingAsk),
+    /// The owner's answer to a meeting their twin asked them about.
+    AnswerMeeting {
+        /// Which negotiation (`None`: the only one waiting).
+        negotiation_id: Option<String>,
+        /// Yes or no.
+        accept: bool,
+    },
+}
