@@ -20,11 +20,15 @@ mod connect;
 mod encryption;
 mod inbox;
 mod migrate;
+mod negotiations;
 mod rooms;
 mod sessions;
 mod twins;
 
-pub use self::rooms::{LogRow, MemberRow, PairingRow};
+pub use self::{
+    negotiations::NegotiationRow,
+    rooms::{LogRow, MemberRow, PairingRow},
+};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,165 @@
+//! AI-to-AI negotiations: each twin's side, persisted after every step, and the room each twin
+//! shares with another twin.
+
+use sqlx::Row;
+
+use super::{StorageError, Store, now_ms};
+
+/// One twin's side of a negotiation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiationRow {
+    /// The twin.
+    pub twin_id: String,
+    /// The negotiation id (shared by both sides).
+    pub id: String,
+    /// The other twin, once known.
+    pub peer_twin: Option<String>,
+    /// The room of the negotiation, once known.
+    pub room_id: Option<String>,
+    /// The state machine, as JSON.
+    pub state: String,
+    /// When it times out, Unix milliseconds.
+    pub deadline_ms: Option<i64>,
+    /// Whether it ended.
+    pub finished: bool,
+}
+
+fn row_of(row: &sqlx::any::AnyRow) -> Result<NegotiationRow, sqlx::Error> {
+    Ok(NegotiationRow {
+        twin_id: row.try_get(0)?,
+        id: row.try_get(1)?,
+        peer_twin: row.try_get(2)?,
+        room_id: row.try_get(3)?,
+        state: row.try_get(4)?,
+        deadline_ms: row.try_get(5)?,
+        finished: row.try_get::<i32, _>(6)? == 1,
+    })
+}
+
+/// Reads the columns `row_of` expects.
+macro_rules! select_negotiations {
+    ($where:literal) => {
+        concat!(
+            "SELECT twin_id, id, peer_twin, room_id, state, deadline_ms, finished \
+             FROM negotiations ",
+            $where
+        )
+    };
+}
+
+impl Store {
+    /// Saves a negotiation (insert or replace).
+    pub async fn save_negotiation(&self, row: &NegotiationRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO negotiations \
+             (twin_id, id, peer_twin, room_id, state, deadline_ms, finished, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (twin_id, id) DO UPDATE SET peer_twin = excluded.peer_twin, \
+             room_id = excluded.room_id, state = excluded.state, \
+             deadline_ms = excluded.deadline_ms, finished = excluded.finished, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&row.twin_id)
+        .bind(&row.id)
+        .bind(row.peer_twin.as_deref())
+        .bind(row.room_id.as_deref())
+        .bind(&row.state)
+        .bind(row.deadline_ms)
+        .bind(i32::from(row.finished))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("saving negotiation {}", row.id), &e))?;
+        Ok(())
+    }
+
+    /// A twin's side of a negotiation.
+    pub async fn negotiation(
+        &self,
+        twin_id: &str,
+        id: &str,
+    ) -> Result<Option<NegotiationRow>, StorageError> {
+        let row = sqlx::query(select_negotiations!("WHERE twin_id = $1 AND id = $2"))
+        .bind(twin_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("reading negotiation {id}"), &e))?;
+        row.as_ref()
+            .map(row_of)
+            .transpose()
+            .map_err(|e| StorageError::query(format_args!("reading negotiation {id}"), &e))
+    }
+
+    /// Unfinished negotiations whose deadline passed at `now_ms`.
+    pub async fn negotiations_due(&self, now: i64) -> Result<Vec<NegotiationRow>, StorageError> {
+        let rows = sqlx::query(select_negotiations!(
+            "WHERE finished = 0 AND deadline_ms IS NOT NULL AND deadline_ms <= $1 \
+             ORDER BY deadline_ms"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StorageError::query("reading due negotiations", &e))?;
+        rows.iter()
+            .map(row_of)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StorageError::query("reading due negotiations", &e))
+    }
+
+    /// A twin's unfinished negotiations, newest first.
+    pub async fn open_negotiations(
+        &self,
+        twin_id: &str,
+    ) -> Result<Vec<NegotiationRow>, StorageError> {
+        let rows = sqlx::query(select_negotiations!(
+            "WHERE twin_id = $1 AND finished = 0 ORDER BY updated_at DESC"
+        ))
+        .bind(twin_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("reading negotiations of {twin_id}"), &e))?;
+        rows.iter()
+            .map(row_of)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StorageError::query(format_args!("reading negotiations of {twin_id}"), &e))
+    }
+
+    /// The room `twin_id` shares with `peer_twin`.
+    pub async fn a2a_room(
+        &self,
+        twin_id: &str,
+        peer_twin: &str,
+    ) -> Result<Option<String>, StorageError> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT room_id FROM a2a_rooms WHERE twin_id = $1 AND peer_twin = $2",
+        )
+        .bind(twin_id)
+        .bind(peer_twin)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("reading the room with {peer_twin}"), &e))
+    }
+
+    /// Records the room `twin_id` shares with `peer_twin`.
+    pub async fn set_a2a_room(
+        &self,
+        twin_id: &str,
+        peer_twin: &str,
+        room_id: &str,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO a2a_rooms (twin_id, peer_twin, room_id, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (twin_id, peer_twin) DO UPDATE SET \
+             room_id = excluded.room_id, updated_at = excluded.updated_at",
+        )
+        .bind(twin_id)
+        .bind(peer_twin)
+        .bind(room_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("saving the room with {peer_twin}"), &e))?;
+        Ok(())
+    }
+}
