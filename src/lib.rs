@@ -13,6 +13,7 @@ pub mod devenv;
 pub mod home;
 pub mod kernel;
 pub mod matrix;
+pub mod protocol;
 pub mod registration;
 pub mod room;
 pub mod secret;
