@@ -190,5 +190,6 @@ fn merge(mut intervals: Vec<Interval>) -> Vec<Interval> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #[path = "free_time_tests.rs"]
 mod tests;

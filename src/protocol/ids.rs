@@ -126,6 +126,7 @@ pub(crate) fn truncate_chars(mut s: String, max: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -18,6 +18,7 @@ mod parse;
 pub mod time;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod schema_tests;
 
 pub use events::{Body, Message, ProtocolEvent, types};

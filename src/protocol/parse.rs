@@ -172,9 +172,11 @@ fn fields<T: DeserializeOwned>(object: &Map<String, Value>, skip: &[&str]) -> Re
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #[path = "parse_tests.rs"]
 mod tests;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #[path = "parse_fuzz_tests.rs"]
 mod fuzz_tests;

@@ -116,6 +116,7 @@ impl<'de> Deserialize<'de> for Interval {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub(crate) mod tests {
     use super::*;
 

@@ -14,6 +14,7 @@ pub struct Accept {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use crate::protocol::events::samples;
 

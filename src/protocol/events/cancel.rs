@@ -23,6 +23,7 @@ impl Cancel {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use crate::protocol::events::samples;
 

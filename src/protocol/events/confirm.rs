@@ -16,6 +16,7 @@ pub struct Confirm {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use crate::protocol::events::samples;
 

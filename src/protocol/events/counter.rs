@@ -26,6 +26,7 @@ impl Counter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use crate::protocol::events::samples;
 

@@ -48,6 +48,7 @@ impl Decline {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::protocol::events::samples;

@@ -245,6 +245,7 @@ fn matrix_uri(user: &UserId) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use ruma::owned_user_id;
 

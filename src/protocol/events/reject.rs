@@ -92,6 +92,7 @@ impl Reject {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::protocol::events::samples;

@@ -75,6 +75,7 @@ impl MeetingRequest {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::protocol::{events::samples, time::tests::iv};

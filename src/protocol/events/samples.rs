@@ -29,7 +29,7 @@ pub(crate) fn hello() -> ProtocolEvent {
     );
     // Pinned so that a crate version bump does not change the snapshot.
     hello.agent_card.version = "0.1.0".into();
-    message(1, Body::Hello(hello))
+    message(1, Body::Hello(Box::new(hello)))
 }
 
 pub(crate) fn request_body() -> MeetingRequest {

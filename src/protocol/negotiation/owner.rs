@@ -53,10 +53,10 @@ impl Negotiation {
             });
             return Ok(vec![Output::Notify(Notice::NoCommonSlot)]);
         }
-        let hello = self.send(Body::Hello(Hello::new(
+        let hello = self.send(Body::Hello(Box::new(Hello::new(
             self.me.owner.clone(),
             self.me.twin.clone(),
-        )));
+        ))));
         let request = self.send(Body::Request(request));
         self.enter(Phase::AwaitingAnswer { offered }, ctx.now);
         Ok(vec![hello, request])

@@ -67,7 +67,7 @@ impl Negotiation {
 
     fn on_hello(
         &mut self,
-        hello: Hello,
+        hello: Box<Hello>,
         sender: &UserId,
         event_id: Option<&str>,
         ctx: &Context<'_>,
@@ -89,10 +89,10 @@ impl Negotiation {
                 twin: hello.twin,
             });
             self.peer_hello = true;
-            let own = self.send(Body::Hello(Hello::new(
+            let own = self.send(Body::Hello(Box::new(Hello::new(
                 self.me.owner.clone(),
                 self.me.twin.clone(),
-            )));
+            ))));
             self.enter(Phase::AwaitingRequest, ctx.now);
             return Ok(vec![own]);
         };

@@ -141,7 +141,10 @@ fn an_accept_of_a_slot_never_offered_is_malformed() {
     drop(outputs);
     pair.alice.receive(
         &bob(),
-        &message(1, Body::Hello(Hello::new(bob().owner, bob().twin))),
+        &message(
+            1,
+            Body::Hello(Box::new(Hello::new(bob().owner, bob().twin))),
+        ),
         pair.now,
     );
     let before = state(&pair.alice);
@@ -163,7 +166,10 @@ fn a_counter_outside_the_window_is_malformed() {
         .unwrap();
     pair.alice.receive(
         &bob(),
-        &message(1, Body::Hello(Hello::new(bob().owner, bob().twin))),
+        &message(
+            1,
+            Body::Hello(Box::new(Hello::new(bob().owner, bob().twin))),
+        ),
         pair.now,
     );
     let late = iv("2026-06-01T10:00:00Z", "2026-06-01T10:30:00Z");
@@ -211,9 +217,11 @@ fn a_hello_naming_another_owner_fails_the_negotiation() {
         .unwrap();
     // @bob_ai:hs2 turns out to be the twin of somebody else.
     let impostor = Hello::new(ruma::owned_user_id!("@robert:hs2"), bob().twin);
-    let outputs = pair
-        .alice
-        .receive(&bob(), &message(1, Body::Hello(impostor)), pair.now);
+    let outputs = pair.alice.receive(
+        &bob(),
+        &message(1, Body::Hello(Box::new(impostor))),
+        pair.now,
+    );
     assert!(
         matches!(&outputs[0], Output::Send(ProtocolEvent::Reject(r)) if r.code == RejectCode::NotAllowed)
     );
@@ -239,10 +247,10 @@ fn a_hello_whose_twin_is_not_its_sender_is_refused() {
     let mut pair = Pair::new();
     let hello = message(
         1,
-        Body::Hello(Hello::new(
+        Body::Hello(Box::new(Hello::new(
             alice().owner,
             ruma::owned_user_id!("@alice_bot:hs1"),
-        )),
+        ))),
     );
     assert_eq!(
         rejected(&pair.bob.receive(&alice(), &hello, pair.now)).0,
