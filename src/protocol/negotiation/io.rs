@@ -61,7 +61,8 @@ pub struct Context<'a> {
 }
 
 /// The own owner's policy towards the peer, decided by the caller (e.g. from the owner's policy
-/// file and the peer's MXID in [`Negotiation::peer`](super::Negotiation::peer)).
+/// file and the peer's MXID in [`Negotiation::peer`](super::Negotiation::peer)). Read only by the
+/// responder, when the request arrives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Whether the peer may request meetings at all; if not, requests are declined `not_allowed`.
