@@ -54,8 +54,27 @@ pub const MAX_TEXT: usize = 1000;
 /// Largest `seq`: the largest integer Matrix' canonical JSON allows (2^53 - 1).
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
+/// [`SUPPORTED_VERSIONS`] as sent in a hello's `versions` and a reject's `versions`.
+pub(crate) fn supported_versions() -> Vec<String> {
+    SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect()
+}
+
+/// A list of versions: 1 to 16 version strings, no repeats.
+pub(crate) fn check_versions(versions: &[String]) -> Result<(), String> {
+    if versions.is_empty() || versions.len() > 16 {
+        return Err("versions must hold 1 to 16 versions".into());
+    }
+    for (i, v) in versions.iter().enumerate() {
+        check_version_string(v)?;
+        if versions[..i].contains(v) {
+            return Err(format!("version {v:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 /// A version string is a positive decimal number without leading zeros, at most 9 digits.
-pub(crate) fn check_version_string(v: &str) -> Result<(), String> {
+fn check_version_string(v: &str) -> Result<(), String> {
     let digits = !v.is_empty() && v.len() <= 9 && v.bytes().all(|b| b.is_ascii_digit());
     if digits && !v.starts_with('0') {
         Ok(())

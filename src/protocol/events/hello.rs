@@ -8,9 +8,7 @@
 use ruma::{OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{
-    MEETING_SCHEDULING, SUPPORTED_VERSIONS, check_version_string, ids::check_text,
-};
+use crate::protocol::{MEETING_SCHEDULING, check_versions, ids::check_text, supported_versions};
 
 /// Content of `dev.matrixos.a2a.hello` (besides the envelope).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +89,7 @@ pub struct AgentSkill {
 impl Hello {
     /// The hello matrix-os sends for `twin`, acting for `owner`.
     pub fn new(owner: OwnedUserId, twin: OwnedUserId) -> Self {
-        let versions: Vec<String> = SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect();
+        let versions = supported_versions();
         let agent_card = AgentCard {
             name: format!("AI twin of {owner}"),
             description: format!(
@@ -202,20 +200,6 @@ impl AgentSkill {
         }
         Ok(())
     }
-}
-
-/// 1 to 16 version strings, no repeats.
-fn check_versions(versions: &[String]) -> Result<(), String> {
-    if versions.is_empty() || versions.len() > 16 {
-        return Err("versions must hold 1 to 16 versions".into());
-    }
-    for (i, v) in versions.iter().enumerate() {
-        check_version_string(v)?;
-        if versions[..i].contains(v) {
-            return Err(format!("version {v:?} is listed twice"));
-        }
-    }
-    Ok(())
 }
 
 /// 1 to 32 capability names, each a lowercase word with dashes.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    MAX_TEXT, SUPPORTED_VERSIONS,
+    MAX_TEXT,
     ids::{NegotiationId, check_id, check_text},
 };
 
@@ -67,7 +67,7 @@ impl Reject {
             detail: crate::protocol::ids::truncate_chars(detail.into(), MAX_TEXT),
             event_type: valid(event_type),
             event_id: valid(event_id),
-            versions: SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect(),
+            versions: crate::protocol::supported_versions(),
         }
     }
 
@@ -82,12 +82,7 @@ impl Reject {
                 check_id(value).map_err(|e| format!("{field}: {e}"))?;
             }
         }
-        if self.versions.is_empty() || self.versions.len() > 16 {
-            return Err("versions must hold 1 to 16 versions".into());
-        }
-        self.versions
-            .iter()
-            .try_for_each(|v| crate::protocol::check_version_string(v))
+        crate::protocol::check_versions(&self.versions)
     }
 }
 

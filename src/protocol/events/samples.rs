@@ -18,10 +18,6 @@ pub(crate) fn negotiation_id() -> NegotiationId {
     NegotiationId::new("6f1c2e0a-9a8b-4c1d-8e7f-0123456789ab").unwrap()
 }
 
-fn slot(start: &str, end: &str) -> Interval {
-    iv(start, end)
-}
-
 pub(crate) fn hello() -> ProtocolEvent {
     let mut hello = Hello::new(
         owned_user_id!("@alice:hs1"),
@@ -36,12 +32,12 @@ pub(crate) fn request_body() -> MeetingRequest {
     MeetingRequest {
         title: "Coffee about the Q3 roadmap".into(),
         duration_minutes: 30,
-        window: slot("2026-05-04T00:00:00Z", "2026-05-09T00:00:00Z"),
+        window: iv("2026-05-04T00:00:00Z", "2026-05-09T00:00:00Z"),
         time_zone: "Europe/Berlin".into(),
         slots: vec![
-            slot("2026-05-04T07:00:00Z", "2026-05-04T07:30:00Z"),
-            slot("2026-05-04T07:15:00Z", "2026-05-04T07:45:00Z"),
-            slot("2026-05-05T13:00:00Z", "2026-05-05T13:30:00Z"),
+            iv("2026-05-04T07:00:00Z", "2026-05-04T07:30:00Z"),
+            iv("2026-05-04T07:15:00Z", "2026-05-04T07:45:00Z"),
+            iv("2026-05-05T13:00:00Z", "2026-05-05T13:30:00Z"),
         ],
     }
 }
@@ -55,8 +51,8 @@ pub(crate) fn counter() -> ProtocolEvent {
         2,
         Body::Counter(Counter {
             slots: vec![
-                slot("2026-05-06T08:00:00Z", "2026-05-06T08:30:00Z"),
-                slot("2026-05-06T14:30:00Z", "2026-05-06T15:00:00Z"),
+                iv("2026-05-06T08:00:00Z", "2026-05-06T08:30:00Z"),
+                iv("2026-05-06T14:30:00Z", "2026-05-06T15:00:00Z"),
             ],
         }),
     )
@@ -66,7 +62,7 @@ pub(crate) fn accept() -> ProtocolEvent {
     message(
         2,
         Body::Accept(Accept {
-            slot: slot("2026-05-04T07:15:00Z", "2026-05-04T07:45:00Z"),
+            slot: iv("2026-05-04T07:15:00Z", "2026-05-04T07:45:00Z"),
         }),
     )
 }
@@ -85,7 +81,7 @@ pub(crate) fn confirm() -> ProtocolEvent {
     message(
         3,
         Body::Confirm(Confirm {
-            slot: slot("2026-05-04T07:15:00Z", "2026-05-04T07:45:00Z"),
+            slot: iv("2026-05-04T07:15:00Z", "2026-05-04T07:45:00Z"),
             uid: Uid::from(negotiation_id()),
         }),
     )
