@@ -144,9 +144,11 @@ impl Negotiation {
         }))
     }
 
-    /// Sends a decline.
-    fn decline(&mut self, reason: DeclineReason, text: Option<String>) -> Output {
-        self.send(Body::Decline(Decline { reason, text }))
+    /// Declines: the negotiation ends, and the peer is told why.
+    fn decline_and_end(&mut self, reason: DeclineReason, text: Option<String>) -> Output {
+        let decline = self.send(Body::Decline(Decline { reason, text }));
+        self.end(Outcome::DeclinedByUs { reason });
+        decline
     }
 
     /// A reject of a received event (outside the sequence).

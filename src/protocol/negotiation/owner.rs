@@ -84,10 +84,7 @@ impl Negotiation {
         if !matches!(self.phase, Phase::AwaitingOwner { .. }) {
             return Err(NegotiationError::NotAwaitingOwner);
         }
-        let decline = self.decline(DeclineReason::OwnerDeclined, None);
-        self.end(Outcome::DeclinedByUs {
-            reason: DeclineReason::OwnerDeclined,
-        });
+        let decline = self.decline_and_end(DeclineReason::OwnerDeclined, None);
         Ok(vec![decline])
     }
 
@@ -109,10 +106,7 @@ impl Negotiation {
                 ])
             }
             _ => {
-                let decline = self.decline(DeclineReason::Cancelled, Some(reason));
-                self.end(Outcome::DeclinedByUs {
-                    reason: DeclineReason::Cancelled,
-                });
+                let decline = self.decline_and_end(DeclineReason::Cancelled, Some(reason));
                 Ok(vec![decline])
             }
         }
@@ -122,10 +116,7 @@ impl Negotiation {
     pub(super) fn tick(&mut self, now: DateTime<Utc>) -> Vec<Output> {
         match self.deadline {
             Some(deadline) if now >= deadline => {
-                let decline = self.decline(DeclineReason::Timeout, None);
-                self.end(Outcome::DeclinedByUs {
-                    reason: DeclineReason::Timeout,
-                });
+                let decline = self.decline_and_end(DeclineReason::Timeout, None);
                 vec![decline, Output::Notify(Notice::TimedOut)]
             }
             _ => Vec::new(),

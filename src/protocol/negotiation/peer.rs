@@ -137,10 +137,7 @@ impl Negotiation {
         let offered = request.slots.clone();
         self.request = Some(request);
         if !ctx.policy.allowed {
-            let decline = self.decline(DeclineReason::NotAllowed, None);
-            self.end(Outcome::DeclinedByUs {
-                reason: DeclineReason::NotAllowed,
-            });
+            let decline = self.decline_and_end(DeclineReason::NotAllowed, None);
             return Ok(vec![decline]);
         }
         let free = self.free(ctx);
@@ -163,10 +160,7 @@ impl Negotiation {
         }
         let own = candidate_slots(&free, duration, self.config.step, MAX_SLOTS);
         if own.is_empty() {
-            let decline = self.decline(DeclineReason::NoCommonSlot, None);
-            self.end(Outcome::DeclinedByUs {
-                reason: DeclineReason::NoCommonSlot,
-            });
+            let decline = self.decline_and_end(DeclineReason::NoCommonSlot, None);
             return Ok(vec![decline]);
         }
         let counter = self.send(Body::Counter(Counter { slots: own.clone() }));
@@ -190,10 +184,7 @@ impl Negotiation {
                 Ok(vec![accept])
             }
             None => {
-                let decline = self.decline(DeclineReason::NoCommonSlot, None);
-                self.end(Outcome::DeclinedByUs {
-                    reason: DeclineReason::NoCommonSlot,
-                });
+                let decline = self.decline_and_end(DeclineReason::NoCommonSlot, None);
                 Ok(vec![decline, Output::Notify(Notice::NoCommonSlot)])
             }
         }
@@ -213,10 +204,7 @@ impl Negotiation {
         if !fits(&slot, &self.free(ctx)) {
             // Our owner's calendar changed since the offer (or the slot has begun).
             let text = Some("The accepted slot is no longer free.".to_owned());
-            let decline = self.decline(DeclineReason::Other, text);
-            self.end(Outcome::DeclinedByUs {
-                reason: DeclineReason::Other,
-            });
+            let decline = self.decline_and_end(DeclineReason::Other, text);
             return Ok(vec![decline, Output::Notify(Notice::NoCommonSlot)]);
         }
         let uid = Uid::from(self.id.clone());
