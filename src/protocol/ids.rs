@@ -117,6 +117,21 @@ pub(crate) fn check_text(field: &str, s: &str, min: usize, max: usize) -> Result
     Ok(())
 }
 
+/// Makes echoed input fit the free-text rule: control characters other than newline and tab
+/// become U+FFFD, and the text is cut to at most `max` characters.
+pub(crate) fn clean_text(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Cuts `s` to at most `max` characters, so that echoed input cannot grow a rejection unboundedly.
 pub(crate) fn truncate_chars(mut s: String, max: usize) -> String {
     if let Some((at, _)) = s.char_indices().nth(max) {
@@ -146,6 +161,14 @@ mod tests {
         assert!(check_text("title", "bell\u{7}", 1, 255).is_err());
         assert!(check_text("title", "", 1, 255).is_err());
         assert!(check_text("title", &"\u{e9}".repeat(255), 1, 255).is_ok());
+    }
+
+    #[test]
+    fn cleaned_text_passes_the_text_rule() {
+        let cleaned = clean_text("field\r\u{1b}[31m\nline\ttab\u{e9}", 1000);
+        assert_eq!(cleaned, "field\u{fffd}\u{fffd}[31m\nline\ttab\u{e9}");
+        assert!(check_text("detail", &cleaned, 0, 1000).is_ok());
+        assert_eq!(clean_text(&"x".repeat(2000), 1000).len(), 1000);
     }
 
     #[test]

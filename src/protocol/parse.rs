@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::{
     MAX_SEQ, MAX_TEXT, VERSION,
     events::{Body, Message, ProtocolEvent, Reject, RejectCode, types},
-    ids::{NegotiationId, check_id, truncate_chars},
+    ids::{NegotiationId, check_id, clean_text, truncate_chars},
 };
 
 /// Why a received event was not taken. Send it back with [`Rejection::reply`].
@@ -33,7 +33,7 @@ impl Rejection {
     ) -> Self {
         Rejection {
             code,
-            detail: truncate_chars(detail.into(), MAX_TEXT),
+            detail: clean_text(&detail.into(), MAX_TEXT),
             negotiation_id: id,
             event_type: check_id(event_type).is_ok().then(|| event_type.to_owned()),
         }

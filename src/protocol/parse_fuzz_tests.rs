@@ -127,7 +127,8 @@ fn mutate(rng: &mut Rng, value: &mut Value) {
                     object.remove(&key);
                 }
                 1 => {
-                    object.insert(format!("{key}_"), random_value(rng, 2));
+                    let suffix = random_scalar(rng).as_str().unwrap_or("_").to_owned();
+                    object.insert(format!("{key}{suffix}"), random_value(rng, 2));
                 }
                 _ => mutate(rng, object.get_mut(&key).unwrap()),
             }

@@ -236,3 +236,12 @@ fn rejection_details_are_bounded() {
     assert!(r.detail.chars().count() <= 1000);
     assert!(parse(types::REJECT, &content(&r.reply(None).unwrap())).is_ok());
 }
+
+#[test]
+fn control_characters_in_echoed_input_do_not_break_the_reject() {
+    // Found by cargo-fuzz: an unknown field name with a carriage return ended up in `detail`.
+    let mut request = content(&samples::request());
+    request["neg-4\\\rixos.tle"] = json!("x");
+    let reply = rejection(types::REQUEST, &request).reply(None).unwrap();
+    assert!(parse(types::REJECT, &content(&reply)).is_ok());
+}

@@ -51,8 +51,8 @@ pub enum RejectCode {
 
 impl Reject {
     /// A rejection with matrix-os' supported versions, dropping an `event_type` or `event_id` that
-    /// is not a valid identifier (so a reject never echoes arbitrary input) and cutting `detail`
-    /// to 1000 characters.
+    /// is not a valid identifier (so a reject never echoes arbitrary input), and making `detail`
+    /// valid text: control characters replaced, at most 1000 characters.
     pub fn new(
         negotiation_id: Option<NegotiationId>,
         code: RejectCode,
@@ -64,7 +64,7 @@ impl Reject {
         Reject {
             negotiation_id,
             code,
-            detail: crate::protocol::ids::truncate_chars(detail.into(), MAX_TEXT),
+            detail: crate::protocol::ids::clean_text(&detail.into(), MAX_TEXT),
             event_type: valid(event_type),
             event_id: valid(event_id),
             versions: crate::protocol::supported_versions(),
