@@ -15,6 +15,7 @@ pub mod home;
 pub mod kernel;
 pub mod matrix;
 pub mod policy;
+pub mod protocol;
 pub mod registration;
 pub mod room;
 pub mod secret;
