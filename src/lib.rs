@@ -5,6 +5,7 @@
 //! owner's file [`home`], and the resulting actions go out through the Matrix client side
 //! ([`matrix`]).
 
+pub mod a2a;
 pub mod appservice;
 pub mod calendar;
 pub mod cli;

@@ -18,6 +18,11 @@ impl TwinNaming {
         }
     }
 
+    /// The suffix of twin localparts (`_ai`).
+    pub fn suffix(&self) -> &str {
+        &self.suffix
+    }
+
     /// The server name twins live on.
     pub fn server_name(&self) -> &str {
         &self.server_name

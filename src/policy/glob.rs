@@ -42,7 +42,7 @@ pub fn check_server_glob(glob: &str) -> Result<(), BadGlob> {
 }
 
 /// Compiles checked user globs into one set (case-sensitive, as user IDs are).
-pub(super) fn user_set<'a>(
+pub(crate) fn user_set<'a>(
     globs: impl IntoIterator<Item = &'a String>,
 ) -> Result<GlobSet, BadGlob> {
     let mut builder = GlobSetBuilder::new();

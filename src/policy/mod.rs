@@ -17,7 +17,7 @@
 
 pub mod access;
 mod access_command;
-mod glob;
+pub(crate) mod glob;
 pub mod loops;
 pub mod rate;
 pub mod room;

@@ -24,6 +24,13 @@ pub enum Command {
     Deny(OwnedUserId),
     /// `!ai policy [words...]`: show or change the access policy (owner only to change).
     Policy(Vec<String>),
+    /// `!ai meeting accept|decline [id]`: answer a meeting request (owner only).
+    Meeting {
+        /// Yes or no.
+        accept: bool,
+        /// Which negotiation (`None`: the only one waiting).
+        id: Option<String>,
+    },
     /// `!ai <anything else>`: answered with help.
     Unknown(String),
 }
@@ -34,7 +41,9 @@ impl Command {
         match self {
             Self::Model(name) => name.is_some(),
             Self::Policy(words) => !words.is_empty(),
-            Self::Approve(_) | Self::Deny(_) | Self::Reset | Self::Leave => true,
+            Self::Approve(_) | Self::Deny(_) | Self::Reset | Self::Leave | Self::Meeting { .. } => {
+                true
+            }
             Self::Help | Self::Status | Self::Unknown(_) => false,
         }
     }
@@ -49,6 +58,8 @@ pub fn help_text(owner: &str) -> String {
          - `{PREFIX} reset`: start a new conversation in this room (owner)\n\
          - `{PREFIX} model [name|default]`: show or change the model (owner)\n\
          - `{PREFIX} leave`: leave this room (owner)\n\
+         - `{PREFIX} meeting accept|decline [id]`: answer a meeting request from another \
+         twin (owner)\n\
          - `{PREFIX} approve <@user:server>` / `{PREFIX} deny <@user:server>`: answer a \
          request to talk with me (owner)\n\
          - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
@@ -94,6 +105,17 @@ fn parse_words(words: &[&str]) -> Option<Command> {
         ("model", [model]) => Some(Command::Model(Some((*model).to_owned()))),
         ("approve", args) => user(args).map(Command::Approve),
         ("deny", args) => user(args).map(Command::Deny),
+        ("meeting", [answer, rest @ ..]) if rest.len() <= 1 => {
+            let accept = match answer.to_ascii_lowercase().as_str() {
+                "accept" | "yes" => true,
+                "decline" | "no" => false,
+                _ => return None,
+            };
+            Some(Command::Meeting {
+                accept,
+                id: rest.first().map(|id| (*id).to_owned()),
+            })
+        }
         ("policy", args) => Some(Command::Policy(
             args.iter().map(|w| (*w).to_owned()).collect(),
         )),
@@ -159,6 +181,28 @@ mod tests {
         assert_eq!(parse("hello", true), None);
         assert_eq!(parse("", true), None);
         assert_eq!(parse("!aix status", false), None);
+    }
+
+    #[test]
+    fn meeting_answers_parse() {
+        assert_eq!(
+            parse("!ai meeting accept abc", false),
+            Some(Command::Meeting {
+                accept: true,
+                id: Some("abc".into())
+            })
+        );
+        assert_eq!(
+            parse("meeting no", true),
+            Some(Command::Meeting {
+                accept: false,
+                id: None
+            })
+        );
+        assert!(matches!(
+            parse("!ai meeting maybe", false),
+            Some(Command::Unknown(_))
+        ));
     }
 
     #[test]

@@ -154,6 +154,23 @@ pub enum Action {
         /// What they wrote.
         text: String,
     },
+    /// An AI-to-AI protocol event for the twin's negotiation.
+    Protocol {
+        /// The twin.
+        twin: OwnedUserId,
+        /// Its owner.
+        owner: OwnedUserId,
+        /// The room.
+        room: OwnedRoomId,
+        /// The event.
+        event_id: OwnedEventId,
+        /// The other twin.
+        sender: OwnedUserId,
+        /// Its type.
+        event_type: String,
+        /// Its content.
+        content: serde_json::Value,
+    },
     /// Tell someone, once, that the twin will not answer them here.
     Refuse {
         /// The twin.
@@ -205,7 +222,10 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                             && (view.access.may_invite(sender)
                                 // A stranger's DM is joined to answer (pairing or notice).
                                 || (*is_direct
-                                    && (view.access.may_dm(sender) || view.access.pairing())))
+                                    && (view.access.may_dm(sender) || view.access.pairing()))
+                                // Another twin opening a negotiation room: the protocol
+                                // answers it (a typed decline when it is not allowed).
+                                || (*is_direct && ctx.naming.looks_like_twin(sender)))
                     });
                 if allowed {
                     actions.push(Action::Join {
@@ -340,6 +360,27 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             }
             actions
         }
+        RoomEvent::Protocol {
+            room_id,
+            event_id,
+            sender,
+            event_type,
+            content,
+        } => ctx
+            .twins
+            .iter()
+            .filter(|v| v.joined && v.twin != sender.as_ref() as &UserId)
+            .filter(|v| !v.access.is_blocked(sender))
+            .map(|v| Action::Protocol {
+                twin: v.twin.to_owned(),
+                owner: v.owner.to_owned(),
+                room: room_id.clone(),
+                event_id: event_id.clone(),
+                sender: sender.clone(),
+                event_type: event_type.clone(),
+                content: content.clone(),
+            })
+            .collect(),
         // Decrypted (or recorded) by the room session before deciding.
         RoomEvent::Encrypted { .. } | RoomEvent::EncryptionEnabled { .. } | RoomEvent::Other => {
             vec![]

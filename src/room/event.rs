@@ -48,6 +48,19 @@ pub enum RoomEvent {
         /// Author.
         sender: OwnedUserId,
     },
+    /// An AI-to-AI protocol event (`dev.matrixos.a2a.*`), content unparsed.
+    Protocol {
+        /// Room.
+        room_id: OwnedRoomId,
+        /// Event id.
+        event_id: OwnedEventId,
+        /// Author.
+        sender: OwnedUserId,
+        /// Event type.
+        event_type: String,
+        /// Content, as sent.
+        content: serde_json::Value,
+    },
     /// `m.room.encryption` state: the room is encrypted from now on.
     EncryptionEnabled {
         /// Room.
@@ -145,6 +158,7 @@ impl RoomEvent {
             Self::Member { room_id, .. }
             | Self::Text { room_id, .. }
             | Self::Encrypted { room_id, .. }
+            | Self::Protocol { room_id, .. }
             | Self::EncryptionEnabled { room_id } => Some(room_id),
             Self::Other => None,
         }
@@ -213,6 +227,20 @@ impl RoomEvent {
                 },
                 None => Self::Other,
             },
+            kind if kind.starts_with(crate::protocol::types::PREFIX)
+                && head.state_key.is_none() =>
+            {
+                match head.event_id {
+                    Some(event_id) => Self::Protocol {
+                        room_id,
+                        event_id,
+                        sender,
+                        event_type: kind.to_owned(),
+                        content: head.content,
+                    },
+                    None => Self::Other,
+                }
+            }
             "m.room.encryption" if head.state_key.as_deref() == Some("") => {
                 Self::EncryptionEnabled { room_id }
             }

@@ -10,6 +10,7 @@ mod dispatcher;
 pub mod event;
 mod facts;
 mod limits;
+mod negotiate;
 mod pairing;
 mod render;
 mod run_command;
@@ -89,6 +90,9 @@ pub struct Rooms {
     access_defaults: crate::config::AccessConfig,
     limits: Limits,
     turn_slots: Semaphore,
+    /// One negotiation step at a time (events, owner answers and ticks come from different
+    /// rooms' queues).
+    negotiating: tokio::sync::Mutex<()>,
     history_limit: usize,
     context_messages: usize,
     done: mpsc::UnboundedSender<i64>,
@@ -116,6 +120,7 @@ impl Rooms {
             access_defaults: config.access.clone(),
             limits: Limits::new(&config.limits, &local),
             turn_slots: Semaphore::new(config.rooms.max_concurrent_turns.max(1)),
+            negotiating: tokio::sync::Mutex::new(()),
             history_limit: config.rooms.history_messages,
             context_messages: config.rooms.context_messages,
             done,
@@ -385,6 +390,18 @@ impl Rooms {
                 text,
             } => {
                 self.run_pairing(twin, owner, room, event_id, sender, text)
+                    .await?
+            }
+            Action::Protocol {
+                twin,
+                owner,
+                room,
+                event_id,
+                sender,
+                event_type,
+                content,
+            } => {
+                self.on_protocol_event(twin, owner, room, event_id, sender, event_type, content)
                     .await?
             }
             Action::Refuse {

@@ -12,7 +12,7 @@ use super::{
     send::{Style, message_content},
 };
 use crate::{
-    kernel::{Audience, Message, Turn},
+    kernel::{Audience, Message, Turn, TwinAction},
     matrix::{MatrixClient, txn_id_for},
     policy::{LimitScope, Verdict},
     storage::LogRow,
@@ -160,11 +160,15 @@ impl Rooms {
                 )
                 .await
         };
-        let (answer, messages) = match outcome {
-            Ok(outcome) => (outcome.reply, outcome.messages),
+        let (answer, messages, actions) = match outcome {
+            Ok(outcome) => (outcome.reply, outcome.messages, outcome.actions),
             Err(err) => {
                 tracing::warn!(%room, %err, "turn failed");
-                (err.user_message(), vec![Message::User { content: input }])
+                (
+                    err.user_message(),
+                    vec![Message::User { content: input }],
+                    Vec::new(),
+                )
             }
         };
         self.keep_turn(&twin.home, session.id, room, event_id, sender, &messages)
@@ -180,6 +184,38 @@ impl Rooms {
         }
         if let Err(err) = self.matrix.set_typing(twin_id, room, None).await {
             tracing::debug!(%err, "stopping typing failed");
+        }
+        // Requests of the turn's tools (only offered in the owner's turns).
+        for (i, action) in actions.iter().enumerate() {
+            let cause = format!("{event_id}:{i}");
+            let done = match action {
+                TwinAction::ProposeMeeting(ask) => {
+                    self.start_meeting(twin_id, owner, ask).await.map(|()| None)
+                }
+                TwinAction::AnswerMeeting {
+                    negotiation_id,
+                    accept,
+                } => self
+                    .answer_meeting(twin_id, owner, negotiation_id.as_deref(), *accept, &cause)
+                    .await
+                    .map(|answer| answer.err()),
+            };
+            let problem = match done {
+                Ok(problem) => problem,
+                Err(err) => {
+                    tracing::error!(%err, %room, "a request of the turn failed");
+                    Some(format!("⚠️ That did not work: {err}"))
+                }
+            };
+            if let Some(problem) = problem {
+                let txn = txn_id_for(twin_id.as_str(), &cause, 8);
+                if let Err(err) = self
+                    .send_notice(twin_id, room, &txn, &problem, &ReplyTo::Plain, None)
+                    .await
+                {
+                    tracing::warn!(%err, "could not report a failed request");
+                }
+            }
         }
         Ok(())
     }

@@ -163,6 +163,9 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     tasks.push(tokio::spawn(
         rooms.clone().run_inbox(inbox_ready, shutdown_rx.clone()),
     ));
+    tasks.push(tokio::spawn(
+        rooms.clone().run_negotiation_ticker(shutdown_rx.clone()),
+    ));
     tasks.push(tokio::spawn(rooms.run_finisher(shutdown_rx.clone())));
     tasks.push(tokio::spawn(prune_old_transactions(
         store.clone(),

@@ -32,6 +32,8 @@ pub use request::MeetingRequest;
 
 /// The Matrix event type names, all in matrix-os' reverse-DNS namespace.
 pub mod types {
+    /// The namespace every protocol event type starts with.
+    pub const PREFIX: &str = "dev.matrixos.a2a.";
     /// [`Hello`](super::Hello): a twin introduces itself and its owner.
     pub const HELLO: &str = "dev.matrixos.a2a.hello";
     /// [`MeetingRequest`](super::MeetingRequest): the requester asks for a meeting.

@@ -1,0 +1,520 @@
+//! Driving AI-to-AI negotiations: the pure state machine (`crate::protocol::Negotiation`)
+//! fed with received protocol events, the owner's requests and answers, and ticks; its outputs
+//! carried out (events sent encrypted, calendar files written and committed, owners told). A
+//! negotiation is saved after every step, so it survives restarts and federation outages.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{RoomError, Rooms, decide::ReplyTo, facts::policy_of};
+use crate::{
+    a2a::{self, MeetingPolicy, wording},
+    calendar::{Calendar, NewEvent},
+    home::Home,
+    kernel::MeetingAsk,
+    matrix::txn_id_for,
+    protocol::{
+        Interval, Negotiation, NegotiationId, ProtocolEvent, parse,
+        events::{Body, Reject, RejectCode},
+        negotiation::{
+            CalendarWrite, Context, Input, Notice, Output, Party, Phase, Policy, Received,
+            StartMeeting,
+        },
+    },
+    storage::NegotiationRow,
+};
+
+/// How often deadlines are checked.
+const TICK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How far ahead busy times are read (the protocol's longest window).
+const HORIZON_DAYS: i64 = 92;
+
+/// Where a step runs.
+struct Step<'a> {
+    twin: &'a UserId,
+    owner: &'a UserId,
+    room: &'a RoomId,
+    home: Arc<Home>,
+    policy: MeetingPolicy,
+}
+
+fn internal(err: impl std::fmt::Display) -> RoomError {
+    RoomError::Internal(err.to_string())
+}
+
+impl Rooms {
+    /// Starts a negotiation the owner asked for (`propose_meeting`).
+    pub(super) async fn start_meeting(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+        ask: &MeetingAsk,
+    ) -> Result<(), RoomError> {
+        let suffix = self.twins.naming().suffix().to_owned();
+        let Some(peer_twin) = a2a::twin_of(&ask.with, &suffix) else {
+            return self
+                .tell_owner(twin, owner, "start", &format!("I can't find {}'s twin.", ask.with))
+                .await;
+        };
+        let window = Interval::new(ask.window_start, ask.window_end).map_err(internal)?;
+        let id = NegotiationId::new(random_id()).map_err(internal)?;
+        let _one_at_a_time = self.negotiating.lock().await;
+        let room = self.a2a_room(twin, &peer_twin).await?;
+        let step = self.step_for(twin, owner, &room).await?;
+        let negotiation = Negotiation::new(
+            id,
+            Party {
+                owner: owner.to_owned(),
+                twin: twin.to_owned(),
+            },
+            step.policy.config,
+        );
+        let input = Input::Start(StartMeeting {
+            peer: Party {
+                owner: ask.with.clone(),
+                twin: peer_twin.clone(),
+            },
+            title: ask.title.clone(),
+            duration_minutes: ask.duration_minutes,
+            window,
+        });
+        let policy = Policy {
+            allowed: true,
+            auto_accept: false,
+        };
+        self.run_step(&step, negotiation, input, policy, "start").await
+    }
+
+    /// A protocol event arrived in a room of `twin`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn on_protocol_event(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+        room: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<(), RoomError> {
+        let _one_at_a_time = self.negotiating.lock().await;
+        let step = self.step_for(twin, owner, room).await?;
+        let event = match parse(event_type, content) {
+            Ok(event) => event,
+            Err(rejection) => {
+                tracing::warn!(%room, %sender, event_type, detail = %rejection.detail, "protocol event rejected");
+                if let Some(reply) = rejection.reply(Some(event_id.as_str())) {
+                    self.send_protocol(&step, &reply, event_id.as_str()).await?;
+                }
+                return Ok(());
+            }
+        };
+        let Some(id) = event.negotiation_id().cloned() else {
+            return Ok(());
+        };
+        let hello = match &event {
+            ProtocolEvent::Message(message) => match &message.body {
+                Body::Hello(hello) => Some(hello.clone()),
+                _ => None,
+            },
+            ProtocolEvent::Reject(_) => None,
+        };
+        let negotiation = match self.store.negotiation(twin.as_str(), id.as_str()).await? {
+            Some(row) => serde_json::from_str::<Negotiation>(&row.state).map_err(internal)?,
+            None if hello.is_some() => Negotiation::new(
+                id.clone(),
+                Party {
+                    owner: owner.to_owned(),
+                    twin: twin.to_owned(),
+                },
+                step.policy.config,
+            ),
+            None => {
+                if !matches!(event, ProtocolEvent::Reject(_)) {
+                    let reject = ProtocolEvent::Reject(Reject::new(
+                        Some(id),
+                        RejectCode::UnknownNegotiation,
+                        "no negotiation with this id here",
+                        Some(event_type),
+                        Some(event_id.as_str()),
+                    ));
+                    self.send_protocol(&step, &reject, event_id.as_str()).await?;
+                }
+                return Ok(());
+            }
+        };
+        // Who the peer's owner is: known from the negotiation, or introduced by this hello.
+        let peer_owner: Option<OwnedUserId> = negotiation
+            .peer()
+            .map(|p| p.owner.clone())
+            .or_else(|| hello.as_ref().map(|h| h.owner.clone()));
+        let (access, _) = policy_of(
+            step.home.clone(),
+            owner,
+            room,
+            &self.access_defaults,
+        )
+        .await?;
+        let suffix = self.twins.naming().suffix();
+        let allowed = access.federation_allows(sender.server_name())
+            && self.twins.naming().looks_like_twin(sender)
+            && hello
+                .as_ref()
+                .is_none_or(|h| h.twin_follows_convention(suffix));
+        let auto_accept = peer_owner
+            .as_deref()
+            .is_some_and(|peer| step.policy.auto_accepts(peer));
+        let input = Input::Received(Received {
+            sender: sender.to_owned(),
+            event,
+            event_id: Some(event_id.to_string()),
+        });
+        let policy = Policy {
+            allowed,
+            auto_accept,
+        };
+        self.run_step(&step, negotiation, input, policy, event_id.as_str())
+            .await
+    }
+
+    /// The owner's answer to a meeting their twin asked them about: `Ok(what was done)`, or
+    /// `Err(why nothing was)` for the owner to read.
+    pub(super) async fn answer_meeting(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+        id: Option<&str>,
+        accept: bool,
+        cause: &str,
+    ) -> Result<Result<String, String>, RoomError> {
+        let _one_at_a_time = self.negotiating.lock().await;
+        let open = self.store.open_negotiations(twin.as_str()).await?;
+        let waiting: Vec<(NegotiationRow, Negotiation)> = open
+            .into_iter()
+            .filter(|row| id.is_none_or(|id| row.id == id))
+            .filter_map(|row| {
+                let negotiation: Negotiation = serde_json::from_str(&row.state).ok()?;
+                matches!(negotiation.phase(), Phase::AwaitingOwner { .. })
+                    .then_some((row, negotiation))
+            })
+            .collect();
+        let (row, negotiation) = match waiting.len() {
+            1 => waiting.into_iter().next().ok_or_else(|| internal("vanished"))?,
+            0 => return Ok(Err("No meeting request is waiting for your answer.".into())),
+            _ => {
+                let ids: Vec<String> = waiting.iter().map(|(row, _)| row.id.clone()).collect();
+                return Ok(Err(format!(
+                    "Several meeting requests are waiting; say which: {}.",
+                    ids.join(", ")
+                )));
+            }
+        };
+        let Some(room) = row.room_id.and_then(|r| OwnedRoomId::try_from(r).ok()) else {
+            return Ok(Err("That negotiation has no room; it cannot be answered.".into()));
+        };
+        let step = self.step_for(twin, owner, &room).await?;
+        let input = match (accept, negotiation.phase()) {
+            (true, Phase::AwaitingOwner { candidates }) => match candidates.first() {
+                Some(slot) => Input::OwnerApprove { slot: *slot },
+                None => Input::OwnerDecline,
+            },
+            _ => Input::OwnerDecline,
+        };
+        let policy = Policy {
+            allowed: true,
+            auto_accept: false,
+        };
+        self.run_step(&step, negotiation, input, policy, cause)
+            .await?;
+        Ok(Ok(if accept {
+            "👍 Accepted; I'm telling the other twin.".into()
+        } else {
+            "👎 Declined; I'm telling the other twin.".into()
+        }))
+    }
+
+    /// Every few seconds, lets negotiations whose deadline passed time out, until shutdown.
+    pub async fn run_negotiation_ticker(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => self.tick_negotiations().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Lets negotiations whose deadline passed time out.
+    pub(super) async fn tick_negotiations(&self) {
+        let due = match self.store.negotiations_due(Utc::now().timestamp_millis()).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read due negotiations");
+                return;
+            }
+        };
+        for row in due {
+            if let Err(err) = self.tick_one(&row).await {
+                tracing::warn!(%err, negotiation = %row.id, "negotiation tick failed");
+            }
+        }
+    }
+
+    async fn tick_one(&self, row: &NegotiationRow) -> Result<(), RoomError> {
+        let _one_at_a_time = self.negotiating.lock().await;
+        let twin = OwnedUserId::try_from(row.twin_id.as_str()).map_err(internal)?;
+        let owner = self
+            .twins
+            .naming()
+            .owner_of(&twin)
+            .ok_or_else(|| internal("not a twin"))?;
+        let room = row
+            .room_id
+            .as_deref()
+            .and_then(|r| OwnedRoomId::try_from(r).ok())
+            .ok_or_else(|| internal("no room"))?;
+        let negotiation: Negotiation = serde_json::from_str(&row.state).map_err(internal)?;
+        let step = self.step_for(&twin, &owner, &room).await?;
+        let cause = format!("tick-{}", row.deadline_ms.unwrap_or_default());
+        let policy = Policy {
+            allowed: true,
+            auto_accept: false,
+        };
+        self.run_step(&step, negotiation, Input::Tick, policy, &cause)
+            .await
+    }
+
+    async fn step_for<'a>(
+        &self,
+        twin: &'a UserId,
+        owner: &'a UserId,
+        room: &'a RoomId,
+    ) -> Result<Step<'a>, RoomError> {
+        let home = self.twins.ensure(owner).await?.home;
+        let home2 = home.clone();
+        let policy = tokio::task::spawn_blocking(move || MeetingPolicy::load(&home2))
+            .await
+            .map_err(internal)?
+            .unwrap_or_else(|err| {
+                tracing::warn!(%err, "meeting policy unreadable; using the defaults");
+                #[allow(clippy::expect_used)]
+                MeetingPolicy::from_file(&a2a::MeetingsFile::default())
+                    .expect("the default meeting policy is valid")
+            });
+        Ok(Step {
+            twin,
+            owner,
+            room,
+            home,
+            policy,
+        })
+    }
+
+    /// One step: the owner's busy times from the calendar, the state machine, its outputs
+    /// carried out in order, then the new state saved (carrying out is idempotent: events and
+    /// notices have deterministic transaction ids, calendar writes go by UID).
+    async fn run_step(
+        &self,
+        step: &Step<'_>,
+        mut negotiation: Negotiation,
+        input: Input,
+        policy: Policy,
+        cause: &str,
+    ) -> Result<(), RoomError> {
+        let now = Utc::now();
+        let home = step.home.clone();
+        let tz = step.policy.hours.time_zone;
+        let busy: Vec<Interval> = tokio::task::spawn_blocking(move || {
+            Calendar::load(&home).map(|calendar| {
+                calendar
+                    .busy(now, now + TimeDelta::days(HORIZON_DAYS), tz)
+                    .into_iter()
+                    .filter_map(|(start, end)| Interval::new(start, end).ok())
+                    .collect()
+            })
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
+        let ctx = Context {
+            now,
+            busy: &busy,
+            hours: &step.policy.hours,
+            policy,
+        };
+        let outputs = match negotiation.handle(input, &ctx) {
+            Ok(outputs) => outputs,
+            Err(err) => {
+                tracing::warn!(%err, negotiation = %negotiation.id().as_str(), "negotiation input refused");
+                return Ok(());
+            }
+        };
+        let title = negotiation
+            .request()
+            .map(|r| r.title.clone())
+            .unwrap_or_default();
+        let peer = negotiation.peer().cloned();
+        for output in &outputs {
+            match output {
+                Output::Send(event) => self.send_protocol(step, event, cause).await?,
+                Output::Calendar(write) => {
+                    self.write_calendar(step, write, &title, peer.as_ref())
+                        .await?
+                }
+                Output::Notify(notice) => {
+                    let peer_name = peer
+                        .as_ref()
+                        .map(|p| p.owner.to_string())
+                        .unwrap_or_else(|| "the other twin".into());
+                    let text = wording::notice_text(
+                        notice,
+                        &title,
+                        &peer_name,
+                        negotiation.id().as_str(),
+                        tz,
+                    );
+                    let key = format!("{}:{}:{notice:?}", negotiation.id().as_str(), cause);
+                    self.tell_owner(step.twin, step.owner, &key, &text).await?;
+                    if matches!(notice, Notice::AskOwner { .. }) {
+                        tracing::info!(negotiation = %negotiation.id().as_str(), "asked the owner");
+                    }
+                }
+            }
+        }
+        let row = NegotiationRow {
+            twin_id: step.twin.to_string(),
+            id: negotiation.id().as_str().to_owned(),
+            peer_twin: peer.map(|p| p.twin.to_string()),
+            room_id: Some(step.room.to_string()),
+            state: serde_json::to_string(&negotiation).map_err(internal)?,
+            deadline_ms: negotiation.deadline().map(|d| d.timestamp_millis()),
+            finished: negotiation.is_finished(),
+        };
+        self.store.save_negotiation(&row).await?;
+        Ok(())
+    }
+
+    async fn send_protocol(
+        &self,
+        step: &Step<'_>,
+        event: &ProtocolEvent,
+        cause: &str,
+    ) -> Result<(), RoomError> {
+        let key = match event {
+            ProtocolEvent::Message(m) => {
+                format!("{}:{}:{}", m.negotiation_id.as_str(), event.event_type(), m.seq)
+            }
+            ProtocolEvent::Reject(_) => format!("reject:{cause}"),
+        };
+        let content = serde_json::to_value(event).map_err(internal)?;
+        let txn = txn_id_for(step.twin.as_str(), &key, 0);
+        self.send_raw(step.twin, step.room, &txn, event.event_type(), &content)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_calendar(
+        &self,
+        step: &Step<'_>,
+        write: &CalendarWrite,
+        title: &str,
+        peer: Option<&Party>,
+    ) -> Result<(), RoomError> {
+        let home = step.home.clone();
+        let write = write.clone();
+        let title = title.to_owned();
+        let mut attendees = vec![step.owner.to_string()];
+        if let Some(peer) = peer {
+            attendees.push(peer.owner.to_string());
+        }
+        let description = peer.map(|p| {
+            format!(
+                "Agreed by {} with {}'s twin {} (matrix-os).",
+                step.twin, p.owner, p.twin
+            )
+        });
+        tokio::task::spawn_blocking(move || -> Result<(), RoomError> {
+            let mut calendar =
+                Calendar::load(&home).map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
+            let message = match &write {
+                CalendarWrite::Add { uid, title: t, slot } => {
+                    calendar.upsert_event(&NewEvent {
+                        uid: uid.as_str().to_owned(),
+                        title: if t.is_empty() { title.clone() } else { t.clone() },
+                        start: slot.start(),
+                        end: slot.end(),
+                        description,
+                        attendees,
+                    });
+                    format!("calendar: add {title} ({})", uid.as_str())
+                }
+                CalendarWrite::Remove { uid } => {
+                    calendar.remove_event(uid.as_str());
+                    format!("calendar: remove {title} ({})", uid.as_str())
+                }
+            };
+            calendar
+                .save(&home)
+                .map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
+            home.commit(&message)?;
+            Ok(())
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// A notice in the owner's DM (opened when there is none).
+    async fn tell_owner(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+        key: &str,
+        text: &str,
+    ) -> Result<(), RoomError> {
+        let dm = self.owner_dm(twin, owner).await?;
+        let txn = txn_id_for(twin.as_str(), key, 7);
+        self.send_notice(twin, &dm, &txn, text, &ReplyTo::Plain, Some(owner))
+            .await?;
+        Ok(())
+    }
+
+    /// The encrypted room `twin` shares with `peer_twin`, created (peer invited) when needed.
+    async fn a2a_room(&self, twin: &UserId, peer_twin: &UserId) -> Result<OwnedRoomId, RoomError> {
+        if let Some(room) = self
+            .store
+            .a2a_room(twin.as_str(), peer_twin.as_str())
+            .await?
+            .and_then(|r| OwnedRoomId::try_from(r).ok())
+        {
+            return Ok(room);
+        }
+        let room = self.matrix.create_dm(twin, peer_twin).await?;
+        self.store.set_room_encrypted(room.as_str(), true).await?;
+        self.store
+            .set_membership(room.as_str(), twin.as_str(), "join")
+            .await?;
+        self.store
+            .set_room_member(room.as_str(), twin.as_str(), "join", None)
+            .await?;
+        self.store
+            .set_room_member(room.as_str(), peer_twin.as_str(), "invite", None)
+            .await?;
+        self.store
+            .set_a2a_room(twin.as_str(), peer_twin.as_str(), room.as_str())
+            .await?;
+        tracing::info!(%twin, %peer_twin, %room, "opened a room with another twin");
+        Ok(room)
+    }
+}
+
+/// A fresh negotiation id: 128 random bits, hex.
+fn random_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::thread_rng().r#gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
