@@ -37,7 +37,9 @@ impl Default for MeetingsFile {
         Self {
             time_zone: "UTC".into(),
             working_hours: "09:00-17:00".into(),
-            days: ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec(),
+            days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
             auto_accept: Vec::new(),
             peer_timeout_minutes: 48 * 60,
             owner_timeout_minutes: 24 * 60,
@@ -67,10 +69,12 @@ fn weekday(name: &str) -> Option<Weekday> {
 impl MeetingPolicy {
     /// Checks a file.
     pub fn from_file(file: &MeetingsFile) -> Result<Self, MeetingsError> {
-        let time_zone = file
-            .time_zone
-            .parse()
-            .map_err(|_| MeetingsError(format!("time_zone {:?} is not an IANA zone", file.time_zone)))?;
+        let time_zone = file.time_zone.parse().map_err(|_| {
+            MeetingsError(format!(
+                "time_zone {:?} is not an IANA zone",
+                file.time_zone
+            ))
+        })?;
         let (start, end) = file
             .working_hours
             .split_once('-')
@@ -89,7 +93,9 @@ impl MeetingPolicy {
         let days = file
             .days
             .iter()
-            .map(|d| weekday(d).ok_or_else(|| MeetingsError(format!("days: {d:?} is not a weekday"))))
+            .map(|d| {
+                weekday(d).ok_or_else(|| MeetingsError(format!("days: {d:?} is not a weekday")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let auto_accept = crate::policy::glob::user_set(&file.auto_accept)
             .map_err(|e| MeetingsError(format!("auto_accept: {e}")))?;
@@ -148,7 +154,10 @@ mod tests {
         .unwrap();
         let policy = MeetingPolicy::from_file(&file).unwrap();
         assert_eq!(policy.hours.days, vec![Weekday::Mon, Weekday::Sat]);
-        assert_eq!(policy.hours.start, NaiveTime::from_hms_opt(8, 30, 0).unwrap());
+        assert_eq!(
+            policy.hours.start,
+            NaiveTime::from_hms_opt(8, 30, 0).unwrap()
+        );
         assert!(policy.auto_accepts(ruma::user_id!("@bob:friends.org")));
         assert!(!policy.auto_accepts(ruma::user_id!("@bob:enemies.org")));
     }

@@ -49,17 +49,20 @@ pub fn notice_text(notice: &Notice, title: &str, peer: &str, negotiation: &str, 
                 DeclineReason::Cancelled => "it was called off",
                 DeclineReason::Other => "another reason",
             };
-            let text = text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+            let text = text
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
             format!("❌ {peer} declined **{title}**: {why}{text}.")
         }
         Notice::TimedOut => {
             format!("⌛ No answer about **{title}** with {peer} in time; I gave up.")
         }
-        Notice::Cancelled { reason } => format!(
-            "🗑️ {peer} cancelled **{title}** ({reason}); I removed it from your calendar."
-        ),
-        Notice::Failed { code, detail } => format!(
-            "⚠️ The negotiation about **{title}** with {peer} failed ({code:?}: {detail})."
-        ),
+        Notice::Cancelled { reason } => {
+            format!("🗑️ {peer} cancelled **{title}** ({reason}); I removed it from your calendar.")
+        }
+        Notice::Failed { code, detail } => {
+            format!("⚠️ The negotiation about **{title}** with {peer} failed ({code:?}: {detail}).")
+        }
     }
 }

@@ -16,12 +16,13 @@ use crate::{
     kernel::MeetingAsk,
     matrix::txn_id_for,
     protocol::{
-        Interval, Negotiation, NegotiationId, ProtocolEvent, parse,
+        Interval, Negotiation, NegotiationId, ProtocolEvent,
         events::{Body, Reject, RejectCode},
         negotiation::{
             CalendarWrite, Context, Input, Notice, Output, Party, Phase, Policy, Received,
             StartMeeting,
         },
+        parse,
     },
     storage::NegotiationRow,
 };
@@ -56,7 +57,12 @@ impl Rooms {
         let suffix = self.twins.naming().suffix().to_owned();
         let Some(peer_twin) = a2a::twin_of(&ask.with, &suffix) else {
             return self
-                .tell_owner(twin, owner, "start", &format!("I can't find {}'s twin.", ask.with))
+                .tell_owner(
+                    twin,
+                    owner,
+                    "start",
+                    &format!("I can't find {}'s twin.", ask.with),
+                )
                 .await;
         };
         let window = Interval::new(ask.window_start, ask.window_end).map_err(internal)?;
@@ -85,7 +91,8 @@ impl Rooms {
             allowed: true,
             auto_accept: false,
         };
-        self.run_step(&step, negotiation, input, policy, "start").await
+        self.run_step(&step, negotiation, input, policy, "start")
+            .await
     }
 
     /// A protocol event arrived in a room of `twin`.
@@ -141,7 +148,8 @@ impl Rooms {
                         Some(event_type),
                         Some(event_id.as_str()),
                     ));
-                    self.send_protocol(&step, &reject, event_id.as_str()).await?;
+                    self.send_protocol(&step, &reject, event_id.as_str())
+                        .await?;
                 }
                 return Ok(());
             }
@@ -151,13 +159,7 @@ impl Rooms {
             .peer()
             .map(|p| p.owner.clone())
             .or_else(|| hello.as_ref().map(|h| h.owner.clone()));
-        let (access, _) = policy_of(
-            step.home.clone(),
-            owner,
-            room,
-            &self.access_defaults,
-        )
-        .await?;
+        let (access, _) = policy_of(step.home.clone(), owner, room, &self.access_defaults).await?;
         let suffix = self.twins.naming().suffix();
         let allowed = access.federation_allows(sender.server_name())
             && self.twins.naming().looks_like_twin(sender)
@@ -202,7 +204,10 @@ impl Rooms {
             })
             .collect();
         let (row, negotiation) = match waiting.len() {
-            1 => waiting.into_iter().next().ok_or_else(|| internal("vanished"))?,
+            1 => waiting
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal("vanished"))?,
             0 => return Ok(Err("No meeting request is waiting for your answer.".into())),
             _ => {
                 let ids: Vec<String> = waiting.iter().map(|(row, _)| row.id.clone()).collect();
@@ -213,7 +218,9 @@ impl Rooms {
             }
         };
         let Some(room) = row.room_id.and_then(|r| OwnedRoomId::try_from(r).ok()) else {
-            return Ok(Err("That negotiation has no room; it cannot be answered.".into()));
+            return Ok(Err(
+                "That negotiation has no room; it cannot be answered.".into()
+            ));
         };
         let step = self.step_for(twin, owner, &room).await?;
         let input = match (accept, negotiation.phase()) {
@@ -251,7 +258,11 @@ impl Rooms {
 
     /// Lets negotiations whose deadline passed time out.
     pub(super) async fn tick_negotiations(&self) {
-        let due = match self.store.negotiations_due(Utc::now().timestamp_millis()).await {
+        let due = match self
+            .store
+            .negotiations_due(Utc::now().timestamp_millis())
+            .await
+        {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(%err, "cannot read due negotiations");
@@ -407,7 +418,12 @@ impl Rooms {
     ) -> Result<(), RoomError> {
         let key = match event {
             ProtocolEvent::Message(m) => {
-                format!("{}:{}:{}", m.negotiation_id.as_str(), event.event_type(), m.seq)
+                format!(
+                    "{}:{}:{}",
+                    m.negotiation_id.as_str(),
+                    event.event_type(),
+                    m.seq
+                )
             }
             ProtocolEvent::Reject(_) => format!("reject:{cause}"),
         };
@@ -442,10 +458,18 @@ impl Rooms {
             let mut calendar =
                 Calendar::load(&home).map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
             let message = match &write {
-                CalendarWrite::Add { uid, title: t, slot } => {
+                CalendarWrite::Add {
+                    uid,
+                    title: t,
+                    slot,
+                } => {
                     calendar.upsert_event(&NewEvent {
                         uid: uid.as_str().to_owned(),
-                        title: if t.is_empty() { title.clone() } else { t.clone() },
+                        title: if t.is_empty() {
+                            title.clone()
+                        } else {
+                            t.clone()
+                        },
                         start: slot.start(),
                         end: slot.end(),
                         description,

@@ -80,11 +80,11 @@ impl Store {
         id: &str,
     ) -> Result<Option<NegotiationRow>, StorageError> {
         let row = sqlx::query(select_negotiations!("WHERE twin_id = $1 AND id = $2"))
-        .bind(twin_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| StorageError::query(format_args!("reading negotiation {id}"), &e))?;
+            .bind(twin_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StorageError::query(format_args!("reading negotiation {id}"), &e))?;
         row.as_ref()
             .map(row_of)
             .transpose()

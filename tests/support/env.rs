@@ -84,8 +84,10 @@ impl TestEnv {
         let (pending, prepared) = Prepared::new(pending, options).await;
         let (hs, peer) = match peer {
             Some(peer) => {
-                let (hs, peer) =
-                    tokio::join!(pending.start(Some(&prepared.registration)), peer.start(None));
+                let (hs, peer) = tokio::join!(
+                    pending.start(Some(&prepared.registration)),
+                    peer.start(None)
+                );
                 (hs, Some(peer))
             }
             None => (pending.start(Some(&prepared.registration)).await, None),
@@ -313,12 +315,15 @@ impl Prepared {
         registration
             .write(&config.appservice.registration, true)
             .expect("registration");
-        (pending, Prepared {
-            proxy,
-            client_proxy,
-            llm,
-            config,
-            registration,
-        })
+        (
+            pending,
+            Prepared {
+                proxy,
+                client_proxy,
+                llm,
+                config,
+                registration,
+            },
+        )
     }
 }

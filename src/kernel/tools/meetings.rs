@@ -30,7 +30,14 @@ pub(super) fn specs() -> Vec<ToolSpec> {
                     "window_end": {"type": "string", "description": "Latest end: RFC 3339 date-time or YYYY-MM-DD (end of that day)"},
                     "time_zone": {"type": "string", "description": "Your owner's IANA time zone, e.g. Europe/Berlin"},
                 }),
-                &["with", "title", "duration_minutes", "window_start", "window_end", "time_zone"],
+                &[
+                    "with",
+                    "title",
+                    "duration_minutes",
+                    "window_start",
+                    "window_end",
+                    "time_zone",
+                ],
             ),
         },
         ToolSpec {
@@ -64,7 +71,11 @@ fn instant(text: &str, tz: chrono_tz::Tz, end: bool) -> Result<DateTime<Utc>, St
     }
     let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .map_err(|_| format!("{text:?} is neither an RFC 3339 date-time nor YYYY-MM-DD"))?;
-    let day = if end { date.succ_opt().unwrap_or(date) } else { date };
+    let day = if end {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
     let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     tz.from_local_datetime(&midnight)
         .earliest()
@@ -155,7 +166,9 @@ mod tests {
             "2026-11-27T23:00:00+00:00"
         );
         assert_eq!(
-            instant("2026-11-23T10:00:00+01:00", tz, false).unwrap().to_rfc3339(),
+            instant("2026-11-23T10:00:00+01:00", tz, false)
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-23T09:00:00+00:00"
         );
         assert!(instant("next week", tz, false).is_err());

@@ -1,0 +1,241 @@
+//! Twins on two federating homeservers agree on meetings for their owners, each side run by
+//! its own matrix-os, with real Synapse and real matrix-sdk clients as the owners.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+#[path = "support/env.rs"]
+mod env;
+#[path = "support/fake_llm.rs"]
+mod fake_llm;
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
+#[path = "support/human.rs"]
+mod human;
+#[path = "support/postgres.rs"]
+mod postgres;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as Days, Utc};
+use env::{EnvOptions, TestEnv};
+use fake_llm::Step;
+use human::Human;
+use matrix_sdk::Room;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Meetings any day 09:00-17:00 UTC, so the tests do not depend on the weekday they run.
+const EVERY_DAY: &str = "time_zone = \"UTC\"\nworking_hours = \"09:00-17:00\"\n\
+days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\n";
+
+/// Midnight UTC `days` from today.
+fn day(days: i64) -> DateTime<Utc> {
+    (Utc::now() + Days::days(days))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+}
+
+/// An owner with a DM with their twin (where the twin tells them things).
+async fn owner_with_dm(env: &TestEnv, localpart: &str) -> (Human, Room) {
+    let human = env.human(localpart).await;
+    let twin = env.twin_of(localpart);
+    let dm = human.create_dm(&twin, true).await;
+    human.wait_for_join(&dm, &twin, WAIT).await;
+    human.sync().await;
+    (human, dm)
+}
+
+/// Waits for a message of the twin in the owner's DM containing `needle`; returns its body.
+async fn wait_for_notice(
+    human: &Human,
+    dm: &Room,
+    twin: &matrix_sdk::ruma::UserId,
+    needle: &str,
+) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        human.sync().await;
+        if let Some(found) = human
+            .messages_from(dm, twin)
+            .await
+            .iter()
+            .map(|m| m.body().to_owned())
+            .find(|b| b.contains(needle))
+        {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no message containing {needle:?}: {:?}",
+            human
+                .messages_from(dm, twin)
+                .await
+                .iter()
+                .map(|m| m.body().to_owned())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn calendar(env: &TestEnv, localpart: &str) -> String {
+    std::fs::read_to_string(env.home_of(localpart).join("data/calendar.ics")).unwrap_or_default()
+}
+
+/// `(UID, DTSTART)` of every event of an .ics text.
+fn events(ics: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut uid = None;
+    for line in ics.lines() {
+        if let Some(v) = line.strip_prefix("UID:") {
+            uid = Some(v.trim().to_owned());
+        }
+        if let Some(v) = line.strip_prefix("DTSTART:")
+            && let Some(uid) = uid.take()
+        {
+            out.push((uid, v.trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// The events of every room `user` (a twin) is in, as the homeserver stores them, read with
+/// the appservice's token.
+async fn twin_room_events(env: &TestEnv, user: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let token = env.registration.as_token.expose().to_owned();
+    let base = env.hs.client_url();
+    let rooms: Value = http
+        .get(format!(
+            "{base}/_matrix/client/v3/joined_rooms?user_id={}",
+            enc(user)
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for room in rooms["joined_rooms"].as_array().unwrap() {
+        let room = room.as_str().unwrap();
+        let page: Value = http
+            .get(format!(
+                "{base}/_matrix/client/v3/rooms/{}/messages?user_id={}&dir=b&limit=500",
+                enc(room),
+                enc(user)
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.extend(page["chunk"].as_array().cloned().unwrap_or_default());
+    }
+    all
+}
+
+fn enc(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('@', "%40")
+        .replace(':', "%3A")
+        .replace('!', "%21")
+}
+
+fn propose(with: &str, title: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Step {
+    Step::tool_call(
+        "propose_meeting",
+        json!({
+            "with": with,
+            "title": title,
+            "duration_minutes": 30,
+            "window_start": start.to_rfc3339(),
+            "window_end": end.to_rfc3339(),
+            "time_zone": "UTC",
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twins_on_two_homeservers_agree_after_asking_bob() {
+    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
+    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
+    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
+    let alice_ai = hs1.twin_of("alice");
+    let bob_ai = hs2.twin_of("bob");
+    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    hs2.write_home_file("bob", "system/meetings.toml", EVERY_DAY);
+    // Bob's twin talks with twins of Alice's server.
+    hs2.write_home_file(
+        "bob",
+        "system/access.toml",
+        &format!("federation = [\"{}\"]\n", hs1.server_name()),
+    );
+
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Sync", day(1), day(3)));
+    hs1.llm.push(Step::text("I'm on it."));
+    alice
+        .send_text(
+            &alice_dm,
+            &format!("find 30 minutes with {} this week", bob.user_id),
+        )
+        .await;
+
+    // Bob's twin asks Bob in his DM; Bob says yes in plain words.
+    let ask = wait_for_notice(&bob, &bob_dm, &bob_ai, "asks for a meeting").await;
+    assert!(
+        ask.contains("Sync") && ask.contains(alice.user_id.as_str()),
+        "{ask}"
+    );
+    hs2.llm
+        .push(Step::tool_call("answer_meeting", json!({"accept": true})));
+    hs2.llm.push(Step::text("Accepted."));
+    bob.send_text(&bob_dm, "yes, that works for me").await;
+
+    let told_alice = wait_for_notice(&alice, &alice_dm, &alice_ai, "Agreed").await;
+    let told_bob = wait_for_notice(&bob, &bob_dm, &bob_ai, "Agreed").await;
+    assert!(told_alice.contains("Sync") && told_bob.contains("Sync"));
+
+    // Both calendars hold the same event (same UID, same start), on the first free slot.
+    let alice_events = events(&calendar(&hs1, "alice"));
+    let bob_events = events(&calendar(&hs2, "bob"));
+    assert_eq!(alice_events.len(), 1, "{alice_events:?}");
+    assert_eq!(alice_events, bob_events);
+    let expected_start = (day(1) + Days::hours(9))
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string();
+    assert_eq!(alice_events[0].1, expected_start);
+
+    // Everything between the twins was encrypted: no protocol event in the clear.
+    for (env, twin) in [(&hs1, &alice_ai), (&hs2, &bob_ai)] {
+        let seen = twin_room_events(env, twin.as_str()).await;
+        assert!(seen.iter().any(|e| e["type"] == "m.room.encrypted"));
+        for event in &seen {
+            let kind = event["type"].as_str().unwrap_or_default();
+            assert!(
+                !kind.starts_with("dev.matrixos."),
+                "plaintext protocol event: {event}"
+            );
+            if event.get("state_key").is_none() && event["sender"] == twin.as_str() {
+                assert_eq!(kind, "m.room.encrypted", "{event}");
+            }
+        }
+    }
+}
