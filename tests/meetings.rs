@@ -239,3 +239,176 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn allowlist_declines_then_auto_accept_agrees_and_an_outage_only_delays() {
+    let (hs1, mut hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
+    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
+    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
+    let alice_ai = hs1.twin_of("alice");
+    let bob_ai = hs2.twin_of("bob");
+    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+
+    // Bob's policy has no federation allowlist: only his own server's twins may negotiate.
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Pitch", day(1), day(2)));
+    hs1.llm.push(Step::text("Asking."));
+    alice.send_text(&alice_dm, "meet bob tomorrow").await;
+    let declined = wait_for_notice(&alice, &alice_dm, &alice_ai, "declined").await;
+    assert!(
+        declined.contains("doesn't take requests from you"),
+        "{declined}"
+    );
+    assert!(events(&calendar(&hs1, "alice")).is_empty());
+
+    // Bob allows Alice's server and lets his twin accept Alice's requests by itself.
+    hs2.write_home_file(
+        "bob",
+        "system/access.toml",
+        &format!("federation = [\"{}\"]\n", hs1.server_name()),
+    );
+    hs2.write_home_file(
+        "bob",
+        "system/meetings.toml",
+        &format!("{EVERY_DAY}auto_accept = [\"{}\"]\n", alice.user_id),
+    );
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Pitch", day(1), day(2)));
+    hs1.llm.push(Step::text("Asking again."));
+    alice.send_text(&alice_dm, "try again").await;
+    wait_for_notice(&alice, &alice_dm, &alice_ai, "Agreed").await;
+    wait_for_notice(&bob, &bob_dm, &bob_ai, "Agreed").await;
+    bob.sync().await;
+    let asked = bob
+        .messages_from(&bob_dm, &bob_ai)
+        .await
+        .iter()
+        .any(|m| m.body().contains("asks for a meeting"));
+    assert!(!asked, "auto-accept must not ask Bob");
+    assert_eq!(hs2.llm.requests().len(), 0, "Bob's model was never needed");
+    let first = events(&calendar(&hs1, "alice"));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first, events(&calendar(&hs2, "bob")));
+
+    // hs2 goes down; Alice asks for another meeting; hs2 comes back: it completes.
+    hs2.hs.stop().await;
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Follow-up", day(2), day(3)));
+    hs1.llm.push(Step::text("Asking."));
+    alice
+        .send_text(&alice_dm, "and a follow-up the day after")
+        .await;
+    // Alice's twin has sent its hello and request into the room (hs1 holds them for hs2).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    hs2.hs.start_again().await;
+    let agreed = wait_for_notice(&alice, &alice_dm, &alice_ai, "Follow-up").await;
+    assert!(agreed.contains("Agreed"), "{agreed}");
+    let after = events(&calendar(&hs1, "alice"));
+    assert_eq!(after.len(), 2, "{after:?}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while events(&calendar(&hs2, "bob")).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Bob's calendar lacks the follow-up"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut a = after;
+    let mut b = events(&calendar(&hs2, "bob"));
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+/// A calendar busy over the given `(start, end)` ranges.
+fn busy_calendar(ranges: &[(DateTime<Utc>, DateTime<Utc>)]) -> String {
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n");
+    for (i, (start, end)) in ranges.iter().enumerate() {
+        ics.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:busy-{i}@test\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:Private thing {i}\r\nEND:VEVENT\r\n",
+            start.format("%Y%m%dT%H%M%SZ"),
+            end.format("%Y%m%dT%H%M%SZ")
+        ));
+    }
+    ics.push_str("END:VCALENDAR\r\n");
+    ics
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn busy_calendars_force_a_counter_and_no_common_slot_is_told_clearly() {
+    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
+    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
+    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
+    let alice_ai = hs1.twin_of("alice");
+    let bob_ai = hs2.twin_of("bob");
+    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    hs2.write_home_file(
+        "bob",
+        "system/meetings.toml",
+        &format!("{EVERY_DAY}auto_accept = [\"{}\"]\n", alice.user_id),
+    );
+    hs2.write_home_file(
+        "bob",
+        "system/access.toml",
+        &format!("federation = [\"{}\"]\n", hs1.server_name()),
+    );
+    // Alice offers her first 50 free slots (day 1 and day 2 until 13:30); Bob is busy all of
+    // day 1 and day 2 until 14:00, so none fits and his twin counters with his own.
+    hs2.write_home_file(
+        "bob",
+        "data/calendar.ics",
+        &busy_calendar(&[(day(1), day(2) + Days::hours(14))]),
+    );
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Review", day(1), day(3)));
+    hs1.llm.push(Step::text("Asking."));
+    alice.send_text(&alice_dm, "find time with bob").await;
+    let agreed = wait_for_notice(&alice, &alice_dm, &alice_ai, "Agreed").await;
+    wait_for_notice(&bob, &bob_dm, &bob_ai, "Agreed").await;
+    let alice_events = events(&calendar(&hs1, "alice"));
+    let expected = (day(2) + Days::hours(14))
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string();
+    assert_eq!(alice_events.len(), 1, "{agreed}");
+    assert_eq!(
+        alice_events[0].1, expected,
+        "the earliest slot both have free"
+    );
+    let bob_events: Vec<_> = events(&calendar(&hs2, "bob"))
+        .into_iter()
+        .filter(|(uid, _)| !uid.starts_with("busy-"))
+        .collect();
+    assert_eq!(alice_events, bob_events);
+    // Bob's busy details never crossed: only free slots did.
+    for request in hs1.llm.requests() {
+        assert!(!request.body.to_string().contains("Private thing"));
+    }
+
+    // Alice is busy on day 4, Bob on day 3: no common slot in days 3-5 -> a clear notice.
+    std::fs::write(
+        hs1.home_of("alice").join("data/calendar.ics"),
+        busy_calendar(&[(day(4), day(5))]),
+    )
+    .unwrap();
+    hs2.write_home_file(
+        "bob",
+        "data/calendar.ics",
+        &busy_calendar(&[(day(3), day(4))]),
+    );
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Retro", day(3), day(5)));
+    hs1.llm.push(Step::text("Asking."));
+    alice
+        .send_text(&alice_dm, "and a retro on day 3 or 4")
+        .await;
+    let none = wait_for_notice(&alice, &alice_dm, &alice_ai, "Retro").await;
+    assert!(
+        none.contains("no common free time"),
+        "a clear notice, not a meeting: {none}"
+    );
+    assert_eq!(
+        events(&calendar(&hs1, "alice")).len(),
+        1,
+        "nothing new was booked"
+    );
+}

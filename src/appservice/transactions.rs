@@ -27,6 +27,38 @@ struct EventHead<'a> {
     kind: Option<&'a str>,
 }
 
+/// What a transaction is deduplicated by: its id and what it carries (the ids of its events, or
+/// the body's digest when it has none). Synapse on SQLite numbers transactions from 1 again
+/// after a restart, so an id alone would silently drop new events as repeats; a retry carries
+/// the same events and keeps the same key.
+pub(crate) fn dedup_key(txn_id: &str, events: &[String], body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut any_id = false;
+    for event in events {
+        let id = serde_json::from_str::<serde_json::Value>(event)
+            .ok()
+            .and_then(|e| {
+                e.get("event_id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned)
+            });
+        if let Some(id) = id {
+            any_id = true;
+            digest.update(id.as_bytes());
+            digest.update([0]);
+        }
+    }
+    if !any_id {
+        digest.update(body);
+    }
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{txn_id}:{hex}")
+}
+
 /// Checks the body and returns the events' JSON texts, in order.
 pub(crate) fn parse_events(body: &[u8]) -> Result<Vec<String>, ApiError> {
     let parsed: TransactionBody<'_> = serde_json::from_slice(body).map_err(|e| {
@@ -86,7 +118,11 @@ pub(crate) async fn put_transaction(
     };
     match state
         .store
-        .record_transaction_with_crypto(&txn_id, crypto.as_deref(), &events)
+        .record_transaction_with_crypto(
+            &dedup_key(&txn_id, &events, &bytes),
+            crypto.as_deref(),
+            &events,
+        )
         .await
     {
         Ok(true) => {
@@ -107,6 +143,22 @@ pub(crate) async fn put_transaction(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_txn_id_with_new_events_is_a_new_transaction_and_a_retry_is_not() {
+        let a = vec![r#"{"event_id":"$a","type":"x"}"#.to_owned()];
+        let b = vec![r#"{"event_id":"$b","type":"x"}"#.to_owned()];
+        assert_eq!(
+            dedup_key("1", &a, b"one body"),
+            dedup_key("1", &a, b"reserialized")
+        );
+        assert_ne!(dedup_key("1", &a, b""), dedup_key("1", &b, b""));
+        assert_ne!(
+            dedup_key("1", &[], b"{\"x\":1}"),
+            dedup_key("1", &[], b"{\"x\":2}")
+        );
+        assert!(dedup_key("7", &a, b"").starts_with("7:"));
+    }
 
     #[test]
     fn events_are_kept_verbatim_in_order() {
