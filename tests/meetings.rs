@@ -412,3 +412,200 @@ async fn busy_calendars_force_a_counter_and_no_common_slot_is_told_clearly() {
         "nothing new was booked"
     );
 }
+
+fn at(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Protocol events of `twin` in the room, decrypted by the client: `(type, content)`.
+async fn protocol_events(
+    client: &Human,
+    room: &Room,
+    twin: &matrix_sdk::ruma::UserId,
+) -> Vec<(String, Value)> {
+    client.sync().await;
+    client
+        .messages_from(room, twin)
+        .await
+        .iter()
+        .filter_map(|m| {
+            let kind = m.json["type"].as_str()?.to_owned();
+            kind.starts_with("dev.matrixos.a2a.")
+                .then(|| (kind, m.json["content"].clone()))
+        })
+        .collect()
+}
+
+async fn wait_for_protocol(
+    client: &Human,
+    room: &Room,
+    twin: &matrix_sdk::ruma::UserId,
+    pred: impl Fn(&(String, Value)) -> bool,
+) -> (String, Value) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = protocol_events(client, room, twin)
+            .await
+            .into_iter()
+            .find(&pred)
+        {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not seen; got {:?}",
+            protocol_events(client, room, twin).await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A client that knows only `docs/protocol.md` (plain JSON, no matrix-os types) negotiates with
+/// Alice's twin; malformed and unknown-version events get typed rejections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_written_from_the_docs_negotiates_and_bad_events_get_typed_rejections() {
+    let env = TestEnv::start_with(EnvOptions {
+        federated: true,
+        ..EnvOptions::default()
+    })
+    .await;
+    let (alice, alice_dm) = owner_with_dm(&env, "alice").await;
+    let alice_ai = env.twin_of("alice");
+    let peer = env.peer.as_ref().unwrap().server_name().to_owned();
+    env.write_home_file(
+        "alice",
+        "system/meetings.toml",
+        &format!("{EVERY_DAY}auto_accept = [\"@carol:{peer}\"]\n"),
+    );
+    env.write_home_file("alice", "system/access.toml", "federation = [\"*\"]\n");
+    // Carol's "twin" on the other server is a plain E2EE client following the docs.
+    let carol_ai = env.remote_human("carol_ai").await;
+    let room = carol_ai.create_dm(&alice_ai, true).await;
+    carol_ai.wait_for_join(&room, &alice_ai, WAIT).await;
+    carol_ai.sync().await;
+
+    let id = "3b0d6c1e-docs-client-0001";
+    let hello = json!({
+        "version": "1", "negotiation_id": id, "seq": 1,
+        "owner": format!("@carol:{peer}"), "twin": carol_ai.user_id.as_str(),
+        "versions": ["1"], "capabilities": ["meeting-scheduling"],
+        "agent_card": {
+            "name": "Carol's scheduler", "description": "", "url": format!("matrix:u/carol_ai:{peer}"),
+            "version": "9.9", "capabilities": {}, "defaultInputModes": ["application/json"],
+            "defaultOutputModes": ["application/json"],
+            "skills": [{"id": "meeting-scheduling", "name": "Meetings", "description": "", "tags": []}],
+            "owner": format!("@carol:{peer}"), "protocolVersions": ["1"]
+        }
+    });
+    let d1 = day(1);
+    let slot = |h: i64, m: i64| {
+        let s = d1 + Days::hours(h) + Days::minutes(m);
+        json!({"start": at(s), "end": at(s + Days::minutes(30))})
+    };
+    let request = json!({
+        "version": "1", "negotiation_id": id, "seq": 2, "title": "Docs check",
+        "duration_minutes": 30, "window": {"start": at(d1), "end": at(d1 + Days::days(1))},
+        "time_zone": "UTC", "slots": [slot(10, 0), slot(10, 30), slot(11, 0)]
+    });
+    room.send_raw("dev.matrixos.a2a.hello", hello)
+        .await
+        .unwrap();
+    room.send_raw("dev.matrixos.a2a.request", request)
+        .await
+        .unwrap();
+
+    // Alice's twin says hello back and accepts the earliest slot (auto-accept for Carol).
+    let (_, accept) = wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.accept" && c["negotiation_id"] == id
+    })
+    .await;
+    assert_eq!(accept["slot"], slot(10, 0));
+    let hellos = protocol_events(&carol_ai, &room, &alice_ai).await;
+    let (_, their_hello) = hellos
+        .iter()
+        .find(|(t, _)| t == "dev.matrixos.a2a.hello")
+        .expect("a hello from Alice's twin");
+    assert_eq!(their_hello["owner"], alice.user_id.as_str());
+    assert_eq!(
+        their_hello["agent_card"]["skills"][0]["id"],
+        "meeting-scheduling"
+    );
+    // Carol's side confirms; Alice's calendar gets it and Alice is told.
+    let uid = "docs-client-uid-1";
+    room.send_raw(
+        "dev.matrixos.a2a.confirm",
+        json!({"version": "1", "negotiation_id": id, "seq": 3, "slot": slot(10, 0), "uid": uid}),
+    )
+    .await
+    .unwrap();
+    let told = wait_for_notice(&alice, &alice_dm, &alice_ai, "Docs check").await;
+    assert!(told.contains("Agreed"), "{told}");
+    let booked = events(&calendar(&env, "alice"));
+    assert_eq!(
+        booked,
+        vec![(
+            uid.to_owned(),
+            (d1 + Days::hours(10)).format("%Y%m%dT%H%M%SZ").to_string()
+        )]
+    );
+
+    // A malformed request and an unknown version: typed rejections, no crash, no stall.
+    room.send_raw(
+        "dev.matrixos.a2a.request",
+        json!({"version": "1", "negotiation_id": "bad-1", "seq": 2, "title": "x",
+               "duration_minutes": "thirty", "window": {"start": at(d1), "end": at(d1 + Days::days(1))},
+               "time_zone": "UTC", "slots": [slot(10, 0)]}),
+    )
+    .await
+    .unwrap();
+    let (_, malformed) = wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.reject" && c["negotiation_id"] == "bad-1"
+    })
+    .await;
+    assert_eq!(malformed["code"], "malformed", "{malformed}");
+    room.send_raw(
+        "dev.matrixos.a2a.hello",
+        json!({"version": "99", "negotiation_id": "future-1", "seq": 1}),
+    )
+    .await
+    .unwrap();
+    let (_, future) = wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.reject" && c["negotiation_id"] == "future-1"
+    })
+    .await;
+    assert_eq!(future["code"], "unknown_version", "{future}");
+    assert_eq!(future["versions"], json!(["1"]));
+    // Out of order: a confirm for a negotiation that never reached accept.
+    let id2 = "3b0d6c1e-docs-client-0002";
+    let mut hello2 = hello_for(&peer, carol_ai.user_id.as_str(), id2);
+    hello2["seq"] = json!(1);
+    room.send_raw("dev.matrixos.a2a.hello", hello2)
+        .await
+        .unwrap();
+    room.send_raw(
+        "dev.matrixos.a2a.confirm",
+        json!({"version": "1", "negotiation_id": id2, "seq": 2, "slot": slot(10, 0), "uid": "u2"}),
+    )
+    .await
+    .unwrap();
+    let (_, out_of_order) = wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.reject" && c["negotiation_id"] == id2
+    })
+    .await;
+    assert_eq!(out_of_order["code"], "out_of_order", "{out_of_order}");
+}
+
+fn hello_for(peer: &str, twin: &str, id: &str) -> Value {
+    json!({
+        "version": "1", "negotiation_id": id, "seq": 1,
+        "owner": format!("@carol:{peer}"), "twin": twin,
+        "versions": ["1"], "capabilities": ["meeting-scheduling"],
+        "agent_card": {
+            "name": "Carol's scheduler", "description": "", "url": format!("matrix:u/carol_ai:{peer}"),
+            "version": "9.9", "capabilities": {}, "defaultInputModes": ["application/json"],
+            "defaultOutputModes": ["application/json"],
+            "skills": [{"id": "meeting-scheduling", "name": "Meetings", "description": "", "tags": []}],
+            "owner": format!("@carol:{peer}"), "protocolVersions": ["1"]
+        }
+    })
+}
