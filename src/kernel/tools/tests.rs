@@ -52,7 +52,9 @@ fn every_tool_has_an_object_schema() {
             "list_files",
             "search_files",
             "load_skill",
-            "remember"
+            "remember",
+            "propose_meeting",
+            "answer_meeting"
         ]
     );
     for spec in specs() {
