@@ -33,7 +33,7 @@ use human::Human;
 use matrix_sdk::Room;
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(100);
 
 /// Meetings any day 09:00-17:00 UTC, so the tests do not depend on the weekday they run.
 const EVERY_DAY: &str = "time_zone = \"UTC\"\nworking_hours = \"09:00-17:00\"\n\
@@ -222,6 +222,49 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
         .format("%Y%m%dT%H%M%SZ")
         .to_string();
     assert_eq!(alice_events[0].1, expected_start);
+
+    // Each twin's agent card is also served over HTTP by its appservice.
+    let card: Value = reqwest::get(format!(
+        "{}/agents/{}/agent-card.json",
+        hs2.appservice_url(),
+        bob_ai
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(card["owner"], bob.user_id.as_str());
+    assert_eq!(card["skills"][0]["id"], "meeting-scheduling");
+    assert_eq!(card["protocolVersions"], json!(["1"]));
+    let missing = reqwest::get(format!(
+        "{}/agents/@nobody:{}/agent-card.json",
+        hs2.appservice_url(),
+        hs2.server_name()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // Alice calls it off in plain words: both calendars drop it, Bob is told.
+    let uid = alice_events[0].0.clone();
+    hs1.llm.push(Step::tool_call(
+        "cancel_meeting",
+        json!({"negotiation_id": uid}),
+    ));
+    hs1.llm.push(Step::text("Called off."));
+    alice.send_text(&alice_dm, "cancel the sync with Bob").await;
+    let told_bob = wait_for_notice(&bob, &bob_dm, &bob_ai, "cancelled").await;
+    assert!(told_bob.contains("Sync"), "{told_bob}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !events(&calendar(&hs1, "alice")).is_empty() || !events(&calendar(&hs2, "bob")).is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the meeting stayed in a calendar"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Everything between the twins was encrypted: no protocol event in the clear.
     for (env, twin) in [(&hs1, &alice_ai), (&hs2, &bob_ai)] {
@@ -608,4 +651,38 @@ fn hello_for(peer: &str, twin: &str, id: &str) -> Value {
             "owner": format!("@carol:{peer}"), "protocolVersions": ["1"]
         }
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unanswered_ask_times_out_and_both_owners_are_told() {
+    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
+    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
+    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
+    let alice_ai = hs1.twin_of("alice");
+    let bob_ai = hs2.twin_of("bob");
+    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    // Bob's twin waits one minute for Bob's answer.
+    hs2.write_home_file(
+        "bob",
+        "system/meetings.toml",
+        &format!("{EVERY_DAY}owner_timeout_minutes = 1\n"),
+    );
+    hs2.write_home_file(
+        "bob",
+        "system/access.toml",
+        &format!("federation = [\"{}\"]\n", hs1.server_name()),
+    );
+    hs1.llm
+        .push(propose(bob.user_id.as_str(), "Quick chat", day(1), day(2)));
+    hs1.llm.push(Step::text("Asking."));
+    alice
+        .send_text(&alice_dm, "quick chat with bob tomorrow")
+        .await;
+    wait_for_notice(&bob, &bob_dm, &bob_ai, "asks for a meeting").await;
+    // Bob never answers.
+    let to_bob = wait_for_notice(&bob, &bob_dm, &bob_ai, "No answer").await;
+    assert!(to_bob.contains("Quick chat"), "{to_bob}");
+    let to_alice = wait_for_notice(&alice, &alice_dm, &alice_ai, "took too long").await;
+    assert!(to_alice.contains("Quick chat"), "{to_alice}");
+    assert!(events(&calendar(&hs1, "alice")).is_empty());
 }

@@ -24,6 +24,11 @@ use crate::{secret::Secret, storage::Store};
 pub trait Provisioner: Send + Sync {
     /// `Ok(true)` when the user now exists; `Ok(false)` when it is not ours to create.
     async fn provision(&self, user_id: &UserId) -> anyhow::Result<bool>;
+
+    /// The owner of `user_id` when it is one of our twins (of an owner allowed to have one).
+    fn owner_of_twin(&self, _user_id: &UserId) -> Option<ruma::OwnedUserId> {
+        None
+    }
 }
 
 /// Shared state of the HTTP handlers.
@@ -64,6 +69,32 @@ impl AppState {
     }
 }
 
+/// A twin's A2A agent card (the one its `hello` carries), open to anyone: who it is, whom it
+/// acts for, which protocol versions and skills it has. 404 for anyone who is not our twin.
+async fn agent_card(
+    State(state): State<AppState>,
+    axum::extract::Path(user_id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let not_found = || {
+        error::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+            "no twin with this ID here",
+        )
+        .into_response()
+    };
+    let Ok(twin) = ruma::OwnedUserId::try_from(user_id) else {
+        return not_found();
+    };
+    match state.provisioner.owner_of_twin(&twin) {
+        Some(owner) => {
+            axum::Json(crate::protocol::events::Hello::new(owner, twin).agent_card).into_response()
+        }
+        None => not_found(),
+    }
+}
+
 /// The appservice API routes (all behind the hs_token check) plus an open `/health`.
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
@@ -84,6 +115,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authed)
         .route("/health", get(health))
+        .route("/agents/{user_id}/agent-card.json", get(agent_card))
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -32,4 +32,9 @@ pub enum TwinAction {
         /// Yes or no.
         accept: bool,
     },
+    /// Call off a meeting (agreed or still negotiated).
+    CancelMeeting {
+        /// Which negotiation (the meeting's UID in `data/calendar.ics`).
+        negotiation_id: String,
+    },
 }

@@ -31,6 +31,8 @@ pub enum Command {
         /// Which negotiation (`None`: the only one waiting).
         id: Option<String>,
     },
+    /// `!ai meeting cancel <id>`: call off a meeting (agreed or not) (owner only).
+    CancelMeeting(String),
     /// `!ai <anything else>`: answered with help.
     Unknown(String),
 }
@@ -41,9 +43,12 @@ impl Command {
         match self {
             Self::Model(name) => name.is_some(),
             Self::Policy(words) => !words.is_empty(),
-            Self::Approve(_) | Self::Deny(_) | Self::Reset | Self::Leave | Self::Meeting { .. } => {
-                true
-            }
+            Self::Approve(_)
+            | Self::Deny(_)
+            | Self::Reset
+            | Self::Leave
+            | Self::Meeting { .. }
+            | Self::CancelMeeting(_) => true,
             Self::Help | Self::Status | Self::Unknown(_) => false,
         }
     }
@@ -59,7 +64,7 @@ pub fn help_text(owner: &str) -> String {
          - `{PREFIX} model [name|default]`: show or change the model (owner)\n\
          - `{PREFIX} leave`: leave this room (owner)\n\
          - `{PREFIX} meeting accept|decline [id]`: answer a meeting request from another \
-         twin (owner)\n\
+         twin (owner); `{PREFIX} meeting cancel <id>` calls one off (owner)\n\
          - `{PREFIX} approve <@user:server>` / `{PREFIX} deny <@user:server>`: answer a \
          request to talk with me (owner)\n\
          - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
@@ -105,6 +110,7 @@ fn parse_words(words: &[&str]) -> Option<Command> {
         ("model", [model]) => Some(Command::Model(Some((*model).to_owned()))),
         ("approve", args) => user(args).map(Command::Approve),
         ("deny", args) => user(args).map(Command::Deny),
+        ("meeting", ["cancel", id]) => Some(Command::CancelMeeting((*id).to_owned())),
         ("meeting", [answer, rest @ ..]) if rest.len() <= 1 => {
             let accept = match answer.to_ascii_lowercase().as_str() {
                 "accept" | "yes" => true,
@@ -198,6 +204,10 @@ mod tests {
                 accept: false,
                 id: None
             })
+        );
+        assert_eq!(
+            parse("!ai meeting cancel n-1", false),
+            Some(Command::CancelMeeting("n-1".into()))
         );
         assert!(matches!(
             parse("!ai meeting maybe", false),

@@ -154,6 +154,18 @@ impl Rooms {
                 return Ok(());
             }
         };
+        if hello.is_some()
+            && self
+                .store
+                .a2a_room(twin.as_str(), sender.as_str())
+                .await?
+                .is_none()
+        {
+            // Reused when this twin later asks the other one.
+            self.store
+                .set_a2a_room(twin.as_str(), sender.as_str(), room.as_str())
+                .await?;
+        }
         // Who the peer's owner is: known from the negotiation, or introduced by this hello.
         let peer_owner: Option<OwnedUserId> = negotiation
             .peer()
@@ -241,6 +253,41 @@ impl Rooms {
         } else {
             "👎 Declined; I'm telling the other twin.".into()
         }))
+    }
+
+    /// The owner calls a meeting off (agreed or still negotiated): `Ok(what was done)` or
+    /// `Err(why nothing was)`.
+    pub(super) async fn cancel_meeting(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+        id: &str,
+        cause: &str,
+    ) -> Result<Result<String, String>, RoomError> {
+        let _one_at_a_time = self.negotiating.lock().await;
+        let Some(row) = self.store.negotiation(twin.as_str(), id).await? else {
+            return Ok(Err(format!("I know no meeting negotiation {id}.")));
+        };
+        let negotiation: Negotiation = serde_json::from_str(&row.state).map_err(internal)?;
+        if negotiation.is_finished() {
+            return Ok(Err(format!("The negotiation {id} is already over.")));
+        }
+        let Some(room) = row.room_id.and_then(|r| OwnedRoomId::try_from(r).ok()) else {
+            return Ok(Err("That negotiation has no room.".into()));
+        };
+        let step = self.step_for(twin, owner, &room).await?;
+        let policy = Policy {
+            allowed: true,
+            auto_accept: false,
+        };
+        let input = Input::OwnerCancel {
+            reason: format!("cancelled by {owner}"),
+        };
+        self.run_step(&step, negotiation, input, policy, cause)
+            .await?;
+        Ok(Ok(
+            "🗑️ Called off; the other twin is told and it is out of your calendar.".into(),
+        ))
     }
 
     /// Every few seconds, lets negotiations whose deadline passed time out, until shutdown.

@@ -103,6 +103,14 @@ impl Rooms {
                 }
             }
             Command::Policy(words) => self.policy_command(&home, owner, room, words).await?,
+            Command::CancelMeeting(id) => {
+                match self
+                    .cancel_meeting(twin_id, owner, id, event_id.as_str())
+                    .await?
+                {
+                    Ok(done) | Err(done) => done,
+                }
+            }
             Command::Meeting { accept, id } => {
                 match self
                     .answer_meeting(twin_id, owner, id.as_deref(), *accept, event_id.as_str())

@@ -199,6 +199,10 @@ impl Rooms {
                     .answer_meeting(twin_id, owner, negotiation_id.as_deref(), *accept, &cause)
                     .await
                     .map(|answer| answer.err()),
+                TwinAction::CancelMeeting { negotiation_id } => self
+                    .cancel_meeting(twin_id, owner, negotiation_id, &cause)
+                    .await
+                    .map(|answer| answer.err()),
             };
             let problem = match done {
                 Ok(problem) => problem,

@@ -238,6 +238,12 @@ impl Provisioner for Twins {
         self.ensure(&owner).await?;
         Ok(true)
     }
+
+    fn owner_of_twin(&self, user_id: &UserId) -> Option<OwnedUserId> {
+        self.naming
+            .owner_of(user_id)
+            .filter(|owner| self.may_have_twin(owner))
+    }
 }
 
 #[cfg(test)]

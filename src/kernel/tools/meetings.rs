@@ -41,6 +41,17 @@ pub(super) fn specs() -> Vec<ToolSpec> {
             ),
         },
         ToolSpec {
+            name: "cancel_meeting".into(),
+            description: "Call off a meeting your owner agreed with someone through you (or one \
+                          still being negotiated). The id is the meeting's UID in \
+                          data/calendar.ics. The other twin is told and both calendars drop it."
+                .into(),
+            parameters: object_schema(
+                json!({"negotiation_id": {"type": "string", "description": "The meeting's UID"}}),
+                &["negotiation_id"],
+            ),
+        },
+        ToolSpec {
             name: "answer_meeting".into(),
             description: "Give your owner's answer to a meeting you asked them about.".into(),
             parameters: object_schema(
@@ -124,6 +135,21 @@ pub(super) async fn propose_meeting(ctx: &ToolContext, args: &Value) -> ToolResu
         window_start.format("%Y-%m-%d %H:%M"),
         window_end.format("%Y-%m-%d %H:%M"),
     ))
+}
+
+#[derive(Deserialize)]
+struct CancelArgs {
+    negotiation_id: String,
+}
+
+pub(super) async fn cancel_meeting(ctx: &ToolContext, args: &Value) -> ToolResult {
+    let args: CancelArgs = parse_args("cancel_meeting", args, r#"{"negotiation_id": string}"#)?;
+    let id = args.negotiation_id.trim().to_owned();
+    if id.is_empty() {
+        return Err("negotiation_id is empty; it is the meeting's UID in data/calendar.ics".into());
+    }
+    ctx.record(TwinAction::CancelMeeting { negotiation_id: id })?;
+    Ok("Recorded: the meeting is called off right after this message.".into())
 }
 
 #[derive(Deserialize)]

@@ -93,7 +93,7 @@ impl ToolContext {
 }
 
 /// Names of every tool, in spec order.
-const OWNER_TOOLS: [&str; 9] = [
+const OWNER_TOOLS: [&str; 10] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -102,6 +102,7 @@ const OWNER_TOOLS: [&str; 9] = [
     "load_skill",
     "remember",
     "propose_meeting",
+    "cancel_meeting",
     "answer_meeting",
 ];
 
@@ -162,6 +163,7 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         (Audience::Owner, "remember") => remember::remember(ctx, args).await,
         (Audience::Owner, "propose_meeting") => meetings::propose_meeting(ctx, args).await,
         (Audience::Owner, "answer_meeting") => meetings::answer_meeting(ctx, args).await,
+        (Audience::Owner, "cancel_meeting") => meetings::cancel_meeting(ctx, args).await,
         (_, name) => Err(refusal(ctx, name)),
     };
     match output {

@@ -54,6 +54,7 @@ fn every_tool_has_an_object_schema() {
             "load_skill",
             "remember",
             "propose_meeting",
+            "cancel_meeting",
             "answer_meeting"
         ]
     );
