@@ -91,6 +91,15 @@ async fn wait_for_notice(
     }
 }
 
+/// Lets twins of `from`'s server negotiate with `localpart`'s twin on `env`.
+fn allow_twins_of(env: &TestEnv, localpart: &str, from: &TestEnv) {
+    env.write_home_file(
+        localpart,
+        "system/access.toml",
+        &format!("federation = [\"{}\"]\n", from.server_name()),
+    );
+}
+
 fn calendar(env: &TestEnv, localpart: &str) -> String {
     std::fs::read_to_string(env.home_of(localpart).join("data/calendar.ics")).unwrap_or_default()
 }
@@ -182,11 +191,7 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
     hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
     hs2.write_home_file("bob", "system/meetings.toml", EVERY_DAY);
     // Bob's twin talks with twins of Alice's server.
-    hs2.write_home_file(
-        "bob",
-        "system/access.toml",
-        &format!("federation = [\"{}\"]\n", hs1.server_name()),
-    );
+    allow_twins_of(&hs2, "bob", &hs1);
 
     hs1.llm
         .push(propose(bob.user_id.as_str(), "Sync", day(1), day(3)));
@@ -305,11 +310,7 @@ async fn allowlist_declines_then_auto_accept_agrees_and_an_outage_only_delays() 
     assert!(events(&calendar(&hs1, "alice")).is_empty());
 
     // Bob allows Alice's server and lets his twin accept Alice's requests by itself.
-    hs2.write_home_file(
-        "bob",
-        "system/access.toml",
-        &format!("federation = [\"{}\"]\n", hs1.server_name()),
-    );
+    allow_twins_of(&hs2, "bob", &hs1);
     hs2.write_home_file(
         "bob",
         "system/meetings.toml",
@@ -390,11 +391,7 @@ async fn busy_calendars_force_a_counter_and_no_common_slot_is_told_clearly() {
         "system/meetings.toml",
         &format!("{EVERY_DAY}auto_accept = [\"{}\"]\n", alice.user_id),
     );
-    hs2.write_home_file(
-        "bob",
-        "system/access.toml",
-        &format!("federation = [\"{}\"]\n", hs1.server_name()),
-    );
+    allow_twins_of(&hs2, "bob", &hs1);
     // Alice offers her first 50 free slots (day 1 and day 2 until 13:30); Bob is busy all of
     // day 1 and day 2 until 14:00, so none fits and his twin counters with his own.
     hs2.write_home_file(
@@ -528,18 +525,7 @@ async fn a_client_written_from_the_docs_negotiates_and_bad_events_get_typed_reje
     carol_ai.sync().await;
 
     let id = "3b0d6c1e-docs-client-0001";
-    let hello = json!({
-        "version": "1", "negotiation_id": id, "seq": 1,
-        "owner": format!("@carol:{peer}"), "twin": carol_ai.user_id.as_str(),
-        "versions": ["1"], "capabilities": ["meeting-scheduling"],
-        "agent_card": {
-            "name": "Carol's scheduler", "description": "", "url": format!("matrix:u/carol_ai:{peer}"),
-            "version": "9.9", "capabilities": {}, "defaultInputModes": ["application/json"],
-            "defaultOutputModes": ["application/json"],
-            "skills": [{"id": "meeting-scheduling", "name": "Meetings", "description": "", "tags": []}],
-            "owner": format!("@carol:{peer}"), "protocolVersions": ["1"]
-        }
-    });
+    let hello = hello_for(&peer, carol_ai.user_id.as_str(), id);
     let d1 = day(1);
     let slot = |h: i64, m: i64| {
         let s = d1 + Days::hours(h) + Days::minutes(m);
@@ -620,11 +606,12 @@ async fn a_client_written_from_the_docs_negotiates_and_bad_events_get_typed_reje
     assert_eq!(future["versions"], json!(["1"]));
     // Out of order: a confirm for a negotiation that never reached accept.
     let id2 = "3b0d6c1e-docs-client-0002";
-    let mut hello2 = hello_for(&peer, carol_ai.user_id.as_str(), id2);
-    hello2["seq"] = json!(1);
-    room.send_raw("dev.matrixos.a2a.hello", hello2)
-        .await
-        .unwrap();
+    room.send_raw(
+        "dev.matrixos.a2a.hello",
+        hello_for(&peer, carol_ai.user_id.as_str(), id2),
+    )
+    .await
+    .unwrap();
     room.send_raw(
         "dev.matrixos.a2a.confirm",
         json!({"version": "1", "negotiation_id": id2, "seq": 2, "slot": slot(10, 0), "uid": "u2"}),
@@ -638,6 +625,7 @@ async fn a_client_written_from_the_docs_negotiates_and_bad_events_get_typed_reje
     assert_eq!(out_of_order["code"], "out_of_order", "{out_of_order}");
 }
 
+/// A hello written from docs/protocol.md, as Carol's client sends it.
 fn hello_for(peer: &str, twin: &str, id: &str) -> Value {
     json!({
         "version": "1", "negotiation_id": id, "seq": 1,
@@ -667,11 +655,7 @@ async fn an_unanswered_ask_times_out_and_both_owners_are_told() {
         "system/meetings.toml",
         &format!("{EVERY_DAY}owner_timeout_minutes = 1\n"),
     );
-    hs2.write_home_file(
-        "bob",
-        "system/access.toml",
-        &format!("federation = [\"{}\"]\n", hs1.server_name()),
-    );
+    allow_twins_of(&hs2, "bob", &hs1);
     hs1.llm
         .push(propose(bob.user_id.as_str(), "Quick chat", day(1), day(2)));
     hs1.llm.push(Step::text("Asking."));

@@ -26,9 +26,7 @@ use matrix_sdk_crypto::{
 use ruma::{
     OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId,
     api::client::{message::send_message_event, sync::sync_events::DeviceLists},
-    events::{
-        AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventContent, MessageLikeEventType,
-    },
+    events::{AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventType},
     serde::Raw,
     to_device::DeviceIdOrAllDevices,
 };
@@ -357,25 +355,10 @@ impl Crypto {
         Ok(())
     }
 
-    /// Encrypts and sends an event as `twin` into `room`, first sharing the room key with every
-    /// device of `members`. Nothing is sent when any step fails.
+    /// Encrypts and sends an event of `event_type` (custom types included) as `twin` into
+    /// `room`, first sharing the room key with every device of `members`. Nothing is sent when
+    /// any step fails.
     pub async fn send_encrypted(
-        &self,
-        twin: &UserId,
-        room: &RoomId,
-        members: &[OwnedUserId],
-        content: &AnyMessageLikeEventContent,
-        txn_id: &TransactionId,
-    ) -> Result<OwnedEventId, CryptoError> {
-        let event_type = content.event_type().to_string();
-        let raw = Raw::new(content).map_err(|e| CryptoError::Olm(e.to_string()))?;
-        self.send_encrypted_raw(twin, room, members, &event_type, &raw, txn_id)
-            .await
-    }
-
-    /// Like [`Crypto::send_encrypted`] for any event type and JSON content, custom types
-    /// included (the AI-to-AI protocol's events).
-    pub async fn send_encrypted_raw(
         &self,
         twin: &UserId,
         room: &RoomId,
@@ -460,12 +443,12 @@ fn futures_are_send(
     u: &UserId,
     r: &RoomId,
     m: &[OwnedUserId],
-    content: &AnyMessageLikeEventContent,
+    content: &Raw<AnyMessageLikeEventContent>,
     t: &TransactionId,
     ch: &CryptoChanges,
 ) {
     fn is_send<T: Send>(_: T) {}
-    is_send(c.send_encrypted(u, r, m, content, t));
+    is_send(c.send_encrypted(u, r, m, "m.room.message", content, t));
     is_send(c.receive(ch));
     is_send(c.decrypt(u, r, ""));
     is_send(c.request_key(u, r, ""));

@@ -70,20 +70,6 @@ impl MatrixClient {
         self.send(request, Some(user)).await.map(|_| ())
     }
 
-    /// Sends any message-like event.
-    pub async fn send_event(
-        &self,
-        user: &UserId,
-        room: &RoomId,
-        txn_id: &TransactionId,
-        content: &AnyMessageLikeEventContent,
-    ) -> Result<OwnedEventId, MatrixError> {
-        let request =
-            send_message_event::v3::Request::new(room.to_owned(), txn_id.to_owned(), content)
-                .map_err(|e| MatrixError::Protocol(format!("cannot serialize event: {e}")))?;
-        Ok(self.send(request, Some(user)).await?.event_id)
-    }
-
     /// Sends an event of any type (custom ones included) with JSON content.
     pub async fn send_raw_event(
         &self,

@@ -44,6 +44,26 @@ const ACTION_ATTEMPTS: u32 = 3;
 /// Messages kept per room for group context.
 const ROOM_LOG_KEEP: i64 = 200;
 
+/// Runs `attempt` until it succeeds, fails for good, or [`ACTION_ATTEMPTS`] tries failed
+/// in passing (waiting 2 s, then 4 s, ...); `what` names it in logs.
+pub(crate) async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, RoomError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RoomError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(err) if err.is_transient() && tries < ACTION_ATTEMPTS => {
+                tracing::warn!(%err, attempt = tries, "{what} failed, retrying");
+                tokio::time::sleep(Duration::from_secs(2u64.pow(tries))).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// An action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RoomError {
@@ -311,20 +331,8 @@ impl Rooms {
     }
 
     async fn execute_with_retries(&self, action: &Action) {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.execute(action).await {
-                Ok(()) => return,
-                Err(err) if err.is_transient() && attempt < ACTION_ATTEMPTS => {
-                    tracing::warn!(%err, ?action, attempt, "action failed, retrying");
-                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-                }
-                Err(err) => {
-                    tracing::error!(%err, ?action, "action failed");
-                    return;
-                }
-            }
+        if let Err(err) = retrying("action", || self.execute(action)).await {
+            tracing::error!(%err, ?action, "action failed");
         }
     }
 

@@ -27,6 +27,13 @@ use crate::{
     storage::NegotiationRow,
 };
 
+/// The policy for inputs from the twin's own side (its owner, its clock): nothing there is a
+/// stranger to be allowed, and nothing is accepted on the owner's behalf.
+const OWN_SIDE: Policy = Policy {
+    allowed: true,
+    auto_accept: false,
+};
+
 /// How often deadlines are checked.
 const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -87,10 +94,7 @@ impl Rooms {
             duration_minutes: ask.duration_minutes,
             window,
         });
-        let policy = Policy {
-            allowed: true,
-            auto_accept: false,
-        };
+        let policy = OWN_SIDE;
         self.run_step(&step, negotiation, input, policy, "start")
             .await
     }
@@ -242,10 +246,7 @@ impl Rooms {
             },
             _ => Input::OwnerDecline,
         };
-        let policy = Policy {
-            allowed: true,
-            auto_accept: false,
-        };
+        let policy = OWN_SIDE;
         self.run_step(&step, negotiation, input, policy, cause)
             .await?;
         Ok(Ok(if accept {
@@ -276,10 +277,7 @@ impl Rooms {
             return Ok(Err("That negotiation has no room.".into()));
         };
         let step = self.step_for(twin, owner, &room).await?;
-        let policy = Policy {
-            allowed: true,
-            auto_accept: false,
-        };
+        let policy = OWN_SIDE;
         let input = Input::OwnerCancel {
             reason: format!("cancelled by {owner}"),
         };
@@ -339,10 +337,7 @@ impl Rooms {
         let negotiation: Negotiation = serde_json::from_str(&row.state).map_err(internal)?;
         let step = self.step_for(&twin, &owner, &room).await?;
         let cause = format!("tick-{}", row.deadline_ms.unwrap_or_default());
-        let policy = Policy {
-            allowed: true,
-            auto_accept: false,
-        };
+        let policy = OWN_SIDE;
         self.run_step(&step, negotiation, Input::Tick, policy, &cause)
             .await
     }
@@ -564,17 +559,7 @@ impl Rooms {
         {
             return Ok(room);
         }
-        let room = self.matrix.create_dm(twin, peer_twin).await?;
-        self.store.set_room_encrypted(room.as_str(), true).await?;
-        self.store
-            .set_membership(room.as_str(), twin.as_str(), "join")
-            .await?;
-        self.store
-            .set_room_member(room.as_str(), twin.as_str(), "join", None)
-            .await?;
-        self.store
-            .set_room_member(room.as_str(), peer_twin.as_str(), "invite", None)
-            .await?;
+        let room = self.open_dm(twin, peer_twin).await?;
         self.store
             .set_a2a_room(twin.as_str(), peer_twin.as_str(), room.as_str())
             .await?;

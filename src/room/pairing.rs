@@ -213,7 +213,19 @@ impl Rooms {
         {
             return Ok(room);
         }
-        let room = self.matrix.create_dm(twin, owner).await?;
+        let room = self.open_dm(twin, owner).await?;
+        tracing::info!(%twin, %owner, %room, "opened a DM with the owner");
+        Ok(room)
+    }
+
+    /// Creates an encrypted direct room of `twin` with `other` invited, and records what later
+    /// decisions need (encrypted, the twin joined, `other` invited).
+    pub(super) async fn open_dm(
+        &self,
+        twin: &UserId,
+        other: &UserId,
+    ) -> Result<OwnedRoomId, RoomError> {
+        let room = self.matrix.create_dm(twin, other).await?;
         self.store.set_room_encrypted(room.as_str(), true).await?;
         self.store
             .set_membership(room.as_str(), twin.as_str(), "join")
@@ -222,9 +234,8 @@ impl Rooms {
             .set_room_member(room.as_str(), twin.as_str(), "join", None)
             .await?;
         self.store
-            .set_room_member(room.as_str(), owner.as_str(), "invite", None)
+            .set_room_member(room.as_str(), other.as_str(), "invite", None)
             .await?;
-        tracing::info!(%twin, %owner, %room, "opened a DM with the owner");
         Ok(room)
     }
 

@@ -1,7 +1,5 @@
 //! Sending as a twin: replies and threads, notices, encryption, and remembering what was sent.
 
-use std::time::Duration;
-
 use ruma::{
     OwnedEventId, RoomId, TransactionId, UserId,
     events::{
@@ -9,9 +7,10 @@ use ruma::{
         relation::{InReplyTo, Reply, Thread},
         room::message::{MessageType, Relation, RoomMessageEventContent},
     },
+    serde::Raw,
 };
 
-use super::{ACTION_ATTEMPTS, RoomError, Rooms, decide::ReplyTo, render_markdown};
+use super::{RoomError, Rooms, decide::ReplyTo, render_markdown, retrying};
 
 /// How a message looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,19 +67,11 @@ impl Rooms {
             Some(Relation::Thread(thread)) => Some(thread.event_id.to_string()),
             _ => None,
         };
-        let content = AnyMessageLikeEventContent::RoomMessage(content);
-        let mut attempt = 0;
-        let event_id = loop {
-            attempt += 1;
-            match self.send_content(twin, room, txn_id, &content).await {
-                Ok(event_id) => break event_id,
-                Err(err) if err.is_transient() && attempt < ACTION_ATTEMPTS => {
-                    tracing::warn!(%err, %room, attempt, "sending failed, retrying");
-                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-                }
-                Err(err) => return Err(err),
-            }
-        };
+        let raw = Raw::new(&AnyMessageLikeEventContent::RoomMessage(content))
+            .map_err(|e| RoomError::Internal(format!("cannot serialize a message: {e}")))?;
+        let event_id = self
+            .send_event(twin, room, txn_id, "m.room.message", &raw)
+            .await?;
         if let Err(err) = self
             .store
             .add_twin_event(
@@ -111,8 +102,7 @@ impl Rooms {
     }
 
     /// Sends an event of any type (the AI-to-AI protocol's custom events) as the twin, under
-    /// the same rule as every other event: encrypted when the room is, never plaintext into
-    /// an encrypted room. Passing failures are retried.
+    /// the same rule as every other event (see [`Rooms::send_event`]).
     pub(crate) async fn send_raw(
         &self,
         twin: &UserId,
@@ -121,36 +111,39 @@ impl Rooms {
         event_type: &str,
         content: &serde_json::Value,
     ) -> Result<OwnedEventId, RoomError> {
-        let raw = ruma::serde::Raw::new(content)
+        let raw = Raw::new(content)
             .map_err(|e| RoomError::Internal(format!("cannot serialize {event_type}: {e}")))?
             .cast_unchecked::<AnyMessageLikeEventContent>();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent = async {
-                if self.is_encrypted(twin, room).await? {
-                    let members = self.matrix.room_members(twin, room).await?;
-                    Ok(self
-                        .crypto
-                        .send_encrypted_raw(twin, room, &members, event_type, &raw, txn_id)
-                        .await?)
-                } else {
-                    Ok(self
-                        .matrix
-                        .send_raw_event(twin, room, txn_id, event_type, &raw)
-                        .await?)
-                }
+        self.send_event(twin, room, txn_id, event_type, &raw).await
+    }
+
+    /// Sends an event as the twin: encrypted when the room is (the room key is shared with every
+    /// joined and invited device first), plaintext only in rooms known to be unencrypted. If the
+    /// room's state cannot be read or encryption fails, nothing is sent. Passing failures are
+    /// retried.
+    async fn send_event(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        event_type: &str,
+        raw: &Raw<AnyMessageLikeEventContent>,
+    ) -> Result<OwnedEventId, RoomError> {
+        retrying("sending", || async {
+            if self.is_encrypted(twin, room).await? {
+                let members = self.matrix.room_members(twin, room).await?;
+                Ok(self
+                    .crypto
+                    .send_encrypted(twin, room, &members, event_type, raw, txn_id)
+                    .await?)
+            } else {
+                Ok(self
+                    .matrix
+                    .send_raw_event(twin, room, txn_id, event_type, raw)
+                    .await?)
             }
-            .await;
-            match sent {
-                Ok(event_id) => return Ok(event_id),
-                Err(err) if RoomError::is_transient(&err) && attempt < ACTION_ATTEMPTS => {
-                    tracing::warn!(%err, %room, attempt, event_type, "sending failed, retrying");
-                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        })
+        .await
     }
 
     /// Whether `room` is encrypted: as recorded, else asked from the homeserver (and recorded).
@@ -165,27 +158,6 @@ impl Rooms {
                 encrypted
             }
         })
-    }
-
-    /// Sends an event as the twin: encrypted when the room is (the room key is shared with every
-    /// joined and invited device first), plaintext only in rooms known to be unencrypted. If the
-    /// room's state cannot be read or encryption fails, nothing is sent.
-    pub(super) async fn send_content(
-        &self,
-        twin: &UserId,
-        room: &RoomId,
-        txn_id: &TransactionId,
-        content: &AnyMessageLikeEventContent,
-    ) -> Result<OwnedEventId, RoomError> {
-        if self.is_encrypted(twin, room).await? {
-            let members = self.matrix.room_members(twin, room).await?;
-            Ok(self
-                .crypto
-                .send_encrypted(twin, room, &members, content, txn_id)
-                .await?)
-        } else {
-            Ok(self.matrix.send_event(twin, room, txn_id, content).await?)
-        }
     }
 }
 
