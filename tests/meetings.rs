@@ -167,6 +167,14 @@ fn enc(text: &str) -> String {
         .replace('!', "%21")
 }
 
+/// Kernel turns the model served (requests offering tools; notice rewordings offer none).
+fn turns(llm: &fake_llm::FakeLlm) -> usize {
+    llm.requests()
+        .iter()
+        .filter(|r| r.body["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .count()
+}
+
 fn propose(with: &str, title: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Step {
     Step::tool_call(
         "propose_meeting",
@@ -196,6 +204,18 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
     hs1.llm
         .push(propose(bob.user_id.as_str(), "Sync", day(1), day(3)));
     hs1.llm.push(Step::text("I'm on it."));
+    // Alice's model then words the agreement for her but invents a time: the plain wording
+    // goes out instead.
+    hs1.llm.push(Step::rewrite(|notice| {
+        format!("{notice} See you at 23:59!")
+    }));
+    // Bob's model words the question to Bob in its own voice, keeping every fact.
+    hs2.llm.push(Step::rewrite(|notice| {
+        format!(
+            "Hi Bob! In my words: {}",
+            notice.replace("Shall I accept?", "Want me to say yes?")
+        )
+    }));
     alice
         .send_text(
             &alice_dm,
@@ -209,6 +229,16 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
         ask.contains("Sync") && ask.contains(alice.user_id.as_str()),
         "{ask}"
     );
+    assert!(
+        ask.starts_with("Hi Bob! In my words:") && ask.contains("Want me to say yes?"),
+        "Bob's notice is the model's wording: {ask}"
+    );
+    let asked = hs2.llm.requests();
+    let wording = &asked[0].body;
+    assert!(
+        wording["tools"].as_array().is_none_or(Vec::is_empty),
+        "{wording}"
+    );
     hs2.llm
         .push(Step::tool_call("answer_meeting", json!({"accept": true})));
     hs2.llm.push(Step::text("Accepted."));
@@ -217,6 +247,10 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
     let told_alice = wait_for_notice(&alice, &alice_dm, &alice_ai, "Agreed").await;
     let told_bob = wait_for_notice(&bob, &bob_dm, &bob_ai, "Agreed").await;
     assert!(told_alice.contains("Sync") && told_bob.contains("Sync"));
+    assert!(
+        told_alice.starts_with("📅 Agreed with") && !told_alice.contains("23:59"),
+        "Alice gets the plain wording: {told_alice}"
+    );
 
     // Both calendars hold the same event (same UID, same start), on the first free slot.
     let alice_events = events(&calendar(&hs1, "alice"));
@@ -329,7 +363,7 @@ async fn allowlist_declines_then_auto_accept_agrees_and_an_outage_only_delays() 
         .iter()
         .any(|m| m.body().contains("asks for a meeting"));
     assert!(!asked, "auto-accept must not ask Bob");
-    assert_eq!(hs2.llm.requests().len(), 0, "Bob's model was never needed");
+    assert_eq!(turns(&hs2.llm), 0, "no turn of Bob's twin was needed");
     let first = events(&calendar(&hs1, "alice"));
     assert_eq!(first.len(), 1);
     assert_eq!(first, events(&calendar(&hs2, "bob")));
@@ -578,6 +612,24 @@ async fn a_client_written_from_the_docs_negotiates_and_bad_events_get_typed_reje
         )]
     );
 
+    // Protocol events in the clear (as a homeserver could forge them) are ignored: no hello
+    // back, no accept, not even a rejection.
+    let plain = "plain-0001";
+    for (seq, (kind, content)) in [
+        ("dev.matrixos.a2a.hello", hello_for(&peer, carol_ai.user_id.as_str(), plain)),
+        (
+            "dev.matrixos.a2a.request",
+            json!({"version": "1", "negotiation_id": plain, "seq": 2, "title": "In the clear",
+                   "duration_minutes": 30, "window": {"start": at(d1), "end": at(d1 + Days::days(1))},
+                   "time_zone": "UTC", "slots": [slot(12, 0)]}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        send_in_the_clear(&carol_ai, &room, kind, content, seq).await;
+    }
+
     // A malformed request and an unknown version: typed rejections, no crash, no stall.
     room.send_raw(
         "dev.matrixos.a2a.request",
@@ -623,6 +675,28 @@ async fn a_client_written_from_the_docs_negotiates_and_bad_events_get_typed_reje
     })
     .await;
     assert_eq!(out_of_order["code"], "out_of_order", "{out_of_order}");
+    // By now the plaintext events (sent before all of these) were handled: nothing answered.
+    let answered: Vec<_> = protocol_events(&carol_ai, &room, &alice_ai)
+        .await
+        .into_iter()
+        .filter(|(_, c)| c["negotiation_id"] == plain)
+        .collect();
+    assert!(answered.is_empty(), "{answered:?}");
+    assert_eq!(events(&calendar(&env, "alice")).len(), 1);
+}
+
+/// Sends a protocol event unencrypted into an encrypted room (the client API lets anyone).
+async fn send_in_the_clear(human: &Human, room: &Room, kind: &str, content: Value, n: usize) {
+    use matrix_sdk::ruma::{
+        OwnedTransactionId, api::client::message::send_message_event, serde::Raw,
+    };
+    let request = send_message_event::v3::Request::new_raw(
+        room.room_id().to_owned(),
+        OwnedTransactionId::from(format!("clear-{n}-{}", Utc::now().timestamp_millis())),
+        kind.into(),
+        Raw::from_json(serde_json::value::to_raw_value(&content).unwrap()),
+    );
+    human.client.send(request).await.unwrap();
 }
 
 /// A hello written from docs/protocol.md, as Carol's client sends it.

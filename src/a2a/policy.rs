@@ -30,6 +30,9 @@ pub struct MeetingsFile {
     pub peer_timeout_minutes: u32,
     /// Minutes to wait for the owner's answer before declining.
     pub owner_timeout_minutes: u32,
+    /// Whether the twin's model words the owner's notices in its own voice (checked against
+    /// the facts; the plain wording is sent when the model changes any). `false`: plain only.
+    pub reword_notices: bool,
 }
 
 impl Default for MeetingsFile {
@@ -43,6 +46,7 @@ impl Default for MeetingsFile {
             auto_accept: Vec::new(),
             peer_timeout_minutes: 48 * 60,
             owner_timeout_minutes: 24 * 60,
+            reword_notices: true,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct MeetingPolicy {
     pub hours: WorkingHours,
     /// Timeouts and slot steps of new negotiations.
     pub config: NegotiationConfig,
+    /// Whether the model words notices to the owner.
+    pub reword_notices: bool,
     auto_accept: GlobSet,
 }
 
@@ -114,6 +120,7 @@ impl MeetingPolicy {
                 owner_timeout_minutes: file.owner_timeout_minutes,
                 ..NegotiationConfig::default()
             },
+            reword_notices: file.reword_notices,
             auto_accept,
         })
     }

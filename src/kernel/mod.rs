@@ -16,6 +16,7 @@ mod message;
 mod prompt;
 pub mod provider;
 mod public;
+mod reword;
 mod setup;
 pub mod tools;
 mod turn;
@@ -166,6 +167,23 @@ impl Kernel {
             };
             KernelError::Provider(format!("{error}; {advice}"))
         })
+    }
+
+    /// Asks the model to say `notice` to the owner in the twin's own voice (soul and
+    /// identity), with `model` instead of the configured one when set. The answer is the
+    /// model's text as is: the caller checks that the notice's facts survived.
+    pub async fn reword(
+        &self,
+        home: Arc<Home>,
+        notice: &str,
+        model: Option<String>,
+    ) -> Result<String, KernelError> {
+        match &self.backend {
+            Backend::Unconfigured(why) => Err(KernelError::NotConfigured(why.clone())),
+            Backend::Model { provider, .. } => {
+                reword::reword(provider.as_ref(), home, notice, model).await
+            }
+        }
     }
 
     /// Runs one turn.

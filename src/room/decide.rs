@@ -46,6 +46,8 @@ pub struct Context<'a> {
     pub twins: &'a [TwinView<'a>],
     /// People joined to or invited into the room, twins included.
     pub member_count: usize,
+    /// Whether the event arrived encrypted (protocol events count only then).
+    pub arrived_encrypted: bool,
 }
 
 /// Who the twin is talking to in a turn: the call-center rule keys off this.
@@ -360,6 +362,9 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             }
             actions
         }
+        // The protocol is spoken encrypted only (docs/protocol.md): a plaintext event is
+        // somebody else's (a homeserver's or a stranger's) and is ignored.
+        RoomEvent::Protocol { .. } if !ctx.arrived_encrypted => vec![],
         RoomEvent::Protocol {
             room_id,
             event_id,

@@ -45,6 +45,7 @@ struct World {
     joined: bool,
     replied_to: bool,
     in_thread: bool,
+    encrypted: bool,
 }
 
 impl World {
@@ -56,6 +57,7 @@ impl World {
             joined: true,
             replied_to: false,
             in_thread: false,
+            encrypted: false,
         }
     }
 
@@ -83,6 +85,7 @@ impl World {
                 may_have_twin: &allowed,
                 twins: &views,
                 member_count: members,
+                arrived_encrypted: self.encrypted,
             },
         )
     }
@@ -171,6 +174,7 @@ fn invite_of_a_disallowed_owner_is_declined() {
             may_have_twin: &nobody,
             twins: &views,
             member_count: 2,
+            arrived_encrypted: false,
         },
     );
     assert!(actions.iter().any(|a| matches!(a, Action::Decline { .. })));
@@ -312,4 +316,22 @@ fn membership_of_non_twins_is_ignored() {
             .run(&member("@alice:x", "@bob:x", "invite", false), 2)
             .is_empty()
     );
+}
+
+#[test]
+fn protocol_events_count_only_when_they_arrived_encrypted() {
+    let mut world = World::owner_only();
+    let request = RoomEvent::Protocol {
+        room_id: owned_room_id!("!r:x"),
+        event_id: owned_event_id!("$p"),
+        sender: "@bob_ai:y".try_into().unwrap(),
+        event_type: "dev.matrixos.a2a.request".into(),
+        content: serde_json::json!({"version": "1"}),
+    };
+    assert_eq!(world.run(&request, 2), vec![]);
+    world.encrypted = true;
+    assert!(matches!(
+        world.run(&request, 2)[..],
+        [Action::Protocol { .. }]
+    ));
 }

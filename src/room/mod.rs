@@ -16,6 +16,7 @@ mod render;
 mod run_command;
 mod send;
 mod turn;
+mod twin_locks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -110,9 +111,8 @@ pub struct Rooms {
     access_defaults: crate::config::AccessConfig,
     limits: Limits,
     turn_slots: Semaphore,
-    /// One negotiation step at a time (events, owner answers and ticks come from different
-    /// rooms' queues).
-    negotiating: tokio::sync::Mutex<()>,
+    /// One negotiation step of a twin at a time.
+    negotiating: twin_locks::TwinLocks,
     history_limit: usize,
     context_messages: usize,
     done: mpsc::UnboundedSender<i64>,
@@ -140,7 +140,7 @@ impl Rooms {
             access_defaults: config.access.clone(),
             limits: Limits::new(&config.limits, &local),
             turn_slots: Semaphore::new(config.rooms.max_concurrent_turns.max(1)),
-            negotiating: tokio::sync::Mutex::new(()),
+            negotiating: twin_locks::TwinLocks::default(),
             history_limit: config.rooms.history_messages,
             context_messages: config.rooms.context_messages,
             done,
@@ -186,6 +186,7 @@ impl Rooms {
                 return;
             }
         };
+        let arrived_encrypted = matches!(event, RoomEvent::Encrypted { .. });
         if let RoomEvent::Encrypted { event_id, .. } = &event {
             match self.decrypt(&room, event_id, json, waiting, &joined).await {
                 Some(plain) => event = RoomEvent::parse(&plain),
@@ -209,6 +210,7 @@ impl Rooms {
             may_have_twin: &may_have_twin,
             twins: &views,
             member_count: facts.member_count,
+            arrived_encrypted,
         };
         for action in decide(&event, &ctx) {
             self.execute_with_retries(&action).await;

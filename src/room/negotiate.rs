@@ -10,7 +10,10 @@ use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use super::{RoomError, Rooms, decide::ReplyTo, facts::policy_of};
 use crate::{
-    a2a::{self, MeetingPolicy, wording},
+    a2a::{
+        self, MeetingPolicy,
+        wording::{self, OwnerMessage},
+    },
     calendar::{Calendar, NewEvent},
     home::Home,
     kernel::MeetingAsk,
@@ -25,6 +28,7 @@ use crate::{
         parse,
     },
     storage::NegotiationRow,
+    twin::TwinSettings,
 };
 
 /// The policy for inputs from the twin's own side (its owner, its clock): nothing there is a
@@ -36,6 +40,9 @@ const OWN_SIDE: Policy = Policy {
 
 /// How often deadlines are checked.
 const TICK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long the model may take to word a notice before the plain wording is sent.
+const REWORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How far ahead busy times are read (the protocol's longest window).
 const HORIZON_DAYS: i64 = 92;
@@ -74,7 +81,7 @@ impl Rooms {
         };
         let window = Interval::new(ask.window_start, ask.window_end).map_err(internal)?;
         let id = NegotiationId::new(random_id()).map_err(internal)?;
-        let _one_at_a_time = self.negotiating.lock().await;
+        let _one_at_a_time = self.negotiating.lock(twin).await;
         let room = self.a2a_room(twin, &peer_twin).await?;
         let step = self.step_for(twin, owner, &room).await?;
         let negotiation = Negotiation::new(
@@ -111,7 +118,7 @@ impl Rooms {
         event_type: &str,
         content: &serde_json::Value,
     ) -> Result<(), RoomError> {
-        let _one_at_a_time = self.negotiating.lock().await;
+        let _one_at_a_time = self.negotiating.lock(twin).await;
         let step = self.step_for(twin, owner, room).await?;
         let event = match parse(event_type, content) {
             Ok(event) => event,
@@ -208,7 +215,7 @@ impl Rooms {
         accept: bool,
         cause: &str,
     ) -> Result<Result<String, String>, RoomError> {
-        let _one_at_a_time = self.negotiating.lock().await;
+        let _one_at_a_time = self.negotiating.lock(twin).await;
         let open = self.store.open_negotiations(twin.as_str()).await?;
         let waiting: Vec<(NegotiationRow, Negotiation)> = open
             .into_iter()
@@ -265,7 +272,7 @@ impl Rooms {
         id: &str,
         cause: &str,
     ) -> Result<Result<String, String>, RoomError> {
-        let _one_at_a_time = self.negotiating.lock().await;
+        let _one_at_a_time = self.negotiating.lock(twin).await;
         let Some(row) = self.store.negotiation(twin.as_str(), id).await? else {
             return Ok(Err(format!("I know no meeting negotiation {id}.")));
         };
@@ -322,8 +329,16 @@ impl Rooms {
     }
 
     async fn tick_one(&self, row: &NegotiationRow) -> Result<(), RoomError> {
-        let _one_at_a_time = self.negotiating.lock().await;
         let twin = OwnedUserId::try_from(row.twin_id.as_str()).map_err(internal)?;
+        let _one_at_a_time = self.negotiating.lock(&twin).await;
+        // Read again under the lock: a step may have moved it on since the due list was read.
+        let Some(row) = self.store.negotiation(twin.as_str(), &row.id).await? else {
+            return Ok(());
+        };
+        let now = Utc::now().timestamp_millis();
+        if row.finished || row.deadline_ms.is_none_or(|deadline| deadline > now) {
+            return Ok(());
+        }
         let owner = self
             .twins
             .naming()
@@ -424,13 +439,14 @@ impl Rooms {
                         .as_ref()
                         .map(|p| p.owner.to_string())
                         .unwrap_or_else(|| "the other twin".into());
-                    let text = wording::notice_text(
+                    let message = wording::notice_message(
                         notice,
                         &title,
                         &peer_name,
                         negotiation.id().as_str(),
                         tz,
                     );
+                    let text = self.word_for_owner(step, &message).await;
                     let key = format!("{}:{}:{notice:?}", negotiation.id().as_str(), cause);
                     self.tell_owner(step.twin, step.owner, &key, &text).await?;
                     if matches!(notice, Notice::AskOwner { .. }) {
@@ -532,6 +548,39 @@ impl Rooms {
         })
         .await
         .map_err(internal)?
+    }
+
+    /// The owner's notice in the twin's voice when its policy allows and the model keeps every
+    /// fact; otherwise, or when the model fails or takes too long, the plain wording.
+    async fn word_for_owner(&self, step: &Step<'_>, message: &OwnerMessage) -> String {
+        if !step.policy.reword_notices || !self.kernel.is_configured() {
+            return message.text.clone();
+        }
+        let home = step.home.clone();
+        let model = tokio::task::spawn_blocking(move || TwinSettings::load(&home))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+            .model;
+        let asked = self.kernel.reword(step.home.clone(), &message.text, model);
+        match tokio::time::timeout(REWORD_TIMEOUT, asked).await {
+            Ok(Ok(reworded)) => match wording::check(message, &reworded) {
+                Ok(()) => reworded,
+                Err(err) => {
+                    tracing::info!(%err, "the model's wording changed a fact; sending the plain one");
+                    message.text.clone()
+                }
+            },
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "the model could not word a notice; sending the plain one");
+                message.text.clone()
+            }
+            Err(_) => {
+                tracing::warn!("the model took too long to word a notice; sending the plain one");
+                message.text.clone()
+            }
+        }
     }
 
     /// A notice in the owner's DM (opened when there is none).

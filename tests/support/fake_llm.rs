@@ -56,6 +56,18 @@ pub enum Step {
     /// A text answer repeating every tool result since the last user text, one per line
     /// (a model that blurts out whatever its tools gave it).
     EchoToolResults,
+    /// A text answer made from the last user text (a model that rewrites what it is given).
+    Rewrite(Rewriter),
+}
+
+/// How a [`Step::Rewrite`] turns the last user text into its answer.
+#[derive(Clone)]
+pub struct Rewriter(pub Arc<dyn Fn(&str) -> String + Send + Sync>);
+
+impl std::fmt::Debug for Rewriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewriter(..)")
+    }
 }
 
 impl Step {
@@ -74,6 +86,11 @@ impl Step {
     pub fn error(status: u16, message: &str) -> Self {
         let body = json!({"type": "error", "error": {"type": "api_error", "message": message}});
         Self::Error(status, body.to_string())
+    }
+
+    /// A text answer made from the last user text by `rewrite`.
+    pub fn rewrite(rewrite: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        Self::Rewrite(Rewriter(Arc::new(rewrite)))
     }
 
     /// `inner` after `delay`.
@@ -325,6 +342,7 @@ async fn handle(
         } => return raw_response(status, &headers, body),
         Step::Delay(..) => Answer::Text(String::new()),
         Step::EchoToolResults => Answer::Text(tool_results(&body).join("\n")),
+        Step::Rewrite(Rewriter(rewrite)) => Answer::Text(rewrite(&last_user_text(wire, &body))),
     };
     let reply = Reply {
         id,
