@@ -83,9 +83,12 @@ async fn run() {
     );
     let alice_cal = hs1.home_of("alice").join("data/calendar.ics");
     let bob_cal = hs2.home_of("bob").join("data/calendar.ics");
-    println!("round  alice_calendar_ms  bob_calendar_ms  alice_notice_ms  (from Alice's message)");
+    println!(
+        "round  turn_done_ms  alice_calendar_ms  bob_calendar_ms  alice_notice_ms  (from Alice's message)"
+    );
     let mut totals = Vec::new();
     let mut firsts = Vec::new();
+    let mut turns = Vec::new();
     for round in 0..ROUNDS {
         let start = (Utc::now() + Days::days(round + 1))
             .date_naive()
@@ -100,26 +103,6 @@ async fn run() {
         ));
         hs1.llm.push(Step::text("On it."));
         let want = round as usize + 1;
-        let t0 = Instant::now();
-        alice.send_text(&dm, "find 30 minutes with Bob").await;
-        let (mut a, mut b) = (None, None);
-        while a.is_none() || b.is_none() {
-            if a.is_none() && count_events(&alice_cal) >= want {
-                a = Some(t0.elapsed());
-            }
-            if b.is_none() && count_events(&bob_cal) >= want {
-                b = Some(t0.elapsed());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "round {round} did not finish"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let (a, b) = (a.unwrap(), b.unwrap());
-        // Alice's twin then asks its model to word her notice (the turn took two calls); the
-        // next round's script must not be taken for that.
-        let told = 3 * want;
         let posts = || {
             hs1.llm
                 .requests()
@@ -127,31 +110,59 @@ async fn run() {
                 .filter(|r| r.method == "POST")
                 .count()
         };
-        while posts() < told {
+        // Per round Alice's model gets three calls: the turn's two, then wording her notice.
+        let before = posts();
+        let t0 = Instant::now();
+        alice.send_text(&dm, "find 30 minutes with Bob").await;
+        let (mut turn, mut a, mut b, mut told) = (None, None, None, None);
+        // The next round's script must not be taken for this round's notice: wait for it too.
+        while a.is_none() || b.is_none() || told.is_none() {
+            let calls = posts() - before;
+            if turn.is_none() && calls >= 2 {
+                turn = Some(t0.elapsed());
+            }
+            if a.is_none() && count_events(&alice_cal) >= want {
+                a = Some(t0.elapsed());
+            }
+            if b.is_none() && count_events(&bob_cal) >= want {
+                b = Some(t0.elapsed());
+            }
+            if told.is_none() && calls >= 3 {
+                told = Some(t0.elapsed());
+            }
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
-                "round {round}: Alice's notice was never worded"
+                "round {round} did not finish"
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let worded = t0.elapsed();
+        let ms = |d: Option<Duration>| d.unwrap().as_millis();
         println!(
-            "{round:>5}  {:>17}  {:>15}  {:>15}",
-            a.as_millis(),
-            b.as_millis(),
-            worded.as_millis()
+            "{round:>5}  {:>12}  {:>17}  {:>15}  {:>15}",
+            ms(turn),
+            ms(a),
+            ms(b),
+            ms(told)
         );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        turns.push(turn.unwrap());
         firsts.push(a.min(b));
         totals.push(a.max(b));
     }
     totals.sort();
     firsts.sort();
+    turns.sort();
     let median = |v: &Vec<Duration>| v[v.len() / 2].as_millis();
     println!(
-        "request -> both calendars written: median {} ms, max {} ms over {ROUNDS} rounds \
-         (first calendar median {} ms; the rest is one federation hop plus decrypting the confirm)",
+        "request -> both calendars written: median {} ms, max {} ms over {ROUNDS} rounds",
         median(&totals),
         totals.last().unwrap().as_millis(),
-        median(&firsts)
+    );
+    println!(
+        "where it goes (medians): Alice's message reaches her twin and its turn ends (the \
+         model's second call) {} ms; hello + request to Bob's twin, its accept back, Alice's \
+         calendar {} ms; the confirm's federation hop to Bob's calendar the rest",
+        median(&turns),
+        median(&firsts),
     );
 }

@@ -428,6 +428,7 @@ impl Rooms {
             .unwrap_or_default();
         let peer = negotiation.peer().cloned();
         for output in &outputs {
+            let started = std::time::Instant::now();
             match output {
                 Output::Send(event) => self.send_protocol(step, event, cause).await?,
                 Output::Calendar(write) => {
@@ -454,6 +455,13 @@ impl Rooms {
                     }
                 }
             }
+            tracing::debug!(
+                twin = %step.twin,
+                negotiation = %negotiation.id().as_str(),
+                output = output.kind(),
+                ms = started.elapsed().as_millis() as u64,
+                "negotiation output carried out"
+            );
         }
         let row = NegotiationRow {
             twin_id: step.twin.to_string(),

@@ -130,6 +130,17 @@ pub enum Output {
     Notify(Notice),
 }
 
+impl Output {
+    /// What it is, for logs: the event type sent, `calendar` or `notify`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Send(event) => event.event_type(),
+            Self::Calendar(_) => "calendar",
+            Self::Notify(_) => "notify",
+        }
+    }
+}
+
 /// A change to the own owner's calendar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CalendarWrite {
