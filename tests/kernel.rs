@@ -78,6 +78,7 @@ fn turn(input: &str) -> Turn {
         audience: Audience::Owner,
         allowed_tools: None,
         model: None,
+        context: None,
     }
 }
 

@@ -251,6 +251,19 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
         told_alice.starts_with("📅 Agreed with") && !told_alice.contains("23:59"),
         "Alice gets the plain wording: {told_alice}"
     );
+    // Bob's model knew what "yes" answered: the waiting request was in its prompt.
+    let bobs_turn = hs2
+        .llm
+        .requests()
+        .into_iter()
+        .find(|r| r.body["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .expect("Bob's turn");
+    let prompt = bobs_turn.body.to_string();
+    assert!(
+        prompt.contains("Waiting for your owner's answer")
+            && prompt.contains(&format!("**Sync** with {}, free ", alice.user_id)),
+        "{prompt}"
+    );
 
     // Both calendars hold the same event (same UID, same start), on the first free slot.
     let alice_events = events(&calendar(&hs1, "alice"));

@@ -52,6 +52,9 @@ pub struct Turn {
     pub allowed_tools: Option<Vec<String>>,
     /// The twin's own model, sent instead of the configured `llm.model` when set.
     pub model: Option<String>,
+    /// What the room session knows that the model should too (e.g. meetings waiting for the
+    /// owner's answer), in Markdown; added to the owner's system prompt, never to a public one.
+    pub context: Option<String>,
 }
 
 /// Result of one turn.

@@ -38,11 +38,16 @@ pub(crate) async fn run(
         audience,
         allowed_tools,
         model,
+        context,
     } = turn;
     let (system, history) = match &audience {
         Audience::Owner => {
             let parts = prompt::read_home(Arc::clone(&home)).await;
-            let system = prompt::compose(&parts, &room_id, SystemTime::now());
+            let mut system = prompt::compose(&parts, &room_id, SystemTime::now());
+            if let Some(context) = context.as_deref().filter(|c| !c.trim().is_empty()) {
+                system.push_str("\n\n");
+                system.push_str(context.trim());
+            }
             (system, history)
         }
         Audience::Public { person } => {

@@ -295,6 +295,32 @@ impl Rooms {
         ))
     }
 
+    /// The owner's meetings in progress, for the model in an owner's turn (so that "yes, that
+    /// works" can be passed on with the right id); `None` when there are none or they cannot
+    /// be read (the turn goes on without).
+    pub(super) async fn meetings_context(&self, twin: &UserId, home: Arc<Home>) -> Option<String> {
+        let rows = match self.store.open_negotiations(twin.as_str()).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read negotiations for the turn");
+                return None;
+            }
+        };
+        if rows.is_empty() {
+            return None;
+        }
+        let negotiations: Vec<Negotiation> = rows
+            .iter()
+            .filter_map(|row| serde_json::from_str(&row.state).ok())
+            .collect();
+        let tz = tokio::task::spawn_blocking(move || MeetingPolicy::load(&home))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map_or(chrono_tz::UTC, |policy| policy.hours.time_zone);
+        wording::meetings_brief(&negotiations, Utc::now(), tz)
+    }
+
     /// Every few seconds, lets negotiations whose deadline passed time out, until shutdown.
     pub async fn run_negotiation_ticker(
         self: Arc<Self>,
@@ -561,7 +587,7 @@ impl Rooms {
     /// The owner's notice in the twin's voice when its policy allows and the model keeps every
     /// fact; otherwise, or when the model fails or takes too long, the plain wording.
     async fn word_for_owner(&self, step: &Step<'_>, message: &OwnerMessage) -> String {
-        if !step.policy.reword_notices || !self.kernel.is_configured() {
+        if !message.rewordable || !step.policy.reword_notices || !self.kernel.is_configured() {
             return message.text.clone();
         }
         let home = step.home.clone();

@@ -135,6 +135,11 @@ impl Rooms {
             })
             .model;
 
+        let context = match speaker {
+            Speaker::Owner => self.meetings_context(twin_id, twin.home.clone()).await,
+            Speaker::Other => None,
+        };
+
         let outcome = {
             let _slot = self
                 .turn_slots
@@ -156,6 +161,7 @@ impl Rooms {
                         },
                         allowed_tools: settings.tools.clone(),
                         model,
+                        context,
                     },
                 )
                 .await

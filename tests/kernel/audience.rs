@@ -31,6 +31,7 @@ both_wires!(
     public_turn_sees_and_changes_nothing_private,
     room_restriction_narrows_the_tools_on_the_wire,
     twins_own_model_reaches_the_wire,
+    the_sessions_context_reaches_the_owners_prompt_only,
 );
 
 /// A home with secrets in every private place and a public profile.
@@ -312,4 +313,22 @@ async fn twins_own_model_reaches_the_wire(wire: Wire) {
     let requests = fake.requests();
     assert_eq!(requests[0].body["model"], "twin-special-model");
     assert_eq!(requests[1].body["model"], "fake-model");
+}
+
+async fn the_sessions_context_reaches_the_owners_prompt_only(wire: Wire) {
+    let fake = FakeLlm::start().await;
+    let home = home();
+    let kernel = kernel(&config(wire, &fake));
+    let context = "## Meetings in progress\n- CONTEXT-CANARY-77e1 waits for your answer";
+    for audience in [Audience::Owner, bob()] {
+        let turn = Turn {
+            audience,
+            context: Some(context.into()),
+            ..turn("yes, that works")
+        };
+        kernel.run_turn(Arc::clone(&home.home), turn).await.unwrap();
+    }
+    let requests = fake.requests();
+    assert!(system_prompt(&requests[0]).ends_with(context));
+    assert!(!requests[1].body.to_string().contains("CONTEXT-CANARY"));
 }

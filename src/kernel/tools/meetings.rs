@@ -47,7 +47,7 @@ pub(super) fn specs() -> Vec<ToolSpec> {
                           data/calendar.ics. The other twin is told and both calendars drop it."
                 .into(),
             parameters: object_schema(
-                json!({"negotiation_id": {"type": "string", "description": "The meeting's UID"}}),
+                json!({"negotiation_id": {"type": "string", "description": "The meeting's id, as listed under Meetings in progress"}}),
                 &["negotiation_id"],
             ),
         },

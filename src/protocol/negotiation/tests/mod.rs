@@ -20,11 +20,11 @@ mod errors;
 mod flows;
 
 /// One twin: its negotiation, its owner's calendar facts, and everything it produced.
-pub(super) struct Side {
-    pub n: Negotiation,
+pub(crate) struct Side {
+    pub(crate) n: Negotiation,
     pub busy: Vec<Interval>,
     pub hours: WorkingHours,
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     pub sent: Vec<ProtocolEvent>,
     pub calendar: Vec<CalendarWrite>,
     pub notices: Vec<Notice>,
@@ -46,7 +46,7 @@ impl Side {
         }
     }
 
-    pub(super) fn handle(
+    pub(crate) fn handle(
         &mut self,
         input: Input,
         now: DateTime<Utc>,
@@ -114,10 +114,10 @@ pub(super) fn bob() -> Party {
 }
 
 /// Alice (Berlin, requester) and Bob (London, responder), on Friday 1 May 2026 at 08:00 UTC.
-pub(super) struct Pair {
-    pub now: DateTime<Utc>,
-    pub alice: Side,
-    pub bob: Side,
+pub(crate) struct Pair {
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) alice: Side,
+    pub(crate) bob: Side,
 }
 
 /// Monday 4 to Saturday 9 May 2026 (UTC).
@@ -135,7 +135,7 @@ pub(super) fn start_meeting() -> StartMeeting {
 }
 
 impl Pair {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Pair {
             now: utc("2026-05-01T08:00:00Z"),
             alice: Side::new(alice(), WorkingHours::office(Berlin)),
@@ -144,7 +144,7 @@ impl Pair {
     }
 
     /// Alice asks; events are delivered until both sides are quiet.
-    pub(super) fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let outputs = self
             .alice
             .handle(Input::Start(start_meeting()), self.now)
@@ -153,7 +153,7 @@ impl Pair {
     }
 
     /// Delivers `outputs`' events (from Alice if `from_alice`) and every answer, until quiet.
-    pub(super) fn deliver(&mut self, from_alice: bool, outputs: Vec<Output>) {
+    pub(crate) fn deliver(&mut self, from_alice: bool, outputs: Vec<Output>) {
         let mut queue: VecDeque<(bool, ProtocolEvent)> = outputs
             .into_iter()
             .filter_map(|o| match o {
