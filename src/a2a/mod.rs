@@ -1,7 +1,9 @@
 //! The AI-to-AI side of a twin that is not the protocol itself (`crate::protocol`): the
-//! owner's meeting policy, how another person's twin is found, and the words owners are told.
+//! owner's meeting policy, how another person's twin is found, the words owners are told, and
+//! the brief of meetings in progress the model gets in owner turns.
 //! The room session (`room::negotiate`) drives negotiations with these.
 
+pub mod brief;
 pub mod policy;
 pub mod wording;
 

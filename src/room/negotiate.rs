@@ -318,7 +318,7 @@ impl Rooms {
             .ok()
             .and_then(Result::ok)
             .map_or(chrono_tz::UTC, |policy| policy.hours.time_zone);
-        wording::meetings_brief(&negotiations, Utc::now(), tz)
+        a2a::brief::meetings_brief(&negotiations, Utc::now(), tz)
     }
 
     /// Every few seconds, lets negotiations whose deadline passed time out, until shutdown.
