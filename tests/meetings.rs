@@ -30,7 +30,7 @@ use chrono::{DateTime, Duration as Days, Utc};
 use env::{EnvOptions, TestEnv};
 use fake_llm::Step;
 use human::Human;
-use matrix_sdk::Room;
+use matrix_sdk::{Room, ruma::OwnedUserId};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(100);
@@ -46,6 +46,36 @@ fn day(days: i64) -> DateTime<Utc> {
         .and_hms_opt(0, 0, 0)
         .unwrap()
         .and_utc()
+}
+
+/// Alice on the first homeserver and Bob on the second, each with a DM with their twin; Alice
+/// takes meetings any day.
+struct Owners {
+    hs1: TestEnv,
+    hs2: TestEnv,
+    alice: Human,
+    alice_dm: Room,
+    alice_ai: OwnedUserId,
+    bob: Human,
+    bob_dm: Room,
+    bob_ai: OwnedUserId,
+}
+
+async fn alice_and_bob() -> Owners {
+    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
+    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
+    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
+    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    Owners {
+        alice_ai: hs1.twin_of("alice"),
+        bob_ai: hs2.twin_of("bob"),
+        hs1,
+        hs2,
+        alice,
+        alice_dm,
+        bob,
+        bob_dm,
+    }
 }
 
 /// An owner with a DM with their twin (where the twin tells them things).
@@ -167,12 +197,16 @@ fn enc(text: &str) -> String {
         .replace('!', "%21")
 }
 
-/// Kernel turns the model served (requests offering tools; notice rewordings offer none).
+/// Whether a model request is a kernel turn: turns offer tools, notice rewordings none.
+fn is_turn(request: &fake_llm::RecordedRequest) -> bool {
+    request.body["tools"]
+        .as_array()
+        .is_some_and(|tools| !tools.is_empty())
+}
+
+/// Kernel turns the model served.
 fn turns(llm: &fake_llm::FakeLlm) -> usize {
-    llm.requests()
-        .iter()
-        .filter(|r| r.body["tools"].as_array().is_some_and(|t| !t.is_empty()))
-        .count()
+    llm.requests().iter().filter(|r| is_turn(r)).count()
 }
 
 fn propose(with: &str, title: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Step {
@@ -191,12 +225,16 @@ fn propose(with: &str, title: &str, start: DateTime<Utc>, end: DateTime<Utc>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twins_on_two_homeservers_agree_after_asking_bob() {
-    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
-    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
-    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
-    let alice_ai = hs1.twin_of("alice");
-    let bob_ai = hs2.twin_of("bob");
-    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    let Owners {
+        hs1,
+        hs2,
+        alice,
+        alice_dm,
+        alice_ai,
+        bob,
+        bob_dm,
+        bob_ai,
+    } = alice_and_bob().await;
     hs2.write_home_file("bob", "system/meetings.toml", EVERY_DAY);
     // Bob's twin talks with twins of Alice's server.
     allow_twins_of(&hs2, "bob", &hs1);
@@ -234,11 +272,7 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
         "Bob's notice is the model's wording: {ask}"
     );
     let asked = hs2.llm.requests();
-    let wording = &asked[0].body;
-    assert!(
-        wording["tools"].as_array().is_none_or(Vec::is_empty),
-        "{wording}"
-    );
+    assert!(!is_turn(&asked[0]), "{}", asked[0].body);
     hs2.llm
         .push(Step::tool_call("answer_meeting", json!({"accept": true})));
     hs2.llm.push(Step::text("Accepted."));
@@ -256,7 +290,7 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
         .llm
         .requests()
         .into_iter()
-        .find(|r| r.body["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .find(is_turn)
         .expect("Bob's turn");
     let prompt = bobs_turn.body.to_string();
     assert!(
@@ -337,12 +371,16 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn allowlist_declines_then_auto_accept_agrees_and_an_outage_only_delays() {
-    let (hs1, mut hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
-    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
-    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
-    let alice_ai = hs1.twin_of("alice");
-    let bob_ai = hs2.twin_of("bob");
-    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    let Owners {
+        hs1,
+        mut hs2,
+        alice,
+        alice_dm,
+        alice_ai,
+        bob,
+        bob_dm,
+        bob_ai,
+    } = alice_and_bob().await;
 
     // Bob's policy has no federation allowlist: only his own server's twins may negotiate.
     hs1.llm
@@ -427,12 +465,16 @@ fn busy_calendar(ranges: &[(DateTime<Utc>, DateTime<Utc>)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn busy_calendars_force_a_counter_and_no_common_slot_is_told_clearly() {
-    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
-    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
-    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
-    let alice_ai = hs1.twin_of("alice");
-    let bob_ai = hs2.twin_of("bob");
-    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    let Owners {
+        hs1,
+        hs2,
+        alice,
+        alice_dm,
+        alice_ai,
+        bob,
+        bob_dm,
+        bob_ai,
+    } = alice_and_bob().await;
     hs2.write_home_file(
         "bob",
         "system/meetings.toml",
@@ -730,12 +772,16 @@ fn hello_for(peer: &str, twin: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unanswered_ask_times_out_and_both_owners_are_told() {
-    let (hs1, hs2) = TestEnv::start_pair(EnvOptions::default(), EnvOptions::default()).await;
-    let (alice, alice_dm) = owner_with_dm(&hs1, "alice").await;
-    let (bob, bob_dm) = owner_with_dm(&hs2, "bob").await;
-    let alice_ai = hs1.twin_of("alice");
-    let bob_ai = hs2.twin_of("bob");
-    hs1.write_home_file("alice", "system/meetings.toml", EVERY_DAY);
+    let Owners {
+        hs1,
+        hs2,
+        alice,
+        alice_dm,
+        alice_ai,
+        bob,
+        bob_dm,
+        bob_ai,
+    } = alice_and_bob().await;
     // Bob's twin waits one minute for Bob's answer.
     hs2.write_home_file(
         "bob",

@@ -29,14 +29,10 @@ pub(crate) struct HomeParts {
 /// twin with a broken soul file should still answer.
 pub(crate) async fn read_home(home: Arc<Home>) -> HomeParts {
     let read = tokio::task::spawn_blocking(move || {
-        let mut parts = HomeParts::default();
-        for path in SELF_FILES {
-            match home.read_to_string(path) {
-                Ok(text) if !text.trim().is_empty() => parts.files.push((path.to_owned(), text)),
-                Ok(_) | Err(HomeError::NotFound(_)) => {}
-                Err(error) => tracing::warn!(path, %error, "skipping unreadable prompt file"),
-            }
-        }
+        let mut parts = HomeParts {
+            files: read_files(&home, &SELF_FILES),
+            ..HomeParts::default()
+        };
         match home.skills() {
             Ok(skills) => parts.skills = skills,
             Err(error) => tracing::warn!(%error, "could not list skills"),
@@ -49,11 +45,30 @@ pub(crate) async fn read_home(home: Arc<Home>) -> HomeParts {
     })
 }
 
+/// `(path, content)` of each of `paths` that exists and has text, in order; unreadable files
+/// are skipped with a warning.
+pub(crate) fn read_files(home: &Home, paths: &[&str]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for &path in paths {
+        match home.read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => files.push((path.to_owned(), text)),
+            Ok(_) | Err(HomeError::NotFound(_)) => {}
+            Err(error) => tracing::warn!(path, %error, "skipping unreadable prompt file"),
+        }
+    }
+    files
+}
+
+/// Appends a home file to a prompt, marked with its path.
+pub(crate) fn push_file(prompt: &mut String, path: &str, text: &str) {
+    prompt.push_str(&format!("\n\n<!-- {path} -->\n{}", text.trim()));
+}
+
 /// Puts the prompt together.
 pub(crate) fn compose(parts: &HomeParts, room_id: &str, now: SystemTime) -> String {
     let mut prompt = String::from(PREAMBLE);
     for (path, text) in &parts.files {
-        prompt.push_str(&format!("\n\n<!-- {path} -->\n{}", text.trim()));
+        push_file(&mut prompt, path, text);
     }
     if !parts.skills.is_empty() {
         prompt.push_str(

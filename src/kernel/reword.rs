@@ -34,14 +34,15 @@ pub(crate) async fn reword(
     notice: &str,
     model: Option<String>,
 ) -> Result<String, KernelError> {
-    let parts = prompt::read_home(home).await;
+    let files = tokio::task::spawn_blocking(move || prompt::read_files(&home, &VOICE_FILES))
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "reading the twin's voice stopped unexpectedly");
+            Vec::new()
+        });
     let mut system = String::from(INSTRUCTION);
-    for (path, text) in parts
-        .files
-        .iter()
-        .filter(|(path, _)| VOICE_FILES.contains(&path.as_str()))
-    {
-        system.push_str(&format!("\n\n<!-- {path} -->\n{}", text.trim()));
+    for (path, text) in &files {
+        prompt::push_file(&mut system, path, text);
     }
     let request = ChatRequest {
         system,

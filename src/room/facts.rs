@@ -6,8 +6,10 @@ use ruma::{OwnedUserId, RoomId, UserId};
 
 use super::{RoomError, Rooms, decide::TwinView, event::RoomEvent};
 use crate::{
+    a2a::{MeetingPolicy, MeetingsFile},
     home::Home,
     policy::{AccessPolicy, RoomSettings},
+    twin::TwinSettings,
 };
 
 /// One twin's facts, owned (the decision borrows them as a [`TwinView`]).
@@ -67,6 +69,35 @@ pub(super) async fn policy_of(
             RoomSettings::default()
         });
         (access, settings)
+    })
+    .await
+    .map_err(|e| RoomError::Internal(e.to_string()))
+}
+
+/// The twin's own model (`system/settings.toml`), or `None` for the configured one; a broken
+/// file means the configured one.
+pub(super) async fn model_of(home: Arc<Home>) -> Result<Option<String>, RoomError> {
+    tokio::task::spawn_blocking(move || {
+        TwinSettings::load(&home)
+            .unwrap_or_else(|err| {
+                tracing::warn!(%err, "twin settings unreadable; using the configured model");
+                TwinSettings::default()
+            })
+            .model
+    })
+    .await
+    .map_err(|e| RoomError::Internal(e.to_string()))
+}
+
+/// The owner's meeting policy (`system/meetings.toml`); a broken file means the defaults.
+pub(super) async fn meeting_policy_of(home: Arc<Home>) -> Result<MeetingPolicy, RoomError> {
+    tokio::task::spawn_blocking(move || {
+        MeetingPolicy::load(&home).unwrap_or_else(|err| {
+            tracing::warn!(%err, "meeting policy unreadable; using the defaults");
+            #[allow(clippy::expect_used)]
+            MeetingPolicy::from_file(&MeetingsFile::default())
+                .expect("the default meeting policy is valid")
+        })
     })
     .await
     .map_err(|e| RoomError::Internal(e.to_string()))

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use chrono::{TimeDelta, Utc};
 use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
-use super::{RoomError, Rooms, decide::ReplyTo, facts::policy_of};
+use super::{
+    RoomError, Rooms,
+    decide::ReplyTo,
+    facts::{meeting_policy_of, model_of, policy_of},
+};
 use crate::{
     a2a::{
         self, MeetingPolicy,
@@ -28,7 +32,6 @@ use crate::{
         parse,
     },
     storage::NegotiationRow,
-    twin::TwinSettings,
 };
 
 /// The policy for inputs from the twin's own side (its owner, its clock): nothing there is a
@@ -313,10 +316,8 @@ impl Rooms {
             .iter()
             .filter_map(|row| serde_json::from_str(&row.state).ok())
             .collect();
-        let tz = tokio::task::spawn_blocking(move || MeetingPolicy::load(&home))
+        let tz = meeting_policy_of(home)
             .await
-            .ok()
-            .and_then(Result::ok)
             .map_or(chrono_tz::UTC, |policy| policy.hours.time_zone);
         a2a::brief::meetings_brief(&negotiations, Utc::now(), tz)
     }
@@ -390,16 +391,7 @@ impl Rooms {
         room: &'a RoomId,
     ) -> Result<Step<'a>, RoomError> {
         let home = self.twins.ensure(owner).await?.home;
-        let home2 = home.clone();
-        let policy = tokio::task::spawn_blocking(move || MeetingPolicy::load(&home2))
-            .await
-            .map_err(internal)?
-            .unwrap_or_else(|err| {
-                tracing::warn!(%err, "meeting policy unreadable; using the defaults");
-                #[allow(clippy::expect_used)]
-                MeetingPolicy::from_file(&a2a::MeetingsFile::default())
-                    .expect("the default meeting policy is valid")
-            });
+        let policy = meeting_policy_of(home.clone()).await?;
         Ok(Step {
             twin,
             owner,
@@ -590,13 +582,7 @@ impl Rooms {
         if !message.rewordable || !step.policy.reword_notices || !self.kernel.is_configured() {
             return message.text.clone();
         }
-        let home = step.home.clone();
-        let model = tokio::task::spawn_blocking(move || TwinSettings::load(&home))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-            .model;
+        let model = model_of(step.home.clone()).await.ok().flatten();
         let asked = self.kernel.reword(step.home.clone(), &message.text, model);
         match tokio::time::timeout(REWORD_TIMEOUT, asked).await {
             Ok(Ok(reworded)) => match wording::check(message, &reworded) {

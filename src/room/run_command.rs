@@ -6,7 +6,7 @@ use super::{
     RoomError, Rooms,
     command::{Command, help_text},
     decide::ReplyTo,
-    facts::policy_of,
+    facts::{model_of, policy_of},
     pairing::part,
 };
 use crate::{
@@ -130,13 +130,7 @@ impl Rooms {
         home: &std::sync::Arc<crate::home::Home>,
     ) -> Result<String, RoomError> {
         let (_, settings) = policy_of(home.clone(), owner, room, &self.access_defaults).await?;
-        let home2 = home.clone();
-        let model = tokio::task::spawn_blocking(move || TwinSettings::load(&home2))
-            .await
-            .map_err(|e| RoomError::Internal(e.to_string()))?
-            .ok()
-            .and_then(|s| s.model);
-        let model = match model {
+        let model = match model_of(home.clone()).await? {
             Some(name) => format!("`{name}` (set for this twin; `!ai model default` resets)"),
             None => self.kernel.describe(),
         };

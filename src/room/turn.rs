@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::{
     RoomError, Rooms,
     decide::{Action, ReplyTo, Speaker},
-    facts::policy_of,
+    facts::{model_of, policy_of},
     send::{Style, message_content},
 };
 use crate::{
@@ -16,7 +16,6 @@ use crate::{
     matrix::{MatrixClient, txn_id_for},
     policy::{LimitScope, Verdict},
     storage::LogRow,
-    twin::TwinSettings,
 };
 
 /// Typing notices last this long and are refreshed before they run out.
@@ -125,15 +124,7 @@ impl Rooms {
         let input = compose_input(text, sender.as_str(), *speaker, *group, &log, &names);
         let (_, settings) =
             policy_of(twin.home.clone(), owner, room, &self.access_defaults).await?;
-        let home = twin.home.clone();
-        let model = tokio::task::spawn_blocking(move || TwinSettings::load(&home))
-            .await
-            .map_err(|e| RoomError::Internal(e.to_string()))?
-            .unwrap_or_else(|err| {
-                tracing::warn!(%err, "twin settings unreadable; using the configured model");
-                TwinSettings::default()
-            })
-            .model;
+        let model = model_of(twin.home.clone()).await?;
 
         let context = match speaker {
             Speaker::Owner => self.meetings_context(twin_id, twin.home.clone()).await,

@@ -111,7 +111,7 @@ pub(crate) fn compose(parts: &PublicParts, person: &str, room_id: &str, now: Sys
          (paths are relative to your home). Answer in Markdown."
     );
     for (path, text) in &parts.files {
-        prompt.push_str(&format!("\n\n<!-- {path} -->\n{}", text.trim()));
+        crate::kernel::prompt::push_file(&mut prompt, path, text);
     }
     prompt.push_str(&format!(
         "\n\nCurrent date and time: {} (UTC). Room: {room_id}. Speaking with: {person}",
