@@ -1,9 +1,11 @@
 //! matrix-os: a Matrix application service that gives every user an AI twin.
 //!
-//! Data flows one way: an appservice transaction is stored in the inbox ([`storage`]), a room
-//! session ([`room`]) picks it up and decides what to do, the [`kernel`] runs a turn against the
-//! owner's file [`home`], and the resulting actions go out through the Matrix client side
-//! ([`matrix`]).
+//! Data flows one way, through stages with one job each (see [`pipeline`]): an appservice
+//! transaction ([`appservice`]) is stored in the inbox ([`storage`]); the pipeline's reader
+//! feeds encryption data to the twins' machines ([`crypto`]) and events to bounded room queues;
+//! a room session ([`room`]) decides what to do; the turn runner ([`turns`]) runs the
+//! [`kernel`] against the owner's file [`home`]; the [`negotiator`] drives meetings between
+//! twins; and everything a twin says goes out through the [`outbox`].
 
 pub mod a2a;
 pub mod appservice;
@@ -15,6 +17,10 @@ pub mod devenv;
 pub mod home;
 pub mod kernel;
 pub mod matrix;
+pub mod metrics;
+pub mod negotiator;
+pub mod outbox;
+pub mod pipeline;
 pub mod policy;
 pub mod protocol;
 pub mod registration;
@@ -22,4 +28,5 @@ pub mod room;
 pub mod secret;
 pub mod service;
 pub mod storage;
+pub mod turns;
 pub mod twin;

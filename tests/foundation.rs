@@ -297,7 +297,8 @@ async fn user_query_provisions_allowed_twins_only() {
     .await
     .unwrap();
     assert_eq!(profile["displayname"], "carol's AI", "{profile}");
-    assert!(env.home_of("carol").join("system/soul.md").exists());
+    // The home is made the first time the twin has something to do, not for a mere query.
+    assert!(!env.home_of("carol").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,7 +338,7 @@ async fn crypto_item_first_and_deduplicated(db: &Db) {
     // A transaction recorded without encryption data is not recorded again with it either.
     assert!(
         !store
-            .record_transaction_with_crypto("plain", Some(&crypto("plain")), &[])
+            .record_transaction_with_crypto::<String>("plain", Some(&crypto("plain")), &[])
             .await
             .unwrap()
     );
@@ -427,20 +427,20 @@ async fn crypto_without_events(db: &Db) {
     // Only encryption data (e.g. a to-device room key), no events.
     assert!(
         store
-            .record_transaction_with_crypto("k", Some(&crypto("k")), &[])
+            .record_transaction_with_crypto::<String>("k", Some(&crypto("k")), &[])
             .await
             .unwrap()
     );
     assert!(
         !store
-            .record_transaction_with_crypto("k", Some(&crypto("k")), &[])
+            .record_transaction_with_crypto::<String>("k", Some(&crypto("k")), &[])
             .await
             .unwrap()
     );
     // Neither encryption data nor events: recorded, nothing in the inbox.
     assert!(
         store
-            .record_transaction_with_crypto("empty", None, &[])
+            .record_transaction_with_crypto::<String>("empty", None, &[])
             .await
             .unwrap()
     );

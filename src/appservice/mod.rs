@@ -39,7 +39,7 @@ pub struct AppState {
     pub(crate) inbox_ready: Arc<Notify>,
     pub(crate) provisioner: Arc<dyn Provisioner>,
     pub(crate) max_body_bytes: usize,
-    pub(crate) crypto: Option<Arc<crate::crypto::Crypto>>,
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AppState {
@@ -58,13 +58,13 @@ impl AppState {
             inbox_ready,
             provisioner,
             max_body_bytes,
-            crypto: None,
+            metrics: None,
         }
     }
 
-    /// Reports encryption counters in `/health`.
-    pub fn with_crypto(mut self, crypto: Arc<crate::crypto::Crypto>) -> Self {
-        self.crypto = Some(crypto);
+    /// Serves `/metrics` and reports the service's counters in `/health`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }
@@ -130,32 +130,45 @@ async fn ping() -> Json<serde_json::Value> {
     Json(serde_json::json!({}))
 }
 
-async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, error::ApiError> {
-    let internal = |e: crate::storage::StorageError| error::ApiError::internal(e.to_string());
-    let backlog = state.store.inbox_backlog().await.map_err(internal)?;
-    let undecrypted = state.store.undecrypted_count().await.map_err(internal)?;
-    let counter = |read: fn(&crate::crypto::CryptoHealth) -> u64| {
-        state
-            .crypto
-            .as_ref()
-            .map(|c| read(&c.health))
-            .unwrap_or_default()
+/// `GET /health`: what an admin needs to see at a glance. Database errors are not shown (they
+/// can hold paths and names); `doctor` says more.
+async fn health(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let store = &state.store;
+    let (Ok(backlog), Ok(undecrypted), Ok(problems)) = (
+        store.inbox_backlog().await,
+        store.undecrypted_count().await,
+        store.twin_problems().await,
+    ) else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "database unavailable"})),
+        )
+            .into_response();
     };
-    let encryption_failures = counter(|h| {
-        h.encryption_failures
-            .load(std::sync::atomic::Ordering::Relaxed)
-    });
-    let with_keys = counter(|h| {
-        h.transactions_with_keys
-            .load(std::sync::atomic::Ordering::Relaxed)
-    });
-    Ok(Json(serde_json::json!({
-        "status": "ok",
+    let counter = |read: fn(&crate::metrics::Metrics) -> u64| {
+        state.metrics.as_deref().map(read).unwrap_or_default()
+    };
+    let cannot_act: Vec<serde_json::Value> = problems
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "twin": p.twin_id,
+                "problem": p.problem,
+                "since_ms": p.since_ms,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "status": if cannot_act.is_empty() { "ok" } else { "degraded" },
         "inbox_backlog": backlog,
         "undecrypted_events": undecrypted,
-        "encryption_failures": encryption_failures,
-        "transactions_with_encryption_data": with_keys,
-    })))
+        "encryption_failures": counter(|m| m.encryption_failures.get()),
+        "transactions_received": counter(|m| m.transactions_received.get()),
+        "twins_open": counter(|m| u64::try_from(m.twins_open.get()).unwrap_or_default()),
+        "twins_unable_to_act": cannot_act,
+    }))
+    .into_response()
 }
 
 /// Binds `addr`; returns the listener and the address actually bound (port 0 picks one).

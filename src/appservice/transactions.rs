@@ -13,7 +13,10 @@ use axum::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use ruma::{OwnedEventId, OwnedRoomId};
+
 use super::{AppState, error::ApiError};
+use crate::storage::IncomingEvent;
 
 #[derive(Deserialize)]
 struct TransactionBody<'a> {
@@ -22,32 +25,44 @@ struct TransactionBody<'a> {
 }
 
 #[derive(Deserialize)]
-struct EventHead<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<&'a str>,
+struct EventHead {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Kept only when it is a valid room id (the reader parses the event itself later).
+    #[serde(default, deserialize_with = "lenient")]
+    room_id: Option<OwnedRoomId>,
+    #[serde(default, deserialize_with = "lenient")]
+    event_id: Option<OwnedEventId>,
+}
+
+/// A field that is `None` when missing or malformed, instead of failing the whole event.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// A transaction's events, each with its room and id as read from its head.
+pub(crate) struct Parsed {
+    pub(crate) events: Vec<IncomingEvent>,
+    event_ids: Vec<Option<OwnedEventId>>,
 }
 
 /// What a transaction is deduplicated by: its id and what it carries (the ids of its events, or
 /// the body's digest when it has none). Synapse on SQLite numbers transactions from 1 again
 /// after a restart, so an id alone would silently drop new events as repeats; a retry carries
 /// the same events and keeps the same key.
-pub(crate) fn dedup_key(txn_id: &str, events: &[String], body: &[u8]) -> String {
+pub(crate) fn dedup_key(txn_id: &str, event_ids: &[Option<OwnedEventId>], body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
     let mut any_id = false;
-    for event in events {
-        let id = serde_json::from_str::<serde_json::Value>(event)
-            .ok()
-            .and_then(|e| {
-                e.get("event_id")
-                    .and_then(|id| id.as_str())
-                    .map(str::to_owned)
-            });
-        if let Some(id) = id {
-            any_id = true;
-            digest.update(id.as_bytes());
-            digest.update([0]);
-        }
+    for id in event_ids.iter().flatten() {
+        any_id = true;
+        digest.update(id.as_str().as_bytes());
+        digest.update([0]);
     }
     if !any_id {
         digest.update(body);
@@ -59,8 +74,9 @@ pub(crate) fn dedup_key(txn_id: &str, events: &[String], body: &[u8]) -> String 
     format!("{txn_id}:{hex}")
 }
 
-/// Checks the body and returns the events' JSON texts, in order.
-pub(crate) fn parse_events(body: &[u8]) -> Result<Vec<String>, ApiError> {
+/// Checks the body and returns its events (JSON texts as received, in order, each with its
+/// room) and their ids.
+pub(crate) fn parse_events(body: &[u8]) -> Result<Parsed, ApiError> {
     let parsed: TransactionBody<'_> = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -71,15 +87,22 @@ pub(crate) fn parse_events(body: &[u8]) -> Result<Vec<String>, ApiError> {
     let events = parsed
         .events
         .ok_or_else(|| ApiError::bad_json("missing `events` array"))?;
-    let mut out = Vec::with_capacity(events.len());
+    let mut out = Parsed {
+        events: Vec::with_capacity(events.len()),
+        event_ids: Vec::with_capacity(events.len()),
+    };
     for (index, raw) in events.into_iter().enumerate() {
-        let head: EventHead<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+        let head: EventHead = serde_json::from_str(raw.get()).map_err(|e| {
             ApiError::bad_json(format!("events[{index}] is not an event object: {e}"))
         })?;
         if head.kind.is_none() {
             return Err(ApiError::bad_json(format!("events[{index}] has no `type`")));
         }
-        out.push(raw.get().to_owned());
+        out.events.push(IncomingEvent {
+            room_id: head.room_id,
+            json: raw.get().to_owned(),
+        });
+        out.event_ids.push(head.event_id);
     }
     Ok(out)
 }
@@ -100,8 +123,8 @@ pub(crate) async fn put_transaction(
             .into_response();
         }
     };
-    let events = match parse_events(&bytes) {
-        Ok(events) => events,
+    let parsed = match parse_events(&bytes) {
+        Ok(parsed) => parsed,
         Err(err) => {
             tracing::warn!(%txn_id, ?err, "malformed transaction refused");
             return err.into_response();
@@ -119,14 +142,14 @@ pub(crate) async fn put_transaction(
     match state
         .store
         .record_transaction_with_crypto(
-            &dedup_key(&txn_id, &events, &bytes),
+            &dedup_key(&txn_id, &parsed.event_ids, &bytes),
             crypto.as_deref(),
-            &events,
+            &parsed.events,
         )
         .await
     {
         Ok(true) => {
-            tracing::debug!(%txn_id, events = events.len(), "transaction stored");
+            tracing::debug!(%txn_id, events = parsed.events.len(), "transaction stored");
             state.inbox_ready.notify_one();
         }
         Ok(false) => tracing::debug!(%txn_id, "repeated transaction acknowledged"),
@@ -146,8 +169,12 @@ mod tests {
 
     #[test]
     fn a_reused_txn_id_with_new_events_is_a_new_transaction_and_a_retry_is_not() {
-        let a = vec![r#"{"event_id":"$a","type":"x"}"#.to_owned()];
-        let b = vec![r#"{"event_id":"$b","type":"x"}"#.to_owned()];
+        let a = parse_events(br#"{"events":[{"event_id":"$a","type":"x"}]}"#)
+            .unwrap()
+            .event_ids;
+        let b = parse_events(br#"{"events":[{"event_id":"$b","type":"x"}]}"#)
+            .unwrap()
+            .event_ids;
         assert_eq!(
             dedup_key("1", &a, b"one body"),
             dedup_key("1", &a, b"reserialized")
@@ -162,13 +189,15 @@ mod tests {
 
     #[test]
     fn events_are_kept_verbatim_in_order() {
-        let body = br#"{"events":[{"type":"m.room.message","content":{"body":"a"}},{"type":"x"}]}"#;
-        let events = parse_events(body).unwrap();
+        let body = br#"{"events":[{"type":"m.room.message","room_id":"!r:x","content":{"body":"a"}},{"type":"x","room_id":5}]}"#;
+        let events = parse_events(body).unwrap().events;
         assert_eq!(events.len(), 2);
         assert_eq!(
-            events[0],
-            r#"{"type":"m.room.message","content":{"body":"a"}}"#
+            events[0].json,
+            r#"{"type":"m.room.message","room_id":"!r:x","content":{"body":"a"}}"#
         );
+        assert_eq!(events[0].room_id.as_ref().unwrap(), "!r:x");
+        assert_eq!(events[1].room_id, None, "a malformed room id is no room");
     }
 
     #[test]
@@ -190,6 +219,6 @@ mod tests {
 
     #[test]
     fn empty_transaction_is_fine() {
-        assert!(parse_events(br#"{"events":[]}"#).unwrap().is_empty());
+        assert!(parse_events(br#"{"events":[]}"#).unwrap().events.is_empty());
     }
 }

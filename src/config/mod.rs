@@ -47,6 +47,9 @@ pub struct Config {
     /// Rate limits and the bot-to-bot bound.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Twins' resources: when idle ones are closed, how provisioning runs.
+    #[serde(default)]
+    pub twins: TwinsConfig,
 }
 
 /// `[encryption]`
@@ -61,6 +64,10 @@ pub struct EncryptionConfig {
     /// `MATRIX_OS__ENCRYPTION__PASSPHRASE` than in the file.
     #[serde(default)]
     pub passphrase: crate::secret::Secret,
+    /// Seconds an event whose room key never arrived is kept; then it is given up on and the
+    /// owner of the twin that could not read it is told.
+    #[serde(default = "default_undecryptable_expiry_secs")]
+    pub undecryptable_expiry_secs: u64,
 }
 
 fn default_crypto_dir() -> PathBuf {
@@ -72,6 +79,7 @@ impl Default for EncryptionConfig {
         Self {
             store_dir: default_crypto_dir(),
             passphrase: crate::secret::Secret::default(),
+            undecryptable_expiry_secs: default_undecryptable_expiry_secs(),
         }
     }
 }
@@ -278,6 +286,51 @@ pub struct RoomsConfig {
     /// Most recent room messages shown to the model in a group turn (who said what).
     #[serde(default = "default_context_messages")]
     pub context_messages: usize,
+    /// Longest a turn may take (every model call and tool of it), in seconds.
+    #[serde(default = "default_turn_deadline_secs")]
+    pub turn_deadline_secs: u64,
+    /// Events one room's queue holds; more wait in the inbox (on disk) until it has space.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+/// `[twins]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwinsConfig {
+    /// Seconds a twin may be idle before its Olm machine, crypto store connections and cached
+    /// home are closed (they are opened again when it has work).
+    #[serde(default = "default_idle_close_secs")]
+    pub idle_close_secs: u64,
+    /// Twins whose device and keys are set up at once, in the background, after the
+    /// homeserver asked for them.
+    #[serde(default = "default_provision_workers")]
+    pub provision_workers: usize,
+}
+
+impl Default for TwinsConfig {
+    fn default() -> Self {
+        Self {
+            idle_close_secs: default_idle_close_secs(),
+            provision_workers: default_provision_workers(),
+        }
+    }
+}
+
+fn default_idle_close_secs() -> u64 {
+    600
+}
+fn default_provision_workers() -> usize {
+    4
+}
+fn default_turn_deadline_secs() -> u64 {
+    300
+}
+fn default_queue_capacity() -> usize {
+    32
+}
+fn default_undecryptable_expiry_secs() -> u64 {
+    24 * 3600
 }
 
 fn default_appservice_id() -> String {
@@ -370,6 +423,8 @@ impl Default for RoomsConfig {
             max_concurrent_turns: default_max_concurrent_turns(),
             history_messages: default_history_messages(),
             context_messages: default_context_messages(),
+            turn_deadline_secs: default_turn_deadline_secs(),
+            queue_capacity: default_queue_capacity(),
         }
     }
 }

@@ -143,6 +143,20 @@ impl Config {
                 "must name an environment variable (the key itself never goes in the config)",
             ));
         }
+        for (key, value) in [
+            ("rooms.turn_deadline_secs", self.rooms.turn_deadline_secs),
+            ("rooms.queue_capacity", self.rooms.queue_capacity as u64),
+            ("twins.idle_close_secs", self.twins.idle_close_secs),
+            ("twins.provision_workers", self.twins.provision_workers as u64),
+            (
+                "encryption.undecryptable_expiry_secs",
+                self.encryption.undecryptable_expiry_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
         if self.rooms.max_concurrent_turns == 0 {
             return Err(ConfigError::invalid(
                 "rooms.max_concurrent_turns",

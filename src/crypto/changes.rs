@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use ruma::{OneTimeKeyAlgorithm, OwnedDeviceId, OwnedUserId, UInt};
+use ruma::{
+    OneTimeKeyAlgorithm, OwnedDeviceId, OwnedUserId, UInt, events::AnyToDeviceEvent, serde::Raw,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -62,7 +64,52 @@ struct TransactionCrypto {
     fallback_keys: Option<FallbackKeys>,
 }
 
+/// A to-device message for one device.
+#[derive(Debug, Clone)]
+pub struct ToDevice {
+    /// The device it is for.
+    pub device: OwnedDeviceId,
+    /// The message, as received.
+    pub event: Raw<AnyToDeviceEvent>,
+}
+
+/// The recipient fields MSC2409 adds to each to-device message.
+#[derive(Deserialize)]
+struct Recipient {
+    to_user_id: OwnedUserId,
+    to_device_id: OwnedDeviceId,
+}
+
 impl CryptoChanges {
+    /// The to-device messages per recipient user; messages without a readable recipient are
+    /// left out (and counted in the second value).
+    pub fn to_device_by_user(&self) -> (BTreeMap<OwnedUserId, Vec<ToDevice>>, usize) {
+        let mut by_user: BTreeMap<OwnedUserId, Vec<ToDevice>> = BTreeMap::new();
+        let mut unreadable = 0;
+        for raw in &self.to_device {
+            match serde_json::from_str::<Recipient>(raw.get()) {
+                Ok(recipient) => by_user.entry(recipient.to_user_id).or_default().push(ToDevice {
+                    device: recipient.to_device_id,
+                    event: Raw::from_json(raw.clone()),
+                }),
+                Err(_) => unreadable += 1,
+            }
+        }
+        (by_user, unreadable)
+    }
+
+    /// The users this data addresses by name: recipients of to-device messages and owners of
+    /// key counts.
+    pub fn addressed_users(&self) -> Vec<OwnedUserId> {
+        let (to_device, _) = self.to_device_by_user();
+        let mut users: Vec<OwnedUserId> = to_device.into_keys().collect();
+        users.extend(self.one_time_keys.keys().cloned());
+        users.extend(self.fallback_keys.keys().cloned());
+        users.sort();
+        users.dedup();
+        users
+    }
+
     /// Reads the encryption fields of a transaction body; `Ok(None)` when there are none.
     pub fn from_transaction(body: &[u8]) -> Result<Option<Self>, serde_json::Error> {
         let raw: TransactionCrypto = serde_json::from_slice(body)?;

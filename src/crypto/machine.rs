@@ -1,23 +1,24 @@
 //! One twin's Olm machine: its device on the homeserver, its persistent crypto store, and the
 //! pump that sends every request the machine emits as that device.
+//!
+//! Every request goes out once: the stage that asked (the outbox, the crypto intake, the
+//! provisioning worker) decides whether to try again, so retries never nest.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::path::{Path, PathBuf};
 
 use matrix_sdk_crypto::{
     OlmMachine,
+    store::types::CrossSigningKeyExport,
     types::requests::{AnyOutgoingRequest, OutgoingRequest, ToDeviceRequest},
 };
-use matrix_sdk_sqlite::SqliteCryptoStore;
+use matrix_sdk_sqlite::{SqliteCryptoStore, SqliteStoreConfig};
 use ruma::{
     DeviceId, OwnedDeviceId, OwnedUserId, UserId,
     api::{
         IncomingResponse, OutgoingRequest as RumaOutgoingRequest,
         auth_scheme::{AuthScheme, SendAccessToken},
         client::{
-            device::update_device,
+            device::{get_device, update_device},
             keys::{get_keys, upload_signing_keys},
             to_device::send_event_to_device,
         },
@@ -27,7 +28,7 @@ use ruma::{
 
 use super::CryptoError;
 use crate::{
-    matrix::{MatrixClient, RetryPolicy},
+    matrix::{MatrixClient, MatrixError, RetryPolicy},
     secret::Secret,
 };
 
@@ -35,6 +36,13 @@ use crate::{
 const DEVICE_NAME: &str = "matrix-os twin";
 /// Marker written once the cross-signing keys are on the homeserver.
 const CROSS_SIGNED_MARKER: &str = "cross-signing-uploaded";
+/// The file beside a twin's stores that names its current device.
+const DEVICE_ID_FILE: &str = "device_id";
+/// The crypto store's database file (matrix-sdk-sqlite's name for it).
+const STORE_FILE: &str = "matrix-sdk-crypto.sqlite3";
+/// Page size of a new crypto store: most of a fresh store is one page per table and index,
+/// so small pages keep an idle twin's store small.
+const STORE_PAGE_SIZE: u32 = 1024;
 
 /// A twin's crypto state.
 #[derive(Debug)]
@@ -60,47 +68,79 @@ fn random_device_id() -> OwnedDeviceId {
     OwnedDeviceId::from(format!("MXOS{letters}"))
 }
 
+/// The folder of a twin's crypto stores (one sub-folder per device it ever had).
+pub(crate) fn twin_dir(root: &Path, twin: &UserId) -> PathBuf {
+    root.join(crate::twin::home_folder_name(twin.localpart()))
+}
+
+/// The device the twin uses now, as recorded beside its stores.
+pub(crate) async fn stored_device(twin_dir: &Path) -> Option<OwnedDeviceId> {
+    match tokio::fs::read_to_string(twin_dir.join(DEVICE_ID_FILE)).await {
+        Ok(id) if !id.trim().is_empty() => Some(OwnedDeviceId::from(id.trim())),
+        _ => None,
+    }
+}
+
+/// Whether the homeserver said that `user`'s device, or `user` itself, does not exist.
+pub(crate) fn is_gone(err: &MatrixError) -> bool {
+    match err {
+        MatrixError::Api {
+            errcode, message, ..
+        } => {
+            errcode == "M_UNKNOWN_DEVICE"
+                || message.contains("device that doesn't exist")
+                || message.contains("has not registered this user")
+        }
+        _ => false,
+    }
+}
+
+/// Creates the store file with small pages before matrix-sdk-sqlite creates its tables.
+async fn create_small_store(dir: &Path) -> Result<(), CryptoError> {
+    use sqlx::{ConnectOptions, Executor, sqlite::SqliteConnectOptions};
+    let file = dir.join(STORE_FILE);
+    if tokio::fs::try_exists(&file).await.unwrap_or(false) {
+        return Ok(());
+    }
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", file.display())))?;
+    let pragma = format!("PRAGMA page_size = {STORE_PAGE_SIZE}; VACUUM;");
+    conn.execute(sqlx::AssertSqlSafe(pragma))
+        .await
+        .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", file.display())))?;
+    drop(conn);
+    Ok(())
+}
+
 impl TwinMachine {
-    /// Opens the twin's machine under `root`, creating its device (MSC4190) and uploading its
-    /// keys and cross-signing identity the first time.
-    pub(crate) async fn open(
+    /// Opens the twin's existing store for `device`, without any network call.
+    pub(crate) async fn load(
         matrix: MatrixClient,
-        root: &Path,
+        twin_dir: &Path,
         passphrase: &Secret,
         user_id: &UserId,
-    ) -> Result<Arc<Self>, CryptoError> {
-        let twin_dir = root.join(crate::twin::home_folder_name(user_id.localpart()));
-        tokio::fs::create_dir_all(&twin_dir)
-            .await
-            .map_err(|e| CryptoError::io(&twin_dir, e))?;
-        let id_file = twin_dir.join("device_id");
-        let device_id = match tokio::fs::read_to_string(&id_file).await {
-            Ok(id) if !id.trim().is_empty() => OwnedDeviceId::from(id.trim()),
-            _ => {
-                let device_id = random_device_id();
-                // The device must exist before the homeserver accepts requests made as it.
-                let mut request = update_device::v3::Request::new(device_id.clone());
-                request.display_name = Some(DEVICE_NAME.to_owned());
-                matrix.send(request, Some(user_id)).await?;
-                tokio::fs::write(&id_file, device_id.as_str())
-                    .await
-                    .map_err(|e| CryptoError::io(&id_file, e))?;
-                tracing::info!(twin = %user_id, device = %device_id, "created the twin's device");
-                device_id
-            }
-        };
+        device_id: OwnedDeviceId,
+    ) -> Result<Self, CryptoError> {
         let dir = twin_dir.join(device_id.as_str());
-        let store = SqliteCryptoStore::open(&dir, Some(passphrase.expose()))
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| CryptoError::io(&dir, e))?;
+        restrict(&dir).await;
+        create_small_store(&dir).await?;
+        let config = SqliteStoreConfig::with_low_memory_config(&dir)
+            .passphrase(Some(passphrase.expose()))
+            .pool_max_size(2);
+        let store = SqliteCryptoStore::open_with_config(&config)
             .await
             .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", dir.display())))?;
         let olm = OlmMachine::with_store(user_id, &device_id, store, None)
             .await
             .map_err(|e| CryptoError::Store(e.to_string()))?;
-        // Device lists may have changed while this machine was not loaded.
-        olm.mark_all_tracked_users_as_dirty()
-            .await
-            .map_err(|e| CryptoError::Store(e.to_string()))?;
-        let machine = Arc::new(Self {
+        Ok(Self {
             user_id: user_id.to_owned(),
             device_id,
             olm,
@@ -108,28 +148,75 @@ impl TwinMachine {
             matrix,
             pump: tokio::sync::Mutex::new(()),
             share: tokio::sync::Mutex::new(()),
-        });
-        machine.pump().await?;
-        machine.ensure_cross_signing().await?;
+        })
+    }
+
+    /// Creates a new device for the twin on the homeserver (MSC4190) and its store, and records
+    /// it as the twin's current device.
+    pub(crate) async fn create(
+        matrix: MatrixClient,
+        twin_dir: &Path,
+        passphrase: &Secret,
+        user_id: &UserId,
+    ) -> Result<Self, CryptoError> {
+        tokio::fs::create_dir_all(twin_dir)
+            .await
+            .map_err(|e| CryptoError::io(twin_dir, e))?;
+        restrict(twin_dir).await;
+        let device_id = random_device_id();
+        // The device must exist before the homeserver accepts requests made as it.
+        let mut request = update_device::v3::Request::new(device_id.clone());
+        request.display_name = Some(DEVICE_NAME.to_owned());
+        matrix
+            .send_with(request, Some(user_id), RetryPolicy::once())
+            .await?;
+        let machine = Self::load(matrix, twin_dir, passphrase, user_id, device_id).await?;
+        let id_file = twin_dir.join(DEVICE_ID_FILE);
+        tokio::fs::write(&id_file, machine.device_id.as_str())
+            .await
+            .map_err(|e| CryptoError::io(&id_file, e))?;
+        tracing::info!(twin = %user_id, device = %machine.device_id, "created the twin's device");
         Ok(machine)
     }
 
-    /// Sends a request as this twin's device.
+    /// Brings the machine up to date with the homeserver: device lists, keys uploaded,
+    /// cross-signing set up, and the device's keys on the homeserver checked against ours.
+    pub(crate) async fn start(&self) -> Result<(), CryptoError> {
+        // Device lists may have changed while this machine was closed.
+        self.olm
+            .mark_all_tracked_users_as_dirty()
+            .await
+            .map_err(|e| CryptoError::Store(e.to_string()))?;
+        self.pump().await?;
+        self.ensure_cross_signing().await?;
+        self.check_server_keys().await
+    }
+
+    /// Sends a request as this twin's device, once.
     pub(crate) async fn send<R>(&self, request: R) -> Result<R::IncomingResponse, CryptoError>
     where
         R: RumaOutgoingRequest<PathBuilder = VersionHistory> + Clone,
         R::IncomingResponse: IncomingResponse,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        Ok(self
-            .matrix
+        self.matrix
             .send_as_device(
                 request,
                 Some(&self.user_id),
                 Some(&self.device_id),
-                RetryPolicy::default(),
+                RetryPolicy::once(),
             )
-            .await?)
+            .await
+            .map_err(|err| {
+                if is_gone(&err) {
+                    CryptoError::DeviceGone {
+                        device: self.device_id.to_string(),
+                        detail: err.to_string(),
+                    }
+                } else {
+                    CryptoError::Matrix(err)
+                }
+            })
     }
 
     /// Sends every request the machine has queued (keys upload/query/claim, to-device,
@@ -216,8 +303,9 @@ impl TwinMachine {
             .map_err(|e| CryptoError::Olm(e.to_string()))
     }
 
-    /// Creates the twin's cross-signing identity and signs its own device, once, so clients
-    /// see the twin's messages as coming from a device verified by its user.
+    /// Creates the twin's cross-signing identity (or uploads the one imported into this
+    /// machine) and signs its own device, once per device, so clients see the device as
+    /// cross-signed by its user.
     async fn ensure_cross_signing(&self) -> Result<(), CryptoError> {
         let marker = self.dir.join(CROSS_SIGNED_MARKER);
         if tokio::fs::try_exists(&marker).await.unwrap_or(false) {
@@ -241,12 +329,84 @@ impl TwinMachine {
         tokio::fs::write(&marker, b"")
             .await
             .map_err(|e| CryptoError::io(&marker, e))?;
-        tracing::info!(twin = %self.user_id, "cross-signing set up; the twin's device is signed");
+        tracing::info!(twin = %self.user_id, device = %self.device_id, "the twin's device is cross-signed by its identity");
         Ok(())
+    }
+
+    /// Fails with [`CryptoError::DeviceGone`] when the homeserver holds other keys for this
+    /// device than the machine's (or none): the homeserver's data was reset or replaced.
+    async fn check_server_keys(&self) -> Result<(), CryptoError> {
+        let mut request = get_keys::v3::Request::new();
+        request
+            .device_keys
+            .insert(self.user_id.clone(), vec![self.device_id.clone()]);
+        let response = self.send(request).await?;
+        let ours = self.olm.identity_keys().ed25519.to_base64();
+        let key_id = format!("ed25519:{}", self.device_id);
+        let theirs = response
+            .device_keys
+            .get(&self.user_id)
+            .and_then(|devices| devices.get(&self.device_id))
+            .and_then(|raw| raw.get_field::<serde_json::Value>("keys").ok().flatten())
+            .and_then(|keys| keys.get(&key_id).and_then(|k| k.as_str()).map(str::to_owned));
+        if theirs.as_deref() == Some(ours.as_str()) {
+            return Ok(());
+        }
+        Err(CryptoError::DeviceGone {
+            device: self.device_id.to_string(),
+            detail: match theirs {
+                Some(_) => "the homeserver holds other keys for this device".into(),
+                None => "the homeserver holds no keys for this device".into(),
+            },
+        })
+    }
+
+    /// Whether the homeserver still knows this device.
+    pub(crate) async fn device_exists(&self) -> Result<bool, CryptoError> {
+        let request = get_device::v3::Request::new(self.device_id.clone());
+        match self
+            .matrix
+            .send_with(request, Some(&self.user_id), RetryPolicy::once())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if err.errcode() == Some("M_NOT_FOUND") || is_gone(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The private cross-signing keys, to carry the twin's identity over to a new device.
+    pub(crate) async fn export_cross_signing(&self) -> Option<CrossSigningKeyExport> {
+        self.olm.export_cross_signing_keys().await.ok().flatten()
+    }
+
+    /// Takes over the twin's identity from an earlier device.
+    pub(crate) async fn import_cross_signing(
+        &self,
+        export: CrossSigningKeyExport,
+    ) -> Result<(), CryptoError> {
+        self.olm
+            .import_cross_signing_keys(export)
+            .await
+            .map(|_| ())
+            .map_err(|e| CryptoError::Olm(e.to_string()))
     }
 
     /// The twin's device id.
     pub(crate) fn device_id(&self) -> &DeviceId {
         &self.device_id
+    }
+}
+
+/// Makes a folder readable by its owner only (it holds keys).
+async fn restrict(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(err) =
+            tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).await
+        {
+            tracing::warn!(dir = %dir.display(), %err, "cannot restrict the crypto folder");
+        }
     }
 }

@@ -1,22 +1,22 @@
 //! End-to-end encryption for twins: every twin has its own device and Olm machine, fed only by
 //! what the homeserver pushes in appservice transactions (no /sync per twin).
 //!
-//! Incoming: [`Crypto::receive`] takes a transaction's [`CryptoChanges`] (to-device messages,
-//! device lists, key counts), [`Crypto::decrypt`] opens `m.room.encrypted` events.
-//! Outgoing: [`Crypto::send_encrypted`] shares the room key with every member device and sends
-//! the event encrypted, or sends nothing at all.
+//! A twin's machine is opened when it has work ([`Crypto::receive`], [`Crypto::decrypt`],
+//! [`Crypto::send_encrypted`]) and closed after `twins.idle_close_secs` without
+//! ([`Crypto::close_idle`]). When the homeserver no longer knows a twin's device (an admin
+//! deleted it, the homeserver's data was reset), [`Crypto::heal`] gives the twin a new one.
 
 mod changes;
+mod heal;
 mod machine;
+mod machines;
 mod passphrase;
 
 use std::{
     collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use matrix_sdk_crypto::{
@@ -26,20 +26,26 @@ use matrix_sdk_crypto::{
 use ruma::{
     OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId,
     api::client::{message::send_message_event, sync::sync_events::DeviceLists},
-    events::{AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventType},
+    events::{AnyMessageLikeEventContent, AnyTimelineEvent, MessageLikeEventType},
     serde::Raw,
     to_device::DeviceIdOrAllDevices,
 };
 use serde_json::Value;
+use tokio::sync::mpsc;
 
-use self::machine::TwinMachine;
+use self::{
+    machine::{TwinMachine, stored_device, twin_dir},
+    machines::Machines,
+};
 pub use self::{
-    changes::{CryptoChanges, DeviceListChanges, FallbackKeys, KeyCounts},
+    changes::{CryptoChanges, DeviceListChanges, FallbackKeys, KeyCounts, ToDevice},
     passphrase::load_or_create_passphrase,
 };
 use crate::{
     matrix::{MatrixClient, MatrixError},
+    metrics::Metrics,
     secret::Secret,
+    storage::Store,
 };
 
 /// An encryption operation failed.
@@ -54,6 +60,21 @@ pub enum CryptoError {
     /// The homeserver refused a request made as the twin's device.
     #[error(transparent)]
     Matrix(#[from] MatrixError),
+    /// The homeserver does not know the twin's device (or the twin) any more.
+    #[error("the homeserver does not know device {device}: {detail}")]
+    DeviceGone {
+        /// The device.
+        device: String,
+        /// What the homeserver said.
+        detail: String,
+    },
+    /// The twin has no device and none is to be made here.
+    #[error("the twin has no device yet")]
+    NoDevice,
+    /// A new device was made for the twin a short while ago and it is gone again: the twin
+    /// waits instead of looping.
+    #[error("not making another device so soon: {0}")]
+    HealRefused(String),
     /// A file next to the store could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -76,7 +97,8 @@ impl CryptoError {
 /// Why an event could not be decrypted.
 #[derive(Debug, thiserror::Error)]
 pub enum DecryptError {
-    /// The room key has not arrived (yet): keep the event and retry when it does.
+    /// The room key has not arrived (yet), or only a later part of it: keep the event and
+    /// retry when a key arrives.
     #[error("the room key for session {session_id} is missing")]
     MissingKey {
         /// Megolm session id of the event.
@@ -85,7 +107,7 @@ pub enum DecryptError {
     /// The event cannot be decrypted at all (malformed, unknown algorithm, ...).
     #[error("cannot decrypt: {0}")]
     Failed(String),
-    /// The twin's machine could not be opened.
+    /// The twin's machine could not be used now.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 }
@@ -97,16 +119,6 @@ pub struct RoomKeyArrived {
     pub room_id: OwnedRoomId,
     /// Megolm session id.
     pub session_id: String,
-}
-
-/// Counters shown by `doctor` and `/health`.
-#[derive(Debug, Default)]
-pub struct CryptoHealth {
-    /// Messages that were not sent because encrypting them failed.
-    pub encryption_failures: AtomicU64,
-    /// Transactions that carried encryption data (to-device messages, key counts, device
-    /// lists) since start: zero while twins have devices means the homeserver does not send it.
-    pub transactions_with_keys: AtomicU64,
 }
 
 /// `request` with the same message also sent to every device of `user`.
@@ -128,17 +140,6 @@ fn also_to(request: &ToDeviceRequest, user: &UserId) -> ToDeviceRequest {
     request
 }
 
-/// All twins' crypto.
-#[derive(Debug)]
-pub struct Crypto {
-    matrix: MatrixClient,
-    root: PathBuf,
-    passphrase: Secret,
-    machines: tokio::sync::Mutex<HashMap<OwnedUserId, Arc<TwinMachine>>>,
-    /// Counters for health reporting.
-    pub health: CryptoHealth,
-}
-
 fn decryption_settings() -> DecryptionSettings {
     // Humans' devices are rarely cross-signed by twins; refusing them would leave twins deaf.
     DecryptionSettings {
@@ -146,160 +147,222 @@ fn decryption_settings() -> DecryptionSettings {
     }
 }
 
+/// All twins' crypto.
+#[derive(Debug)]
+pub struct Crypto {
+    matrix: MatrixClient,
+    root: PathBuf,
+    passphrase: Secret,
+    machines: Machines,
+    store: Store,
+    metrics: Arc<Metrics>,
+    /// When each twin last got a new device (no loops of replacements).
+    heals: Mutex<HashMap<OwnedUserId, Instant>>,
+    /// Twins that got a new device, for whoever tells their owners.
+    healed: mpsc::UnboundedSender<OwnedUserId>,
+    healed_rx: Mutex<Option<mpsc::UnboundedReceiver<OwnedUserId>>>,
+}
+
 impl Crypto {
     /// Crypto for twins whose stores live under `root` (one folder per twin and device),
-    /// encrypted with `passphrase`.
-    pub fn new(matrix: MatrixClient, root: &Path, passphrase: Secret) -> Self {
+    /// encrypted with `passphrase`; problems and owners' notices are kept in `store`.
+    pub fn new(
+        matrix: MatrixClient,
+        root: &Path,
+        passphrase: Secret,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (healed, healed_rx) = mpsc::unbounded_channel();
         Self {
             matrix,
             root: root.to_path_buf(),
             passphrase,
-            machines: tokio::sync::Mutex::new(HashMap::new()),
-            health: CryptoHealth::default(),
+            machines: Machines::default(),
+            store,
+            metrics,
+            heals: Mutex::new(HashMap::new()),
+            healed,
+            healed_rx: Mutex::new(Some(healed_rx)),
         }
     }
 
-    async fn machine(&self, twin: &UserId) -> Result<Arc<TwinMachine>, CryptoError> {
-        let mut machines = self.machines.lock().await;
-        if let Some(machine) = machines.get(twin) {
-            return Ok(machine.clone());
+    /// The twins that got a new device (once: the first caller gets the receiver).
+    pub fn healed_twins(&self) -> Option<mpsc::UnboundedReceiver<OwnedUserId>> {
+        self.healed_rx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// The twin's open machine, opening it (and, with `create`, making its device) when
+    /// needed. `None`: the twin has no device and `create` is false.
+    async fn machine(
+        &self,
+        twin: &UserId,
+        create: bool,
+    ) -> Result<Option<Arc<TwinMachine>>, CryptoError> {
+        let slot = self.machines.slot(twin);
+        let mut open = slot.machine.lock().await;
+        if let Some(machine) = open.as_ref() {
+            return Ok(Some(machine.clone()));
         }
-        let machine =
-            TwinMachine::open(self.matrix.clone(), &self.root, &self.passphrase, twin).await?;
-        machines.insert(twin.to_owned(), machine.clone());
-        Ok(machine)
+        let dir = twin_dir(&self.root, twin);
+        let machine = match stored_device(&dir).await {
+            Some(device) => {
+                TwinMachine::load(self.matrix.clone(), &dir, &self.passphrase, twin, device)
+                    .await?
+            }
+            None if create => {
+                TwinMachine::create(self.matrix.clone(), &dir, &self.passphrase, twin).await?
+            }
+            None => return Ok(None),
+        };
+        match machine.start().await {
+            Ok(()) => {}
+            Err(err @ CryptoError::DeviceGone { .. }) => {
+                tracing::warn!(%twin, %err, "the twin's device is gone; making a new one");
+                drop(machine);
+                self.heal_locked(twin, &mut open, &err.to_string()).await?;
+                return Ok(open.clone());
+            }
+            Err(err) => return Err(err),
+        }
+        let machine = Arc::new(machine);
+        *open = Some(machine.clone());
+        Ok(Some(machine))
     }
 
     /// Makes sure the twin has its device, keys and cross-signing; returns the device id.
     pub async fn ensure_device(&self, twin: &UserId) -> Result<OwnedDeviceId, CryptoError> {
-        Ok(self.machine(twin).await?.device_id().to_owned())
+        match self.machine(twin, true).await? {
+            Some(machine) => Ok(machine.device_id().to_owned()),
+            None => Err(CryptoError::NoDevice),
+        }
     }
 
-    /// Feeds one transaction's encryption data to the machines it concerns; returns the room
-    /// keys that arrived.
+    /// Makes sure the homeserver still knows the twin's device (when it has one); a new one is
+    /// made when it does not (its data was reset, an admin deleted the device).
+    pub async fn check_device(&self, twin: &UserId) -> Result<(), CryptoError> {
+        let Some(machine) = self.machine(twin, false).await? else {
+            return Ok(());
+        };
+        if machine.device_exists().await? {
+            return Ok(());
+        }
+        drop(machine);
+        tracing::warn!(%twin, "the homeserver does not know the twin's device; making a new one");
+        self.heal(twin).await
+    }
+
+    /// The twin's device as recorded, without opening anything.
+    pub async fn device_id(&self, twin: &UserId) -> Option<OwnedDeviceId> {
+        stored_device(&twin_dir(&self.root, twin)).await
+    }
+
+    /// Feeds one twin's share of a transaction's encryption data to its machine (opened if it
+    /// has a device; a twin without one is skipped); returns the room keys that arrived.
+    ///
+    /// `to_device` are the messages addressed to this twin, for any of its devices: those for a
+    /// device it no longer uses are dropped.
     pub async fn receive(
         &self,
+        twin: &UserId,
+        to_device: Vec<ToDevice>,
         changes: &CryptoChanges,
     ) -> Result<Vec<RoomKeyArrived>, CryptoError> {
-        self.health
-            .transactions_with_keys
-            .fetch_add(1, Ordering::Relaxed);
-        let mut to_device: BTreeMap<(OwnedUserId, OwnedDeviceId), Vec<Raw<AnyToDeviceEvent>>> =
-            BTreeMap::new();
-        for raw in &changes.to_device {
-            let Ok(head) = serde_json::from_str::<Value>(raw.get()) else {
-                continue;
-            };
-            let user = head
-                .get("to_user_id")
-                .and_then(Value::as_str)
-                .and_then(|u| OwnedUserId::try_from(u).ok());
-            let device = head
-                .get("to_device_id")
-                .and_then(Value::as_str)
-                .map(OwnedDeviceId::from);
-            let (Some(user), Some(device)) = (user, device) else {
-                tracing::warn!("to-device message without to_user_id/to_device_id ignored");
-                continue;
-            };
-            to_device
-                .entry((user, device))
-                .or_default()
-                .push(Raw::from_json(raw.clone()));
+        let Some(machine) = self.machine(twin, false).await? else {
+            if !to_device.is_empty() {
+                tracing::warn!(%twin, count = to_device.len(), "to-device messages for a twin without a device dropped");
+            }
+            return Ok(Vec::new());
+        };
+        let device = machine.device_id().to_owned();
+        let (mine, stale): (Vec<ToDevice>, Vec<ToDevice>) =
+            to_device.into_iter().partition(|m| m.device == device);
+        if !stale.is_empty() {
+            tracing::info!(%twin, count = stale.len(), "to-device messages for an earlier device dropped");
         }
-        // Machines that this transaction addresses, plus every loaded one for device lists.
-        let mut twins: Vec<OwnedUserId> = to_device.keys().map(|(u, _)| u.clone()).collect();
-        twins.extend(changes.one_time_keys.keys().cloned());
-        twins.extend(changes.fallback_keys.keys().cloned());
-        twins.extend(self.machines.lock().await.keys().cloned());
-        twins.sort();
-        twins.dedup();
-
+        let counts = changes.one_time_keys_for(twin, &device).unwrap_or_default();
+        let fallback = changes.fallback_keys_for(twin, &device);
         let mut device_lists = DeviceLists::new();
         device_lists.changed = changes.device_lists.changed.clone();
         device_lists.left = changes.device_lists.left.clone();
-        let mut arrived = Vec::new();
-        for twin in twins {
-            let machine = match self.machine_if_known(&twin).await {
-                Ok(Some(machine)) => machine,
-                Ok(None) => continue,
-                Err(err) => {
-                    tracing::error!(%twin, %err, "cannot open the twin's crypto machine");
-                    continue;
-                }
-            };
-            let device = machine.device_id().to_owned();
-            let events = to_device
-                .remove(&(twin.clone(), device.clone()))
-                .unwrap_or_default();
-            let counts = changes
-                .one_time_keys_for(&twin, &device)
-                .unwrap_or_default();
-            let fallback = changes.fallback_keys_for(&twin, &device);
-            let sync = EncryptionSyncChanges {
-                to_device_events: events,
-                changed_devices: &device_lists,
-                one_time_keys_counts: &counts,
-                unused_fallback_keys: fallback.as_deref(),
-                next_batch_token: None,
-            };
-            let (_, keys) = machine
-                .olm
-                .receive_sync_changes(sync, &decryption_settings())
-                .await
-                .map_err(|e| CryptoError::Olm(e.to_string()))?;
-            arrived.extend(keys.into_iter().map(|k| RoomKeyArrived {
+        let sync = EncryptionSyncChanges {
+            to_device_events: mine.into_iter().map(|m| m.event).collect(),
+            changed_devices: &device_lists,
+            one_time_keys_counts: &counts,
+            unused_fallback_keys: fallback.as_deref(),
+            next_batch_token: None,
+        };
+        let (_, keys) = machine
+            .olm
+            .receive_sync_changes(sync, &decryption_settings())
+            .await
+            .map_err(|e| CryptoError::Olm(e.to_string()))?;
+        let arrived = keys
+            .into_iter()
+            .map(|k| RoomKeyArrived {
                 room_id: k.room_id,
                 session_id: k.session_id,
-            }));
-            if let Err(err) = machine.pump().await {
-                tracing::warn!(%twin, %err, "sending key requests failed; will retry with the next transaction");
+            })
+            .collect();
+        // The keys are stored now; what follows only sends.
+        let own_change = changes.device_lists.changed.iter().any(|u| u == twin);
+        let pumped = if own_change {
+            match machine.device_exists().await {
+                Ok(false) => Err(CryptoError::DeviceGone {
+                    device: device.to_string(),
+                    detail: "the device was removed".into(),
+                }),
+                _ => machine.pump().await,
             }
-        }
-        for ((user, device), events) in to_device {
-            tracing::warn!(%user, %device, count = events.len(), "to-device messages for an unknown device dropped");
+        } else {
+            machine.pump().await
+        };
+        drop(machine);
+        match pumped {
+            Ok(()) => {}
+            Err(err @ CryptoError::DeviceGone { .. }) => {
+                tracing::warn!(%twin, %err, "the twin's device is gone; making a new one");
+                if let Err(err) = self.heal(twin).await {
+                    tracing::error!(%twin, %err, "the twin could not get a new device");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%twin, %err, "sending key requests failed; will retry with the next transaction")
+            }
         }
         Ok(arrived)
     }
 
-    /// A machine for a twin that has a device already (never creates one for a stray id).
-    async fn machine_if_known(
-        &self,
-        twin: &UserId,
-    ) -> Result<Option<Arc<TwinMachine>>, CryptoError> {
-        if let Some(machine) = self.machines.lock().await.get(twin) {
-            return Ok(Some(machine.clone()));
-        }
-        let id_file = self
-            .root
-            .join(crate::twin::home_folder_name(twin.localpart()))
-            .join("device_id");
-        if !tokio::fs::try_exists(&id_file).await.unwrap_or(false) {
-            return Ok(None);
-        }
-        self.machine(twin).await.map(Some)
-    }
-
-    /// Decrypts an `m.room.encrypted` event (JSON as received) for `twin`; returns the
-    /// decrypted event JSON with `room_id`, `sender` and `event_id` of the original.
+    /// Decrypts an `m.room.encrypted` event (as received) for `twin`; returns the decrypted
+    /// event JSON with `room_id`, `sender` and `event_id` of the original.
     pub async fn decrypt(
         &self,
         twin: &UserId,
         room: &RoomId,
-        event_json: &str,
+        raw: &Raw<AnyTimelineEvent>,
     ) -> Result<Value, DecryptError> {
-        let machine = self.machine(twin).await?;
-        let raw = Raw::from_json_string(event_json.to_owned())
-            .map_err(|e| DecryptError::Failed(format!("not JSON: {e}")))?;
+        let Some(machine) = self.machine(twin, false).await? else {
+            return Err(DecryptError::Crypto(CryptoError::NoDevice));
+        };
+        let session_id = || {
+            raw.get_field::<Value>("content")
+                .ok()
+                .flatten()
+                .and_then(|c| c.get("session_id").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default()
+        };
         match machine
             .olm
-            .decrypt_room_event(&raw, room, &decryption_settings())
+            .decrypt_room_event(&raw.clone().cast_unchecked(), room, &decryption_settings())
             .await
         {
             Ok(decrypted) => {
                 let mut event: Value = serde_json::from_str(decrypted.event.json().get())
                     .map_err(|e| DecryptError::Failed(e.to_string()))?;
-                let original: Value = serde_json::from_str(event_json).unwrap_or(Value::Null);
+                let original: Value = serde_json::from_str(raw.json().get()).unwrap_or(Value::Null);
                 if let Value::Object(map) = &mut event {
                     for key in ["room_id", "sender", "event_id", "origin_server_ts"] {
                         if let Some(value) = original.get(key) {
@@ -309,16 +372,14 @@ impl Crypto {
                 }
                 Ok(event)
             }
-            Err(MegolmError::MissingRoomKey(_)) => {
-                let session_id = serde_json::from_str::<Value>(event_json)
-                    .ok()
-                    .and_then(|v| {
-                        v.pointer("/content/session_id")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_default();
-                Err(DecryptError::MissingKey { session_id })
+            Err(MegolmError::MissingRoomKey(_))
+            | Err(MegolmError::Decryption(
+                vodozemac::megolm::DecryptionError::UnknownMessageIndex(..),
+            )) => Err(DecryptError::MissingKey {
+                session_id: session_id(),
+            }),
+            Err(MegolmError::Store(err)) => {
+                Err(DecryptError::Crypto(CryptoError::Store(err.to_string())))
             }
             Err(err) => Err(DecryptError::Failed(err.to_string())),
         }
@@ -329,56 +390,44 @@ impl Crypto {
         &self,
         twin: &UserId,
         room: &RoomId,
-        event_json: &str,
+        raw: &Raw<AnyTimelineEvent>,
     ) -> Result<(), CryptoError> {
-        let machine = self.machine(twin).await?;
-        let raw = Raw::from_json_string(event_json.to_owned())
-            .map_err(|e| CryptoError::Olm(e.to_string()))?;
-        let sender = serde_json::from_str::<Value>(event_json)
-            .ok()
-            .and_then(|v| v.get("sender")?.as_str()?.parse::<OwnedUserId>().ok());
+        let Some(machine) = self.machine(twin, false).await? else {
+            return Err(CryptoError::NoDevice);
+        };
+        let sender = raw.get_field::<OwnedUserId>("sender").ok().flatten();
         let (cancel, request) = machine
             .olm
-            .request_room_key(&raw, room)
+            .request_room_key(&raw.clone().cast_unchecked(), room)
             .await
             .map_err(|e| CryptoError::Olm(e.to_string()))?;
         // The machine addresses key requests to the twin's own devices only, and a twin has
         // just the one device that lacks the key: the sender's devices are the ones that have it.
+        let mut sent = Ok(());
         for outgoing in cancel.iter().chain([&request]) {
-            match (outgoing.request(), &sender) {
+            let result = match (outgoing.request(), &sender) {
                 (AnyOutgoingRequest::ToDeviceRequest(to_device), Some(sender)) => {
-                    machine.send_to_device(&also_to(to_device, sender)).await?
+                    machine.send_to_device(&also_to(to_device, sender)).await
                 }
-                _ => machine.send_outgoing(outgoing).await?,
+                _ => machine.send_outgoing(outgoing).await,
+            };
+            if let Err(err) = result {
+                sent = Err(err);
+                break;
             }
         }
-        Ok(())
+        drop(machine);
+        if let Err(err @ CryptoError::DeviceGone { .. }) = &sent {
+            tracing::warn!(%twin, %err, "the twin's device is gone; making a new one");
+            return self.heal(twin).await;
+        }
+        sent
     }
 
     /// Encrypts and sends an event of `event_type` (custom types included) as `twin` into
     /// `room`, first sharing the room key with every device of `members`. Nothing is sent when
-    /// any step fails.
+    /// any step fails. One attempt: the outbox retries.
     pub async fn send_encrypted(
-        &self,
-        twin: &UserId,
-        room: &RoomId,
-        members: &[OwnedUserId],
-        event_type: &str,
-        content: &Raw<AnyMessageLikeEventContent>,
-        txn_id: &TransactionId,
-    ) -> Result<OwnedEventId, CryptoError> {
-        let result = self
-            .try_send_encrypted(twin, room, members, event_type, content, txn_id)
-            .await;
-        if result.is_err() {
-            self.health
-                .encryption_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn try_send_encrypted(
         &self,
         twin: &UserId,
         room: &RoomId,
@@ -387,10 +436,12 @@ impl Crypto {
         raw_content: &Raw<AnyMessageLikeEventContent>,
         txn_id: &TransactionId,
     ) -> Result<OwnedEventId, CryptoError> {
-        let machine = self.machine(twin).await?;
+        let machine = self
+            .machine(twin, true)
+            .await?
+            .ok_or(CryptoError::NoDevice)?;
         let _sharing = machine.share.lock().await;
         let olm_err = |e: &dyn std::fmt::Display| CryptoError::Olm(e.to_string());
-        // A named function, not a closure: with a closure the future is not provably `Send`.
         let users = || members.iter().map(std::ops::Deref::deref);
         machine
             .olm
@@ -433,6 +484,21 @@ impl Crypto {
         );
         Ok(machine.send(request).await?.event_id)
     }
+
+    /// Twins whose machine is open now.
+    pub fn open_twins(&self) -> Vec<OwnedUserId> {
+        self.machines.open_twins()
+    }
+
+    /// How many machines are open.
+    pub fn open_count(&self) -> usize {
+        self.machines.open_count()
+    }
+
+    /// Closes machines idle for longer than `idle`; returns how many.
+    pub fn close_idle(&self, idle: std::time::Duration) -> usize {
+        self.machines.close_idle(idle)
+    }
 }
 
 /// Compile-time guard: the futures room workers await must be `Send`.
@@ -446,11 +512,13 @@ fn futures_are_send(
     content: &Raw<AnyMessageLikeEventContent>,
     t: &TransactionId,
     ch: &CryptoChanges,
+    ev: &Raw<AnyTimelineEvent>,
 ) {
     fn is_send<T: Send>(_: T) {}
     is_send(c.send_encrypted(u, r, m, "m.room.message", content, t));
-    is_send(c.receive(ch));
-    is_send(c.decrypt(u, r, ""));
-    is_send(c.request_key(u, r, ""));
+    is_send(c.receive(u, Vec::new(), ch));
+    is_send(c.decrypt(u, r, ev));
+    is_send(c.request_key(u, r, ev));
     is_send(c.ensure_device(u));
+    is_send(c.heal(u));
 }

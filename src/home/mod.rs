@@ -214,6 +214,22 @@ impl Home {
         skills::display_name(&self.root)
     }
 
+    /// The display name a home at `root` gives its twin, read without creating the home: from
+    /// the home when it exists, else from the template it would be created from.
+    pub fn display_name_at(
+        root: &Path,
+        template: Option<&Path>,
+        owner_id: &str,
+    ) -> Result<Option<String>, HomeError> {
+        if root.join(".git").exists() {
+            return skills::display_name(root);
+        }
+        match template::template_identity(template, owner_id)? {
+            Some(text) => skills::display_name_in(&text),
+            None => Ok(None),
+        }
+    }
+
     fn guard(&self) -> MutexGuard<'_, ()> {
         // The lock guards no data, so a panic while it was held leaves nothing inconsistent.
         self.lock

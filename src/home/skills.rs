@@ -162,7 +162,12 @@ pub(super) fn display_name(root: &Path) -> Result<Option<String>, HomeError> {
         Err(HomeError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some((yaml, _)) = split_front_matter(&text) else {
+    display_name_in(&text)
+}
+
+/// The display name in the front matter of an identity file's `text`.
+pub(super) fn display_name_in(text: &str) -> Result<Option<String>, HomeError> {
+    let Some((yaml, _)) = split_front_matter(text) else {
         return Ok(None);
     };
     let front: IdentityFrontMatter = parse_yaml(yaml).map_err(|e| {

@@ -67,6 +67,30 @@ pub(super) fn ensure_home(
     }
 }
 
+/// The text of `system/identity.md` that a home created from `template` would hold, filled in
+/// for `owner_id` (so a twin gets its name before its home exists).
+pub(super) fn template_identity(
+    template: Option<&Path>,
+    owner_id: &str,
+) -> Result<Option<String>, HomeError> {
+    let owner = Owner::new(owner_id);
+    let raw = match template {
+        Some(template) => match fs::read_to_string(template.join(super::skills::IDENTITY_FILE)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(other("read", template, &e)),
+        },
+        None => match BUILTIN
+            .get_file(super::skills::IDENTITY_FILE)
+            .and_then(|file| file.contents_utf8())
+        {
+            Some(text) => text.to_owned(),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(owner.fill(&raw)))
+}
+
 /// Builds the home in a hidden sibling folder and renames it into place, so nobody ever sees a
 /// half-made home, and two creators racing for the same home cannot mix their files.
 fn create_fresh(root: &Path, template: Option<&Path>, owner: &Owner<'_>) -> Result<(), HomeError> {

@@ -2,9 +2,10 @@
 //! kernel never calls back into rooms; its tools record requests that the room session runs).
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// A meeting the owner asked for, checked by the `propose_meeting` tool.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingAsk {
     /// The other person (`@bob:other.server`); their twin is found by convention.
     pub with: ruma::OwnedUserId,
@@ -20,9 +21,11 @@ pub struct MeetingAsk {
     pub time_zone: String,
 }
 
-/// A request a turn left for the room session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TwinAction {
+/// A request a turn's tools left for the room session (kept with the turn's record, so it
+/// is carried out once even across a crash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum ToolRequest {
     /// Negotiate a meeting with another person's twin.
     ProposeMeeting(MeetingAsk),
     /// The owner's answer to a meeting their twin asked them about.

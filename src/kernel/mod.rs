@@ -24,7 +24,7 @@ mod turn;
 use std::{sync::Arc, time::Duration};
 
 pub use self::{
-    action::{MeetingAsk, TwinAction},
+    action::{MeetingAsk, ToolRequest},
     audience::Audience,
     error::KernelError,
     message::{Message, ToolCall},
@@ -65,7 +65,7 @@ pub struct TurnOutcome {
     /// Messages this turn added to the session (the user's first), to be stored.
     pub messages: Vec<Message>,
     /// What the turn's tools asked the room session to do afterwards.
-    pub actions: Vec<TwinAction>,
+    pub requests: Vec<ToolRequest>,
 }
 
 /// The agent loop.
@@ -73,6 +73,7 @@ pub struct TurnOutcome {
 pub struct Kernel {
     backend: Backend,
     config: LlmConfig,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Kernel {
@@ -115,6 +116,7 @@ impl Kernel {
         Self {
             backend: Backend::Model { provider, key_env },
             config: config.clone(),
+            metrics: None,
         }
     }
 
@@ -132,7 +134,14 @@ impl Kernel {
         Ok(Self {
             backend,
             config: config.clone(),
+            metrics: None,
         })
+    }
+
+    /// Counts the model calls and tokens of every turn in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Whether a model is configured (otherwise turns answer with [`UNCONFIGURED_REPLY`]).
@@ -197,14 +206,14 @@ impl Kernel {
                 // The notice is not part of the conversation: once a model is configured it
                 // should not see a history of "I can't think".
                 messages: Vec::new(),
-                actions: Vec::new(),
+                requests: Vec::new(),
             }),
             Backend::Model { provider, .. } => {
                 let limits = turn::Limits {
                     max_steps: self.config.max_tool_steps,
                     max_tokens: self.config.max_tokens,
                 };
-                turn::run(provider.as_ref(), home, turn, limits).await
+                turn::run(provider.as_ref(), home, turn, limits, self.metrics.as_deref()).await
             }
         }
     }

@@ -30,6 +30,7 @@ pub(crate) async fn run(
     home: Arc<Home>,
     turn: Turn,
     limits: Limits,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<TurnOutcome, KernelError> {
     let Turn {
         room_id,
@@ -72,14 +73,20 @@ pub(crate) async fn run(
         room_id,
         audience,
         allowed_tools,
-        actions: Default::default(),
+        requests: Default::default(),
     };
     let max_steps = limits.max_steps.max(1);
 
     for step in 1..=max_steps {
         let started = Instant::now();
+        if let Some(metrics) = metrics {
+            metrics.model_calls.inc();
+        }
         let response = provider.complete(&request).await?;
         log_step(step, started, &response);
+        if let (Some(metrics), Some(usage)) = (metrics, response.usage) {
+            metrics.add_model_tokens(usage.input_tokens, usage.output_tokens);
+        }
         let ChatResponse {
             content,
             tool_calls,
@@ -133,13 +140,13 @@ fn outcome(
     first_new: usize,
     ctx: &ToolContext,
 ) -> TurnOutcome {
-    let actions = ctx
-        .actions
+    let requests = ctx
+        .requests
         .lock()
-        .map(|mut actions| std::mem::take(&mut *actions))
+        .map(|mut requests| std::mem::take(&mut *requests))
         .unwrap_or_default();
     TurnOutcome {
-        actions,
+        requests,
         reply,
         messages: messages.split_off(first_new),
     }

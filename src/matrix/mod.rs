@@ -10,5 +10,5 @@ pub use self::{
     client::{MatrixClient, RetryPolicy},
     error::MatrixError,
     ids::TwinNaming,
-    txn::txn_id_for,
+    txn::{TxnPart, txn_id_for},
 };

@@ -5,12 +5,15 @@
 //! them into [`Action`]s. Stateful limits (rate limits, the bot-to-bot bound) are applied when
 //! the actions run.
 
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
+use ruma::{
+    OwnedEventId, OwnedRoomId, OwnedUserId, UserId, events::room::member::MembershipState,
+};
 
 use super::{
     command::{self, Command},
-    event::RoomEvent,
+    event::{MessageKind, RoomEvent},
 };
+pub use crate::outbox::ReplyTo;
 use crate::{
     matrix::TwinNaming,
     policy::{AccessPolicy, RoomSettings},
@@ -59,20 +62,29 @@ pub enum Speaker {
     Other,
 }
 
-/// Where a reply goes.
+/// A message a twin answers with a kernel turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplyTo {
-    /// A plain message (a DM).
-    Plain,
-    /// A reply to the message.
-    Reply(OwnedEventId),
-    /// Into the thread, replying to the message.
-    Thread {
-        /// Thread root.
-        root: OwnedEventId,
-        /// The message answered.
-        event: OwnedEventId,
-    },
+pub struct TurnJob {
+    /// The twin that answers.
+    pub twin: OwnedUserId,
+    /// Its owner.
+    pub owner: OwnedUserId,
+    /// The room.
+    pub room: OwnedRoomId,
+    /// The message answered.
+    pub event_id: OwnedEventId,
+    /// Who wrote it.
+    pub sender: OwnedUserId,
+    /// What it says.
+    pub text: String,
+    /// Owner or someone else.
+    pub speaker: Speaker,
+    /// Where the answer goes.
+    pub reply: ReplyTo,
+    /// The room has more than two members.
+    pub group: bool,
+    /// The sender is a bot or another twin (bounded bot-to-bot turns).
+    pub from_bot: bool,
 }
 
 /// Something a room session should do.
@@ -101,31 +113,10 @@ pub enum Action {
         /// The room.
         room: OwnedRoomId,
         /// New membership.
-        membership: String,
+        membership: MembershipState,
     },
     /// Run a kernel turn for the twin and post the reply.
-    Turn {
-        /// The twin that answers.
-        twin: OwnedUserId,
-        /// Its owner.
-        owner: OwnedUserId,
-        /// The room.
-        room: OwnedRoomId,
-        /// The message answered.
-        event_id: OwnedEventId,
-        /// Who wrote it.
-        sender: OwnedUserId,
-        /// What it says.
-        text: String,
-        /// Owner or someone else.
-        speaker: Speaker,
-        /// Where the answer goes.
-        reply: ReplyTo,
-        /// The room has more than two members.
-        group: bool,
-        /// The sender is a bot or another twin (bounded bot-to-bot turns).
-        from_bot: bool,
-    },
+    Turn(TurnJob),
     /// Run a command.
     Command {
         /// The twin.
@@ -188,6 +179,22 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// A short name of the action, for logs (never the message it is about).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Join { .. } => "join",
+            Self::Decline { .. } => "decline",
+            Self::RecordMembership { .. } => "record membership",
+            Self::Turn(_) => "turn",
+            Self::Command { .. } => "command",
+            Self::Pairing { .. } => "pairing",
+            Self::Protocol { .. } => "protocol event",
+            Self::Refuse { .. } => "refuse",
+        }
+    }
+}
+
 /// Whether `user` is a twin of any matrix-os server (same suffix convention) or a bot the
 /// policy names.
 fn is_bot(ctx: &Context<'_>, view: &TwinView<'_>, user: &UserId) -> bool {
@@ -213,7 +220,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                 room: room_id.clone(),
                 membership: membership.clone(),
             }];
-            if membership == "invite" {
+            if *membership == MembershipState::Invite {
                 let view = ctx
                     .twins
                     .iter()
@@ -250,13 +257,13 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             room_id,
             event_id,
             sender,
-            msgtype,
+            kind,
             body,
             is_edit,
             refs,
         } => {
             // Never edits, notices (bots' and our own), or empty messages.
-            if *is_edit || msgtype == "m.notice" || body.trim().is_empty() {
+            if *is_edit || *kind == MessageKind::Notice || body.trim().is_empty() {
                 return vec![];
             }
             let group = ctx.member_count > 2;
@@ -304,7 +311,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                     (None, true) => ReplyTo::Reply(event_id.clone()),
                     (None, false) => ReplyTo::Plain,
                 };
-                let turn = Action::Turn {
+                let turn = Action::Turn(TurnJob {
                     twin: twin.clone(),
                     owner: owner.clone(),
                     room: room.clone(),
@@ -319,7 +326,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                     reply,
                     group,
                     from_bot,
-                };
+                });
                 if !group {
                     if is_owner || may_talk {
                         actions.push(turn);

@@ -1,10 +1,12 @@
-use ruma::{owned_event_id, owned_room_id, user_id};
+use ruma::{
+    events::room::member::MembershipState, owned_event_id, owned_room_id, user_id,
+};
 
 use super::*;
 use crate::{
     config::AccessConfig,
     policy::{AccessFile, AccessPolicy, RoomSettings},
-    room::event::Refs,
+    room::event::{MessageKind, Refs},
 };
 
 fn naming() -> TwinNaming {
@@ -16,7 +18,7 @@ fn member(sender: &str, target: &str, membership: &str, is_direct: bool) -> Room
         room_id: owned_room_id!("!r:x"),
         sender: sender.try_into().unwrap(),
         target: target.try_into().unwrap(),
-        membership: membership.into(),
+        membership: MembershipState::from(membership),
         display_name: None,
         is_direct,
     }
@@ -27,7 +29,7 @@ fn text_with(sender: &str, body: &str, refs: Refs) -> RoomEvent {
         room_id: owned_room_id!("!r:x"),
         event_id: owned_event_id!("$e"),
         sender: sender.try_into().unwrap(),
-        msgtype: "m.text".into(),
+        kind: MessageKind::Text,
         body: body.into(),
         is_edit: false,
         refs,
@@ -93,12 +95,7 @@ impl World {
 
 fn turn_of(actions: &[Action]) -> Option<(Speaker, ReplyTo, bool)> {
     actions.iter().find_map(|a| match a {
-        Action::Turn {
-            speaker,
-            reply,
-            from_bot,
-            ..
-        } => Some((*speaker, reply.clone(), *from_bot)),
+        Action::Turn(job) => Some((job.speaker, job.reply.clone(), job.from_bot)),
         _ => None,
     })
 }
@@ -272,7 +269,7 @@ fn twins_never_answer_themselves_notices_edits_or_blocked_people() {
         room_id: owned_room_id!("!r:x"),
         event_id: owned_event_id!("$e"),
         sender: "@alice:x".try_into().unwrap(),
-        msgtype: "m.notice".into(),
+        kind: MessageKind::Notice,
         body: "hi".into(),
         is_edit: false,
         refs: Refs::default(),

@@ -1,8 +1,34 @@
-//! The parts of a timeline event that room sessions act on (parsed leniently: an event we do
-//! not understand is skipped, never an error that blocks the room).
+//! Events as room sessions see them: parsed once, from the inbox's JSON, into ruma's typed
+//! contents (membership as [`MembershipState`], relations as ruma's [`Relation`]), then reduced
+//! to what decisions need. An event we do not understand is [`RoomEvent::Other`], never an
+//! error that blocks the room.
 
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use ruma::{
+    OwnedEventId, OwnedRoomId, OwnedUserId,
+    events::{
+        relation::RelationType,
+        room::{
+        encrypted::{EncryptedEventScheme, RoomEncryptedEventContent},
+        member::{MembershipState, RoomMemberEventContent},
+        message::{MessageType, Relation, RoomMessageEventContent},
+        },
+    },
+    serde::Raw,
+};
 use serde::Deserialize;
+
+/// What kind of text message it is (`msgtype`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageKind {
+    /// `m.text`.
+    Text,
+    /// `m.notice`: written by bots and services, never answered.
+    Notice,
+    /// `m.emote`.
+    Emote,
+    /// Anything else with a body (`m.file`, `m.image`, custom types); its `msgtype`.
+    Other(String),
+}
 
 /// An event from the inbox, reduced to what decisions need.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,14 +41,14 @@ pub enum RoomEvent {
         sender: OwnedUserId,
         /// Whose membership changed.
         target: OwnedUserId,
-        /// `invite`, `join`, `leave`, `ban`, `knock`.
-        membership: String,
+        /// The new membership.
+        membership: MembershipState,
         /// The member's display name, when set.
         display_name: Option<String>,
         /// Whether an invite is for a direct chat.
         is_direct: bool,
     },
-    /// `m.room.message` with text.
+    /// `m.room.message` with a body.
     Text {
         /// Room.
         room_id: OwnedRoomId,
@@ -31,7 +57,7 @@ pub enum RoomEvent {
         /// Author.
         sender: OwnedUserId,
         /// `m.text`, `m.notice`, `m.emote`, ...
-        msgtype: String,
+        kind: MessageKind,
         /// Plain text body.
         body: String,
         /// Whether this edits an earlier message (`m.replace`).
@@ -47,6 +73,10 @@ pub enum RoomEvent {
         event_id: OwnedEventId,
         /// Author.
         sender: OwnedUserId,
+        /// The Megolm session it was encrypted with (none for other schemes).
+        session_id: Option<String>,
+        /// The event as received, for the Olm machine.
+        raw: EncryptedRaw,
     },
     /// An AI-to-AI protocol event (`dev.matrixos.a2a.*`), content unparsed.
     Protocol {
@@ -70,6 +100,16 @@ pub enum RoomEvent {
     Other,
 }
 
+/// An encrypted event as received (compared by its JSON).
+#[derive(Debug, Clone)]
+pub struct EncryptedRaw(pub Raw<ruma::events::AnyTimelineEvent>);
+
+impl PartialEq for EncryptedRaw {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.json().get() == other.0.json().get()
+    }
+}
+
 /// What a message points at: the signals that a group message addresses someone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Refs {
@@ -84,39 +124,30 @@ pub struct Refs {
 }
 
 impl Refs {
-    fn parse(content: &serde_json::Value) -> Self {
-        let mentions = content
-            .pointer("/m.mentions/user_ids")
-            .and_then(|ids| ids.as_array())
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| id.as_str())
-                    .filter_map(|id| OwnedUserId::try_from(id).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let event_id = |pointer: &str| {
-            content
-                .pointer(pointer)
-                .and_then(|id| id.as_str())
-                .and_then(|id| OwnedEventId::try_from(id).ok())
+    fn of(content: &RoomMessageEventContent) -> Self {
+        let (reply_to, thread_root) = match &content.relates_to {
+            Some(Relation::Reply(reply)) => (Some(reply.in_reply_to.event_id.clone()), None),
+            Some(Relation::Thread(thread)) => (
+                thread.in_reply_to.as_ref().map(|r| r.event_id.clone()),
+                Some(thread.event_id.clone()),
+            ),
+            _ => (None, None),
         };
-        let in_thread = content
-            .pointer("/m.relates_to/rel_type")
-            .and_then(|r| r.as_str())
-            == Some("m.thread");
+        let formatted_body = match &content.msgtype {
+            MessageType::Text(text) => text.formatted.as_ref().map(|f| f.body.clone()),
+            MessageType::Notice(notice) => notice.formatted.as_ref().map(|f| f.body.clone()),
+            MessageType::Emote(emote) => emote.formatted.as_ref().map(|f| f.body.clone()),
+            _ => None,
+        };
         Self {
-            mentions,
-            formatted_body: content
-                .get("formatted_body")
-                .and_then(|b| b.as_str())
-                .map(str::to_owned),
-            reply_to: event_id("/m.relates_to/m.in_reply_to/event_id"),
-            thread_root: if in_thread {
-                event_id("/m.relates_to/event_id")
-            } else {
-                None
-            },
+            mentions: content
+                .mentions
+                .as_ref()
+                .map(|m| m.user_ids.iter().cloned().collect())
+                .unwrap_or_default(),
+            formatted_body,
+            reply_to,
+            thread_root,
         }
     }
 
@@ -139,6 +170,7 @@ impl Refs {
     }
 }
 
+/// The envelope every event shares, typed.
 #[derive(Deserialize)]
 struct Head {
     #[serde(rename = "type")]
@@ -149,6 +181,10 @@ struct Head {
     state_key: Option<String>,
     #[serde(default)]
     content: serde_json::Value,
+}
+
+fn content<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Option<T> {
+    serde_json::from_value(value).ok()
 }
 
 impl RoomEvent {
@@ -164,6 +200,18 @@ impl RoomEvent {
         }
     }
 
+    /// A short name of what the event is, for logs (never its content).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Member { .. } => "member",
+            Self::Text { .. } => "message",
+            Self::Encrypted { .. } => "encrypted",
+            Self::Protocol { .. } => "protocol",
+            Self::EncryptionEnabled { .. } => "encryption",
+            Self::Other => "other",
+        }
+    }
+
     /// Parses an event's JSON; events that are not understood become [`RoomEvent::Other`].
     pub fn parse(json: &str) -> Self {
         let Ok(head) = serde_json::from_str::<Head>(json) else {
@@ -172,76 +220,78 @@ impl RoomEvent {
         let (Some(room_id), Some(sender)) = (head.room_id, head.sender) else {
             return Self::Other;
         };
-        match head.kind.as_str() {
-            "m.room.member" => {
-                let target = head.state_key.and_then(|k| OwnedUserId::try_from(k).ok());
-                let membership = head.content.get("membership").and_then(|m| m.as_str());
-                let display_name = head
-                    .content
-                    .get("displayname")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned);
-                let is_direct = head
-                    .content
-                    .get("is_direct")
-                    .and_then(|d| d.as_bool())
-                    .unwrap_or(false);
-                match (target, membership) {
-                    (Some(target), Some(membership)) => Self::Member {
-                        room_id,
-                        sender,
-                        target,
-                        membership: membership.to_owned(),
-                        display_name,
-                        is_direct,
-                    },
-                    _ => Self::Other,
+        match (head.kind.as_str(), head.state_key, head.event_id) {
+            ("m.room.member", Some(state_key), _) => {
+                let (Ok(target), Some(member)) = (
+                    OwnedUserId::try_from(state_key),
+                    content::<RoomMemberEventContent>(head.content),
+                ) else {
+                    return Self::Other;
+                };
+                Self::Member {
+                    room_id,
+                    sender,
+                    target,
+                    membership: member.membership,
+                    display_name: member.displayname,
+                    is_direct: member.is_direct.unwrap_or(false),
                 }
             }
-            "m.room.message" => {
-                let content = &head.content;
-                let body = content.get("body").and_then(|b| b.as_str());
-                let msgtype = content.get("msgtype").and_then(|b| b.as_str());
-                let is_edit = content
-                    .pointer("/m.relates_to/rel_type")
-                    .and_then(|r| r.as_str())
-                    .is_some_and(|r| r == "m.replace");
-                match (head.event_id, body, msgtype) {
-                    (Some(event_id), Some(body), Some(msgtype)) => Self::Text {
-                        room_id,
-                        event_id,
-                        sender,
-                        msgtype: msgtype.to_owned(),
-                        body: body.to_owned(),
-                        is_edit,
-                        refs: Refs::parse(content),
-                    },
-                    _ => Self::Other,
-                }
-            }
-            "m.room.encrypted" => match head.event_id {
-                Some(event_id) => Self::Encrypted {
+            // A message-like type never has a state key: one that does is not a message.
+            ("m.room.message", None, Some(event_id)) => {
+                let Some(message) = content::<RoomMessageEventContent>(head.content) else {
+                    return Self::Other;
+                };
+                let kind = match &message.msgtype {
+                    MessageType::Text(_) => MessageKind::Text,
+                    MessageType::Notice(_) => MessageKind::Notice,
+                    MessageType::Emote(_) => MessageKind::Emote,
+                    other => MessageKind::Other(other.msgtype().to_owned()),
+                };
+                Self::Text {
                     room_id,
                     event_id,
                     sender,
-                },
-                None => Self::Other,
-            },
-            kind if kind.starts_with(crate::protocol::types::PREFIX)
-                && head.state_key.is_none() =>
-            {
-                match head.event_id {
-                    Some(event_id) => Self::Protocol {
-                        room_id,
-                        event_id,
-                        sender,
-                        event_type: kind.to_owned(),
-                        content: head.content,
-                    },
-                    None => Self::Other,
+                    kind,
+                    body: message.msgtype.body().to_owned(),
+                    // An edit without `m.new_content` is still an edit, never a new message.
+                    is_edit: message
+                        .relates_to
+                        .as_ref()
+                        .and_then(Relation::rel_type)
+                        == Some(RelationType::Replacement),
+                    refs: Refs::of(&message),
                 }
             }
-            "m.room.encryption" if head.state_key.as_deref() == Some("") => {
+            ("m.room.encrypted", None, Some(event_id)) => {
+                let Ok(raw) = Raw::from_json_string(json.to_owned()) else {
+                    return Self::Other;
+                };
+                let raw = EncryptedRaw(raw);
+                let session_id = content::<RoomEncryptedEventContent>(head.content).and_then(
+                    |content| match content.scheme {
+                        EncryptedEventScheme::MegolmV1AesSha2(megolm) => Some(megolm.session_id),
+                        _ => None,
+                    },
+                );
+                Self::Encrypted {
+                    room_id,
+                    event_id,
+                    sender,
+                    session_id,
+                    raw,
+                }
+            }
+            (kind, None, Some(event_id)) if kind.starts_with(crate::protocol::types::PREFIX) => {
+                Self::Protocol {
+                    room_id,
+                    event_id,
+                    sender,
+                    event_type: kind.to_owned(),
+                    content: head.content,
+                }
+            }
+            ("m.room.encryption", Some(key), _) if key.is_empty() => {
                 Self::EncryptionEnabled { room_id }
             }
             _ => Self::Other,
@@ -263,7 +313,7 @@ mod tests {
                 room_id: "!r:x".try_into().unwrap(),
                 sender: "@alice:x".try_into().unwrap(),
                 target: "@alice_ai:x".try_into().unwrap(),
-                membership: "invite".into(),
+                membership: MembershipState::Invite,
                 display_name: None,
                 is_direct: true,
             }
@@ -276,11 +326,14 @@ mod tests {
         assert!(
             matches!(RoomEvent::parse(json), RoomEvent::Text { ref body, is_edit: false, .. } if body == "hi")
         );
-        let edit = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"* hi","m.relates_to":{"rel_type":"m.replace","event_id":"$d"}}}"#;
+        let edit = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"* hi","m.new_content":{"msgtype":"m.text","body":"hi"},"m.relates_to":{"rel_type":"m.replace","event_id":"$d"}}}"#;
         assert!(matches!(
             RoomEvent::parse(edit),
             RoomEvent::Text { is_edit: true, .. }
         ));
+        // An edit without its new content is not a message (and never answered).
+        let bare = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"* hi","m.relates_to":{"rel_type":"m.replace","event_id":"$d"}}}"#;
+        assert_eq!(RoomEvent::parse(bare), RoomEvent::Other);
     }
 
     #[test]
@@ -291,6 +344,10 @@ mod tests {
             r#"{"type":"m.room.message","room_id":"!r:x","sender":"not-a-user","event_id":"$e","content":{"msgtype":"m.text","body":"x"}}"#,
             r#"{"type":"m.room.message","room_id":"!r:x","sender":"@a:x","event_id":"$e","content":{"body":5}}"#,
             r#"{"type":"m.room.member","room_id":"!r:x","sender":"@a:x","state_key":"","content":{"membership":"join"}}"#,
+            // A malformed mention makes the content unreadable as a whole.
+            r#"{"type":"m.room.message","room_id":"!r:x","sender":"@a:x","event_id":"$e","content":{"msgtype":"m.text","body":"x","m.mentions":{"user_ids":["bad"]}}}"#,
+            // A message-like type with a state key is not a message.
+            r#"{"type":"m.room.message","room_id":"!r:x","sender":"@a:x","event_id":"$e","state_key":"","content":{"msgtype":"m.text","body":"x"}}"#,
         ] {
             assert_eq!(RoomEvent::parse(json), RoomEvent::Other, "{json}");
         }
@@ -306,7 +363,7 @@ mod tests {
     #[test]
     fn mentions_replies_and_threads_are_parsed() {
         let refs = refs_of(
-            r#"{"type":"m.room.message","room_id":"!r:x","sender":"@bob:x","event_id":"$e","content":{"msgtype":"m.text","body":"hey","m.mentions":{"user_ids":["@alice_ai:x","bad"]},"m.relates_to":{"rel_type":"m.thread","event_id":"$root","is_falling_back":true,"m.in_reply_to":{"event_id":"$prev"}}}}"#,
+            r#"{"type":"m.room.message","room_id":"!r:x","sender":"@bob:x","event_id":"$e","content":{"msgtype":"m.text","body":"hey","m.mentions":{"user_ids":["@alice_ai:x"]},"m.relates_to":{"rel_type":"m.thread","event_id":"$root","is_falling_back":true,"m.in_reply_to":{"event_id":"$prev"}}}}"#,
         );
         assert_eq!(
             refs.mentions,

@@ -1,15 +1,11 @@
 //! The facts a decision needs, read from the store and the owners' homes.
 
-use std::sync::Arc;
+use ruma::{OwnedUserId, RoomId};
 
-use ruma::{OwnedUserId, RoomId, UserId};
-
-use super::{RoomError, Rooms, decide::TwinView, event::RoomEvent};
+use super::{RoomError, RoomSession, decide::TwinView, event::RoomEvent};
 use crate::{
-    a2a::{MeetingPolicy, MeetingsFile},
-    home::Home,
     policy::{AccessPolicy, RoomSettings},
-    twin::TwinSettings,
+    twin::policy_of,
 };
 
 /// One twin's facts, owned (the decision borrows them as a [`TwinView`]).
@@ -48,62 +44,7 @@ impl Facts {
     }
 }
 
-/// An owner's access policy and a room's settings from the home. A broken file never opens
-/// access: the policy falls back to owner-only and the room to its defaults.
-pub(super) async fn policy_of(
-    home: Arc<Home>,
-    owner: &UserId,
-    room: &RoomId,
-    defaults: &crate::config::AccessConfig,
-) -> Result<(AccessPolicy, RoomSettings), RoomError> {
-    let owner = owner.to_owned();
-    let room = room.to_owned();
-    let defaults = defaults.clone();
-    tokio::task::spawn_blocking(move || {
-        let access = AccessPolicy::load(&home, &owner, &defaults).unwrap_or_else(|err| {
-            tracing::warn!(%owner, %err, "access policy unreadable; owner only until fixed");
-            AccessPolicy::owner_only(&owner)
-        });
-        let settings = RoomSettings::load(&home, &room).unwrap_or_else(|err| {
-            tracing::warn!(%owner, %room, %err, "room settings unreadable; using defaults");
-            RoomSettings::default()
-        });
-        (access, settings)
-    })
-    .await
-    .map_err(|e| RoomError::Internal(e.to_string()))
-}
-
-/// The twin's own model (`system/settings.toml`), or `None` for the configured one; a broken
-/// file means the configured one.
-pub(super) async fn model_of(home: Arc<Home>) -> Result<Option<String>, RoomError> {
-    tokio::task::spawn_blocking(move || {
-        TwinSettings::load(&home)
-            .unwrap_or_else(|err| {
-                tracing::warn!(%err, "twin settings unreadable; using the configured model");
-                TwinSettings::default()
-            })
-            .model
-    })
-    .await
-    .map_err(|e| RoomError::Internal(e.to_string()))
-}
-
-/// The owner's meeting policy (`system/meetings.toml`); a broken file means the defaults.
-pub(super) async fn meeting_policy_of(home: Arc<Home>) -> Result<MeetingPolicy, RoomError> {
-    tokio::task::spawn_blocking(move || {
-        MeetingPolicy::load(&home).unwrap_or_else(|err| {
-            tracing::warn!(%err, "meeting policy unreadable; using the defaults");
-            #[allow(clippy::expect_used)]
-            MeetingPolicy::from_file(&MeetingsFile::default())
-                .expect("the default meeting policy is valid")
-        })
-    })
-    .await
-    .map_err(|e| RoomError::Internal(e.to_string()))
-}
-
-impl Rooms {
+impl RoomSession {
     /// Gathers the facts about `event`'s room: its joined twins (and the target of a twin's
     /// membership event) with their policies, and how many people are in it.
     pub(super) async fn facts(
@@ -120,7 +61,7 @@ impl Rooms {
         let mut candidates: Vec<(OwnedUserId, bool)> =
             joined.iter().map(|t| (t.clone(), true)).collect();
         if let RoomEvent::Member { target, .. } = event
-            && self.twins.naming().is_twin(target)
+            && self.parts.twins.naming().is_twin(target)
             && !joined.contains(target)
         {
             candidates.push((target.clone(), false));
@@ -130,12 +71,12 @@ impl Rooms {
             _ => (None, None),
         };
         let replied_twin = match &reply_to {
-            Some(id) => self.store.twin_of_event(room.as_str(), id.as_str()).await?,
+            Some(id) => self.parts.store.twin_of_event(room.as_str(), id.as_str()).await?,
             None => None,
         };
         let thread_twins = match &thread_root {
             Some(root) => {
-                self.store
+                self.parts.store
                     .twins_in_thread(room.as_str(), root.as_str())
                     .await?
             }
@@ -144,14 +85,14 @@ impl Rooms {
         let members = self.known_members(room, joined).await?;
         let mut twins = Vec::with_capacity(candidates.len());
         for (twin, is_joined) in candidates {
-            let Some(owner) = self.twins.naming().owner_of(&twin) else {
+            let Some(owner) = self.parts.twins.naming().owner_of(&twin) else {
                 continue;
             };
-            if !self.twins.may_have_twin(&owner) {
+            if !self.parts.twins.may_have_twin(&owner) {
                 continue;
             }
-            let home = self.twins.home(&owner).await?;
-            let (access, settings) = policy_of(home, &owner, room, &self.access_defaults).await?;
+            let home = self.parts.twins.home(&owner).await?;
+            let (access, settings) = policy_of(home, &owner, room, &self.parts.access_defaults).await?;
             let display_name = members
                 .iter()
                 .find(|m| m.user_id == twin.as_str())
@@ -181,10 +122,10 @@ impl Rooms {
         joined: &[OwnedUserId],
     ) -> Result<Vec<crate::storage::MemberRow>, RoomError> {
         if let Some(twin) = joined.first()
-            && !self.store.room_members_known(room.as_str()).await?
+            && !self.parts.store.room_members_known(room.as_str()).await?
         {
             self.seed_members(twin, room).await;
         }
-        Ok(self.store.room_members(room.as_str()).await?)
+        Ok(self.parts.store.room_members(room.as_str()).await?)
     }
 }

@@ -18,15 +18,17 @@ use crate::{
 const MAX_REMEMBERED_REFUSALS: usize = 10_000;
 
 /// Shared limit state of all rooms.
+/// The stateful limits, shared by every room.
 #[derive(Debug)]
-pub(super) struct Limits {
+pub struct Limits {
     rate: Mutex<RateLimiter>,
     bots: Mutex<BotTurns>,
     refused: Mutex<HashSet<(String, String, String)>>,
 }
 
 impl Limits {
-    pub(super) fn new(config: &LimitsConfig, local_server: &str) -> Self {
+    /// Limits configured by `[limits]`; `local_server` is the homeserver's own name.
+    pub fn new(config: &LimitsConfig, local_server: &str) -> Self {
         let server = ruma::OwnedServerName::try_from(local_server)
             .unwrap_or_else(|_| ruma::owned_server_name!("localhost"));
         Self {
@@ -40,7 +42,7 @@ impl Limits {
     }
 
     /// Counts a message from `sender` that asks for an answer.
-    pub(super) fn check_rate(&self, sender: &UserId) -> Verdict {
+    pub(crate) fn check_rate(&self, sender: &UserId) -> Verdict {
         match self.rate.lock() {
             Ok(mut rate) => rate.check(sender, Instant::now()),
             // A poisoned lock means a panic elsewhere; fail open for this one message rather
@@ -50,7 +52,7 @@ impl Limits {
     }
 
     /// Whether one more bot-triggered turn may run in `room`.
-    pub(super) fn allow_bot_turn(&self, room: &RoomId) -> bool {
+    pub(crate) fn allow_bot_turn(&self, room: &RoomId) -> bool {
         self.bots
             .lock()
             .map(|mut bots| bots.allow(room, Instant::now()))
@@ -58,7 +60,7 @@ impl Limits {
     }
 
     /// `true` the first time `sender` is refused by `twin` in `room`.
-    pub(super) fn first_refusal(&self, twin: &UserId, room: &RoomId, sender: &UserId) -> bool {
+    pub(crate) fn first_refusal(&self, twin: &UserId, room: &RoomId, sender: &UserId) -> bool {
         let Ok(mut refused) = self.refused.lock() else {
             return false;
         };

@@ -1,33 +1,49 @@
 //! Strangers: a first DM starts a pairing request the owner answers in their own DM; until
 //! then (and when refused) the stranger gets a polite notice, once.
 
+use std::sync::Arc;
+
 use ruma::{EventId, OwnedRoomId, RoomId, UserId};
 
-use super::{
-    RoomError, Rooms,
-    decide::{Action, ReplyTo, Speaker},
-};
+use super::{RoomError, decide::ReplyTo, limits::Limits};
 use crate::{
-    matrix::txn_id_for,
+    matrix::{MatrixClient, TxnPart, txn_id_for},
+    outbox::Outbox,
     policy::AccessPolicy,
-    storage::{MemberRow, PairingRow},
+    storage::{MemberRow, PairingRow, Store},
+    turns::{TurnRunner, first_message_job},
 };
 
-/// Transaction id parts, so each message a cause produces has its own id.
-pub(super) mod part {
-    /// A notice to the sender (pairing, refusal).
-    pub(crate) const TO_SENDER: u32 = 2;
-    /// A message to the owner about the cause.
-    pub(crate) const TO_OWNER: u32 = 3;
-    /// The answer to a command.
-    pub(crate) const COMMAND: u32 = 4;
-    /// A notice in another room caused by a command (approval).
-    pub(crate) const ELSEWHERE: u32 = 5;
+/// Strangers' first messages and the owner's answers to them.
+#[derive(Debug)]
+pub struct Pairing {
+    store: Store,
+    matrix: MatrixClient,
+    outbox: Arc<Outbox>,
+    limits: Arc<Limits>,
+    turns: Arc<TurnRunner>,
 }
 
-impl Rooms {
-    /// A stranger wrote to the twin in a DM.
-    pub(super) async fn run_pairing(
+impl Pairing {
+    /// Pairing over these stages; an approved stranger's first message is answered by `turns`.
+    pub fn new(
+        store: Store,
+        matrix: MatrixClient,
+        outbox: Arc<Outbox>,
+        limits: Arc<Limits>,
+        turns: Arc<TurnRunner>,
+    ) -> Self {
+        Self {
+            store,
+            matrix,
+            outbox,
+            limits,
+            turns,
+        }
+    }
+
+    /// A stranger wrote to the twin in a DM: ask the owner (once), tell the stranger to wait.
+    pub async fn request(
         &self,
         twin: &UserId,
         owner: &UserId,
@@ -63,11 +79,11 @@ impl Rooms {
              profile only), or `!ai deny {sender}`.",
             text.replace('\n', "\n> ")
         );
-        let owner_dm = self.owner_dm(twin, owner).await?;
-        self.send_notice(
+        let owner_dm = self.outbox.owner_dm(twin, owner).await?;
+        self.outbox.send_notice(
             twin,
             &owner_dm,
-            &txn_id_for(twin.as_str(), event_id.as_str(), part::TO_OWNER),
+            &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToOwner),
             &ask,
             &ReplyTo::Plain,
             Some(owner),
@@ -84,7 +100,8 @@ impl Rooms {
     }
 
     /// Someone the twin will not answer here addressed it: tell them once.
-    pub(super) async fn refuse(
+    /// Tells someone, once, that the twin does not answer them here.
+    pub async fn refuse(
         &self,
         twin: &UserId,
         owner: &UserId,
@@ -111,10 +128,10 @@ impl Rooms {
         sender: &UserId,
         notice: &str,
     ) -> Result<(), RoomError> {
-        self.send_notice(
+        self.outbox.send_notice(
             twin,
             room,
-            &txn_id_for(twin.as_str(), event_id.as_str(), part::TO_SENDER),
+            &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToSender),
             notice,
             &ReplyTo::Reply(event_id.to_owned()),
             Some(sender),
@@ -125,7 +142,9 @@ impl Rooms {
 
     /// The owner approved (`approve = true`) or denied a stranger; `access` is the policy
     /// already saved. Returns what to tell the owner.
-    pub(super) async fn answer_pairing(
+    /// The owner approved or denied `requester`: tell them, and answer their first message
+    /// when approved; returns what to tell the owner.
+    pub async fn answer(
         &self,
         twin: &UserId,
         owner: &UserId,
@@ -161,32 +180,28 @@ impl Rooms {
                 "Done, but the request of {requester} was unreadable."
             ));
         };
-        let txn = txn_id_for(twin.as_str(), command_event.as_str(), part::ELSEWHERE);
+        let txn = txn_id_for(twin.as_str(), command_event.as_str(), TxnPart::ToRequester);
         if approve {
             let hello =
                 format!("{owner} agreed that I may talk with you. Let me answer your message.");
-            self.send_notice(twin, &room, &txn, &hello, &ReplyTo::Plain, Some(requester))
+            self.outbox.send_notice(twin, &room, &txn, &hello, &ReplyTo::Plain, Some(requester))
                 .await?;
             debug_assert!(access.may_dm(requester));
-            let turn = Action::Turn {
-                twin: twin.to_owned(),
-                owner: owner.to_owned(),
-                room: room.clone(),
-                event_id: first,
-                sender: requester.to_owned(),
-                text: pairing.body.clone(),
-                speaker: Speaker::Other,
-                reply: ReplyTo::Plain,
-                group: false,
-                from_bot: false,
-            };
-            self.run_turn(&turn).await?;
+            let job = first_message_job(
+                twin,
+                owner,
+                room.clone(),
+                first,
+                requester.to_owned(),
+                pairing.body.clone(),
+            );
+            self.turns.run(&job).await?;
             Ok(format!(
                 "✅ {requester} may now talk with me; I answered their first message."
             ))
         } else {
             let bye = format!("{owner} would rather I didn't talk with you. Goodbye!");
-            self.send_notice(twin, &room, &txn, &bye, &ReplyTo::Plain, Some(requester))
+            self.outbox.send_notice(twin, &room, &txn, &bye, &ReplyTo::Plain, Some(requester))
                 .await?;
             if let Err(err) = self.matrix.leave_room(twin, &room, None).await {
                 tracing::warn!(%err, "could not leave the denied DM");
@@ -201,46 +216,7 @@ impl Rooms {
     }
 
     /// The owner's DM with the twin; created (encrypted, owner invited) when there is none.
-    pub(super) async fn owner_dm(
-        &self,
-        twin: &UserId,
-        owner: &UserId,
-    ) -> Result<OwnedRoomId, RoomError> {
-        let rooms = self.store.owner_dms(twin.as_str(), owner.as_str()).await?;
-        if let Some(room) = rooms
-            .into_iter()
-            .find_map(|r| OwnedRoomId::try_from(r).ok())
-        {
-            return Ok(room);
-        }
-        let room = self.open_dm(twin, owner).await?;
-        tracing::info!(%twin, %owner, %room, "opened a DM with the owner");
-        Ok(room)
-    }
-
-    /// Creates an encrypted direct room of `twin` with `other` invited, and records what later
-    /// decisions need (encrypted, the twin joined, `other` invited).
-    pub(super) async fn open_dm(
-        &self,
-        twin: &UserId,
-        other: &UserId,
-    ) -> Result<OwnedRoomId, RoomError> {
-        let room = self.matrix.create_dm(twin, other).await?;
-        self.store.set_room_encrypted(room.as_str(), true).await?;
-        self.store
-            .set_membership(room.as_str(), twin.as_str(), "join")
-            .await?;
-        self.store
-            .set_room_member(room.as_str(), twin.as_str(), "join", None)
-            .await?;
-        self.store
-            .set_room_member(room.as_str(), other.as_str(), "invite", None)
-            .await?;
-        Ok(room)
-    }
-
-    /// `Name (@user:server)`, or the MXID when no name is known.
-    pub(super) async fn name_of(&self, room: &RoomId, user: &UserId) -> String {
+    async fn name_of(&self, room: &RoomId, user: &UserId) -> String {
         let members: Vec<MemberRow> = self
             .store
             .room_members(room.as_str())

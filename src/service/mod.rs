@@ -17,9 +17,14 @@ use crate::{
     crypto::{self, Crypto},
     kernel::Kernel,
     matrix::{MatrixClient, TwinNaming},
+    metrics::Metrics,
+    negotiator::Negotiator,
+    outbox::Outbox,
+    pipeline::{Pipeline, PipelineParts},
     registration::Registration,
-    room::Rooms,
+    room::{CommandRunner, Pairing, RoomSession, SessionParts, limits::Limits},
     storage::Store,
+    turns::TurnRunner,
     twin::Twins,
 };
 
@@ -68,12 +73,17 @@ impl RunningService {
 /// until it is acknowledged, so a week is far more than enough.
 const KEEP_TRANSACTION_IDS: Duration = Duration::from_secs(7 * 24 * 3600);
 
-async fn prune_old_transactions(store: Store, mut shutdown: watch::Receiver<bool>) {
+async fn prune_old_records(store: Store, mut shutdown: watch::Receiver<bool>) {
     loop {
         match store.prune_transactions(KEEP_TRANSACTION_IDS).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "forgot old transaction ids"),
             Err(err) => tracing::warn!(%err, "could not prune old transaction ids"),
+        }
+        match store.prune_turns(KEEP_TRANSACTION_IDS).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "forgot old turn records"),
+            Err(err) => tracing::warn!(%err, "could not prune old turn records"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}
@@ -82,18 +92,19 @@ async fn prune_old_transactions(store: Store, mut shutdown: watch::Receiver<bool
     }
 }
 
-/// Starts the service: database and migrations, appservice API, inbox dispatcher (handling
+/// Starts the service: database and migrations, appservice API, the event pipeline (handling
 /// whatever an earlier run left), and the start-up ping.
 pub async fn start(config: Config, registration: Registration) -> anyhow::Result<RunningService> {
     let store = Store::connect(&config.database.url)
         .await
         .with_context(|| "cannot open the database (database.url)")?;
+    let metrics = Arc::new(Metrics::new().context("metrics")?);
     let matrix = MatrixClient::new(
         config.homeserver.url.as_str(),
         registration.as_token.clone(),
         MATRIX_TIMEOUT,
     )?;
-    let kernel = Arc::new(Kernel::from_config(&config.llm)?);
+    let kernel = Arc::new(Kernel::from_config(&config.llm)?.with_metrics(metrics.clone()));
     tracing::info!(model = %kernel.describe(), "kernel ready");
     let passphrase = crypto::load_or_create_passphrase(
         &config.encryption.store_dir,
@@ -104,6 +115,8 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         matrix.clone(),
         &config.encryption.store_dir,
         passphrase,
+        store.clone(),
+        metrics.clone(),
     ));
     let naming = TwinNaming::new(
         &config.appservice.puppet_suffix,
@@ -116,28 +129,109 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
             store.clone(),
             matrix.clone(),
             crypto.clone(),
+            metrics.clone(),
             &config.home.dir,
             config.home.template.as_deref(),
+            config.twins.provision_workers,
         )
         .context("access.owners")?,
     );
-    let rooms = Arc::new(Rooms::new(
+    let outbox = Arc::new(Outbox::new(
+        store.clone(),
+        matrix.clone(),
+        crypto.clone(),
+        metrics.clone(),
+    ));
+    let negotiator = Arc::new(Negotiator::new(
+        store.clone(),
+        twins.clone(),
+        kernel.clone(),
+        outbox.clone(),
+        config.access.clone(),
+    ));
+    let limits = Arc::new(Limits::new(
+        &config.limits,
+        &config.homeserver.server_name,
+    ));
+    let turns = Arc::new(TurnRunner::new(
+        store.clone(),
+        matrix.clone(),
+        twins.clone(),
+        kernel.clone(),
+        outbox.clone(),
+        negotiator.clone(),
+        limits.clone(),
+        metrics.clone(),
+        &config,
+    ));
+    let pairing = Arc::new(Pairing::new(
+        store.clone(),
+        matrix.clone(),
+        outbox.clone(),
+        limits,
+        turns.clone(),
+    ));
+    let commands = Arc::new(CommandRunner::new(
         store.clone(),
         matrix.clone(),
         twins.clone(),
         kernel,
         crypto.clone(),
-        &config,
+        outbox.clone(),
+        negotiator.clone(),
+        pairing.clone(),
+        config.access.clone(),
     ));
+    let session = Arc::new(RoomSession::new(SessionParts {
+        store: store.clone(),
+        matrix: matrix.clone(),
+        twins: twins.clone(),
+        crypto: crypto.clone(),
+        turns,
+        commands,
+        pairing,
+        negotiator: negotiator.clone(),
+        outbox: outbox.clone(),
+        metrics: metrics.clone(),
+        access_defaults: config.access.clone(),
+    }));
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let inbox_ready = Arc::new(Notify::new());
+    let pipeline = Pipeline::start(
+        PipelineParts {
+            store: store.clone(),
+            session,
+            negotiator,
+            crypto: crypto.clone(),
+            outbox,
+            twins: twins.clone(),
+            metrics: metrics.clone(),
+            queue_capacity: config.rooms.queue_capacity,
+            undecryptable_expiry: Duration::from_secs(config.encryption.undecryptable_expiry_secs),
+            idle_close: Duration::from_secs(config.twins.idle_close_secs),
+        },
+        inbox_ready.clone(),
+        shutdown_rx.clone(),
+    );
+    let queues = pipeline.queues.clone();
+    let open = crypto.clone();
+    metrics.set_refresh(move |metrics| {
+        let depths = queues.depths();
+        metrics.room_queue_items.set(depths.items as i64);
+        metrics.room_queue_depth_max.set(depths.max as i64);
+        metrics.room_queue_capacity.set(depths.capacity as i64);
+        metrics.room_queues_active.set(depths.active as i64);
+        metrics.twins_open.set(open.open_count() as i64);
+    });
     let state = AppState::new(
         registration.hs_token.clone(),
         store.clone(),
-        inbox_ready.clone(),
+        inbox_ready,
         twins,
         config.appservice.max_body_bytes,
     )
-    .with_crypto(crypto);
+    .with_metrics(metrics);
     let (listener, addr) = appservice::bind(config.appservice.listen)
         .await
         .with_context(|| {
@@ -148,8 +242,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         })?;
     tracing::info!(%addr, "appservice API listening");
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut tasks = pipeline.tasks;
     let mut server_shutdown = shutdown_rx.clone();
     let app = appservice::router(state);
     tasks.push(tokio::spawn(async move {
@@ -160,14 +253,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
             tracing::error!(%err, "appservice API stopped");
         }
     }));
-    tasks.push(tokio::spawn(
-        rooms.clone().run_inbox(inbox_ready, shutdown_rx.clone()),
-    ));
-    tasks.push(tokio::spawn(
-        rooms.clone().run_negotiation_ticker(shutdown_rx.clone()),
-    ));
-    tasks.push(tokio::spawn(rooms.run_finisher(shutdown_rx.clone())));
-    tasks.push(tokio::spawn(prune_old_transactions(
+    tasks.push(tokio::spawn(prune_old_records(
         store.clone(),
         shutdown_rx.clone(),
     )));

@@ -68,6 +68,41 @@ impl Store {
         })
     }
 
+    /// Like [`Store::add_undecrypted`], and says whether the event is new: `(row id, true)`
+    /// the first time, `(row id, false)` when it was kept already (key requests go out once).
+    pub async fn keep_undecrypted(
+        &self,
+        room_id: &str,
+        twin_id: &str,
+        session_id: &str,
+        event_id: &str,
+        event_json: &str,
+    ) -> Result<(i64, bool), StorageError> {
+        let what = || format!("keeping undecrypted event {event_id} of {twin_id} in {room_id}");
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO undecrypted \
+             (room_id, twin_id, session_id, event_id, event_json, since_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (twin_id, event_id) DO NOTHING RETURNING id",
+        )
+        .bind(room_id)
+        .bind(twin_id)
+        .bind(session_id)
+        .bind(event_id)
+        .bind(event_json)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(what(), &e))?;
+        if let Some(id) = inserted {
+            return Ok((id, true));
+        }
+        let id = self
+            .add_undecrypted(room_id, twin_id, session_id, event_id, event_json)
+            .await?;
+        Ok((id, false))
+    }
+
     /// Undecrypted events of a room waiting for the room key of Megolm session `session_id`,
     /// oldest first (every twin's).
     pub async fn undecrypted_for_session(
@@ -107,17 +142,59 @@ impl Store {
             .map_err(|e| StorageError::query(what(), &e))
     }
 
-    /// Forgets an undecrypted event (decrypted at last, or given up on explicitly). Removing it
-    /// twice, or an unknown id, is not an error.
-    pub async fn remove_undecrypted(&self, id: i64) -> Result<(), StorageError> {
-        sqlx::query("DELETE FROM undecrypted WHERE id = $1")
+    /// Forgets an undecrypted event (decrypted at last, or given up on). `true` when this call
+    /// removed it: of two paths that decrypt the same event (a retry when its key arrived, and
+    /// the check right after storing it), only the one that removes the row handles the event.
+    /// Removing it twice, or an unknown id, is not an error.
+    pub async fn remove_undecrypted(&self, id: i64) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM undecrypted WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("removing undecrypted event {id}"), &e)
             })?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Undecrypted events with `id > after_id`, oldest first, at most `limit` (the sweep at
+    /// start and the periodic one read them all, page by page).
+    pub async fn undecrypted_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Undecrypted>, StorageError> {
+        let what = || format!("reading undecrypted events after {after_id}");
+        let rows = sqlx::query(select_undecrypted!("WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StorageError::query(what(), &e))?;
+        rows.iter()
+            .map(undecrypted_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StorageError::query(what(), &e))
+    }
+
+    /// Undecrypted events kept since before `cutoff_ms` (Unix milliseconds), oldest first, at
+    /// most `limit`: the ones to give up on.
+    pub async fn undecrypted_before(
+        &self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Undecrypted>, StorageError> {
+        let what = || "reading expired undecrypted events".to_owned();
+        let rows = sqlx::query(select_undecrypted!("WHERE since_ms < $1 ORDER BY id LIMIT $2"))
+            .bind(cutoff_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StorageError::query(what(), &e))?;
+        rows.iter()
+            .map(undecrypted_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StorageError::query(what(), &e))
     }
 
     /// Count of undecrypted events kept, all rooms and twins.

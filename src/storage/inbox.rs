@@ -2,13 +2,84 @@
 
 use std::time::Duration;
 
+use ruma::{OwnedRoomId, RoomId};
+use serde::Deserialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Backend, InboxItem, InboxKind, StorageError, Store, now_ms, values_rows};
 
-/// Events per multi-row `INSERT` (one placeholder each, plus the shared transaction id and kind): far below
-/// the parameter limits of SQLite (32766) and PostgreSQL (65535).
+/// Events per multi-row `INSERT` (two placeholders each, plus the shared transaction id and
+/// kind): far below the parameter limits of SQLite (32766) and PostgreSQL (65535).
 const INBOX_CHUNK: usize = 500;
+
+/// An event of a transaction as the inbox stores it: its JSON as received, and its room (read
+/// once, at intake), by which a busy room's events are left in the inbox and read again later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingEvent {
+    /// The room the event belongs to, when it has one.
+    pub room_id: Option<OwnedRoomId>,
+    /// The event's JSON, as received.
+    pub json: String,
+}
+
+impl IncomingEvent {
+    /// The event `json`, its room read from its `room_id` (none when missing or malformed).
+    pub fn from_json(json: String) -> Self {
+        #[derive(Deserialize)]
+        struct Head {
+            room_id: Option<OwnedRoomId>,
+        }
+        let room_id = serde_json::from_str::<Head>(&json)
+            .ok()
+            .and_then(|head| head.room_id);
+        Self { room_id, json }
+    }
+}
+
+/// What the inbox stores of an event: its JSON and its room. Implemented for
+/// [`IncomingEvent`] (the room read at intake) and for plain JSON texts (the room read here).
+pub trait InboxEvent: Sync {
+    /// The event's JSON, as received.
+    fn json(&self) -> &str;
+    /// Its room, when it has one.
+    fn room_id(&self) -> Option<OwnedRoomId>;
+}
+
+impl InboxEvent for IncomingEvent {
+    fn json(&self) -> &str {
+        &self.json
+    }
+
+    fn room_id(&self) -> Option<OwnedRoomId> {
+        self.room_id.clone()
+    }
+}
+
+impl InboxEvent for String {
+    fn json(&self) -> &str {
+        self
+    }
+
+    fn room_id(&self) -> Option<OwnedRoomId> {
+        IncomingEvent::from_json(self.clone()).room_id
+    }
+}
+
+const SELECT_INBOX: &str = "SELECT id, txn_id, event, kind, room_id FROM inbox";
+
+fn inbox_row(row: &sqlx::any::AnyRow) -> Result<InboxItem, sqlx::Error> {
+    let kind: String = row.try_get(3)?;
+    let kind = InboxKind::from_column(&kind)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown inbox item kind {kind:?}").into()))?;
+    let room: Option<String> = row.try_get(4)?;
+    Ok(InboxItem {
+        id: row.try_get(0)?,
+        txn_id: row.try_get(1)?,
+        event: row.try_get(2)?,
+        kind,
+        room_id: room.and_then(|room| OwnedRoomId::try_from(room).ok()),
+    })
+}
 
 /// Key of the PostgreSQL advisory lock that serialises inbox writers ("mxos-inb").
 const INBOX_LOCK_KEY: i64 = 0x6d78_6f73_2d69_6e62;
@@ -44,11 +115,11 @@ impl Store {
     /// recorded too.
     ///
     /// Durability, deduplication and ordering are those of [`Store::record_transaction`].
-    pub async fn record_transaction_with_crypto(
+    pub async fn record_transaction_with_crypto<E: InboxEvent>(
         &self,
         txn_id: &str,
         crypto: Option<&str>,
-        events: &[String],
+        events: &[E],
     ) -> Result<bool, StorageError> {
         let what = || {
             format!(
@@ -66,11 +137,11 @@ impl Store {
             .map_err(|e| StorageError::query(what(), &e))
     }
 
-    async fn try_record_transaction(
+    async fn try_record_transaction<E: InboxEvent>(
         &self,
         txn_id: &str,
         crypto: Option<&str>,
-        events: &[String],
+        events: &[E],
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
@@ -106,14 +177,16 @@ impl Store {
         }
         for chunk in events.chunks(INBOX_CHUNK) {
             let sql = format!(
-                "INSERT INTO inbox (txn_id, kind, event) VALUES {}",
-                values_rows(chunk.len(), &["$1", "$2"], 1, 3)
+                "INSERT INTO inbox (txn_id, kind, event, room_id) VALUES {}",
+                values_rows(chunk.len(), &["$1", "$2"], 2, 3)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql))
                 .bind(txn_id)
                 .bind(InboxKind::Event.as_str());
             for event in chunk {
-                query = query.bind(event.as_str());
+                query = query
+                    .bind(event.json().to_owned())
+                    .bind(event.room_id().map(|room| room.as_str().to_owned()));
             }
             query.execute(&mut *tx).await?;
         }
@@ -132,27 +205,45 @@ impl Store {
             return Ok(Vec::new());
         }
         let what = || format!("reading the inbox after id {after_id}");
-        let rows = sqlx::query(
-            "SELECT id, txn_id, event, kind FROM inbox WHERE id > $1 ORDER BY id LIMIT $2",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{SELECT_INBOX} WHERE id > $1 ORDER BY id LIMIT $2"
+        )))
         .bind(after_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| StorageError::query(what(), &e))?;
-        rows.into_iter()
-            .map(|row| {
-                let kind: String = row.try_get(3)?;
-                let kind = InboxKind::from_column(&kind).ok_or_else(|| {
-                    sqlx::Error::Decode(format!("unknown inbox item kind {kind:?}").into())
-                })?;
-                Ok(InboxItem {
-                    id: row.try_get(0)?,
-                    txn_id: row.try_get(1)?,
-                    event: row.try_get(2)?,
-                    kind,
-                })
-            })
+        rows.iter()
+            .map(inbox_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StorageError::query(what(), &e))
+    }
+
+    /// Unfinished events of `room` with `from_id <= id <= upto_id`, oldest first, at most
+    /// `limit`: what a room's queue had no space for, read again when it has.
+    pub async fn pending_inbox_in_room(
+        &self,
+        room: &RoomId,
+        from_id: i64,
+        upto_id: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxItem>, StorageError> {
+        if limit <= 0 || from_id > upto_id {
+            return Ok(Vec::new());
+        }
+        let what = || format!("reading the inbox of {room} from id {from_id}");
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{SELECT_INBOX} WHERE room_id = $1 AND id >= $2 AND id <= $3 ORDER BY id LIMIT $4"
+        )))
+        .bind(room.as_str())
+        .bind(from_id)
+        .bind(upto_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(what(), &e))?;
+        rows.iter()
+            .map(inbox_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(|e| StorageError::query(what(), &e))
     }

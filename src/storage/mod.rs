@@ -21,13 +21,18 @@ mod encryption;
 mod inbox;
 mod migrate;
 mod negotiations;
+mod problems;
 mod rooms;
 mod sessions;
+mod turns;
 mod twins;
 
 pub use self::{
+    inbox::{InboxEvent, IncomingEvent},
     negotiations::NegotiationRow,
+    problems::{PendingNotice, TwinProblem},
     rooms::{LogRow, MemberRow, PairingRow},
+    turns::{TurnRecord, TurnRow},
 };
 
 use std::sync::Arc;
@@ -140,6 +145,8 @@ pub struct InboxItem {
     pub event: String,
     /// What `event` holds.
     pub kind: InboxKind,
+    /// The event's room, when it has one (never for [`InboxKind::Crypto`]).
+    pub room_id: Option<ruma::OwnedRoomId>,
 }
 
 /// An event a twin could not decrypt yet, kept until its room key arrives.

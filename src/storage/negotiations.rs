@@ -57,7 +57,7 @@ impl Store {
              ON CONFLICT (twin_id, id) DO UPDATE SET peer_twin = excluded.peer_twin, \
              room_id = excluded.room_id, state = excluded.state, \
              deadline_ms = excluded.deadline_ms, finished = excluded.finished, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, tick_failures = 0",
         )
         .bind(&row.twin_id)
         .bind(&row.id)
@@ -91,13 +91,19 @@ impl Store {
             .map_err(|e| StorageError::query(format_args!("reading negotiation {id}"), &e))
     }
 
-    /// Unfinished negotiations whose deadline passed at `now_ms`.
-    pub async fn negotiations_due(&self, now: i64) -> Result<Vec<NegotiationRow>, StorageError> {
+    /// Unfinished negotiations whose deadline passed at `now_ms`, leaving out those whose tick
+    /// failed `max_failures` times in a row.
+    pub async fn negotiations_due(
+        &self,
+        now: i64,
+        max_failures: i64,
+    ) -> Result<Vec<NegotiationRow>, StorageError> {
         let rows = sqlx::query(select_negotiations!(
             "WHERE finished = 0 AND deadline_ms IS NOT NULL AND deadline_ms <= $1 \
-             ORDER BY deadline_ms"
+             AND tick_failures < $2 ORDER BY deadline_ms"
         ))
         .bind(now)
+        .bind(max_failures)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| StorageError::query("reading due negotiations", &e))?;
@@ -105,6 +111,20 @@ impl Store {
             .map(row_of)
             .collect::<Result<_, _>>()
             .map_err(|e| StorageError::query("reading due negotiations", &e))
+    }
+
+    /// Counts a failed tick of a negotiation; returns the failures in a row so far.
+    pub async fn add_tick_failure(&self, twin_id: &str, id: &str) -> Result<i64, StorageError> {
+        sqlx::query_scalar::<_, i64>(
+            "UPDATE negotiations SET tick_failures = tick_failures + 1 \
+             WHERE twin_id = $1 AND id = $2 RETURNING tick_failures",
+        )
+        .bind(twin_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map(Option::unwrap_or_default)
+        .map_err(|e| StorageError::query(format_args!("counting a failed tick of {id}"), &e))
     }
 
     /// A twin's unfinished negotiations, newest first.

@@ -220,6 +220,33 @@ impl TestEnv {
         body["chunk"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `GET /metrics`, parsed as Prometheus text (a parse failure fails the test).
+    pub async fn metrics(&self) -> prometheus_parse::Scrape {
+        let text = reqwest::get(format!("{}/metrics", self.appservice_url()))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("metrics parse as Prometheus text")
+    }
+
+    /// The value of a metric (summed over its labels; a histogram's count), 0 when absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric_value(&self.metrics().await, name)
+    }
+
+    /// The database file of the service (SQLite only).
+    pub fn sqlite_path(&self) -> PathBuf {
+        let url = &self.config.database.url;
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .expect("an SQLite database");
+        PathBuf::from(path.split('?').next().unwrap_or(path))
+    }
+
     pub async fn put_transaction(
         &self,
         txn_id: &str,
@@ -239,6 +266,24 @@ impl TestEnv {
         }
         request.send().await.expect("appservice answers")
     }
+}
+
+/// The value of `name` in `scrape` (summed over labels; a histogram's sample count).
+pub fn metric_value(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => {
+                buckets.last().map(|b| b.count).unwrap_or_default()
+            }
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
 }
 
 impl Drop for TestEnv {

@@ -127,6 +127,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     required_key: Mutex<Option<String>>,
     ids: AtomicU64,
+    /// Requests whose last user text holds the marker wait this long first.
+    slow: Mutex<Option<(String, Duration)>>,
 }
 
 /// Locks, ignoring poisoning: a panicking test must not hide its cause behind a second panic.
@@ -205,6 +207,12 @@ impl FakeLlm {
     /// Refuses requests without this key (Bearer or `x-api-key`) with a 401.
     pub fn require_key(&self, key: &str) {
         *lock(&self.shared.required_key) = Some(key.to_owned());
+    }
+
+    /// Answers requests whose last user text contains `marker` only after `delay` (a slow
+    /// model for some conversations, whatever their order).
+    pub fn slow_when(&self, marker: &str, delay: Duration) {
+        *lock(&self.shared.slow) = Some((marker.to_owned(), delay));
     }
 
     /// Every request so far, oldest first.
@@ -316,6 +324,12 @@ async fn handle(
             400,
             &json!({"type": "error", "error": {"type": "invalid_request_error", "message": "body is not a JSON object"}}),
         );
+    }
+    let slow = lock(&shared.slow).clone();
+    if let Some((marker, delay)) = slow
+        && last_user_text(wire, &body).contains(&marker)
+    {
+        tokio::time::sleep(delay).await;
     }
     let queued = lock(&shared.steps).pop_front();
     let mut step =

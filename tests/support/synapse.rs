@@ -272,6 +272,33 @@ impl TestHomeserver {
         )
     }
 
+    /// Registers `localpart` as a server admin; returns its access token.
+    pub async fn register_admin(&self, localpart: &str) -> String {
+        let password = Secret::random_token().expose()[..20].to_string();
+        let user = register_user(
+            &self.client_url,
+            &self.shared_secret,
+            localpart,
+            &password,
+            true,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("registering admin {localpart}: {e}"));
+        user.access_token.expose().to_string()
+    }
+
+    /// Stops Synapse, replaces its database with a fresh one (every account, room, device and
+    /// key is gone; the config, signing key and appservice registration stay), starts it again.
+    pub async fn reset_database(&mut self) {
+        self.stop().await;
+        let synapse_dir = self.dir.path().join("synapse");
+        for name in ["homeserver.db", "homeserver.db-wal", "homeserver.db-shm"] {
+            let _ = std::fs::remove_file(synapse_dir.join(name));
+        }
+        let _ = std::fs::remove_dir_all(synapse_dir.join("media_store"));
+        self.start_again().await;
+    }
+
     /// Stops Synapse (SIGTERM), keeping its data.
     pub async fn stop(&mut self) {
         self.synapse.stop().await;

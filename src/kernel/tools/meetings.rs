@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{ToolContext, ToolResult, object_schema, parse_args};
 use crate::kernel::{
-    action::{MeetingAsk, TwinAction},
+    action::{MeetingAsk, ToolRequest},
     provider::ToolSpec,
 };
 
@@ -127,7 +127,7 @@ pub(super) async fn propose_meeting(ctx: &ToolContext, args: &Value) -> ToolResu
         window_end,
         time_zone: tz.name().to_owned(),
     };
-    ctx.record(TwinAction::ProposeMeeting(ask))?;
+    ctx.record(ToolRequest::ProposeMeeting(ask))?;
     Ok(format!(
         "Started: I'm asking {with}'s twin for {} minutes between {} and {} (UTC). Your owner \
          will be told the outcome; tell them you're on it.",
@@ -148,7 +148,7 @@ pub(super) async fn cancel_meeting(ctx: &ToolContext, args: &Value) -> ToolResul
     if id.is_empty() {
         return Err("negotiation_id is empty; it is the meeting's UID in data/calendar.ics".into());
     }
-    ctx.record(TwinAction::CancelMeeting { negotiation_id: id })?;
+    ctx.record(ToolRequest::CancelMeeting { negotiation_id: id })?;
     Ok("Recorded: the meeting is called off right after this message.".into())
 }
 
@@ -164,7 +164,7 @@ pub(super) async fn answer_meeting(ctx: &ToolContext, args: &Value) -> ToolResul
         args,
         r#"{"negotiation_id"?: string, "accept": boolean}"#,
     )?;
-    ctx.record(TwinAction::AnswerMeeting {
+    ctx.record(ToolRequest::AnswerMeeting {
         negotiation_id: args.negotiation_id.filter(|id| !id.trim().is_empty()),
         accept: args.accept,
     })?;

@@ -63,7 +63,7 @@ pub struct ToolContext {
     /// none.
     pub allowed_tools: Option<Vec<String>>,
     /// Requests the turn leaves for the room session (meetings to negotiate).
-    pub actions: Arc<std::sync::Mutex<Vec<super::TwinAction>>>,
+    pub requests: Arc<std::sync::Mutex<Vec<super::ToolRequest>>>,
 }
 
 impl ToolContext {
@@ -74,15 +74,15 @@ impl ToolContext {
             room_id: room_id.into(),
             audience: Audience::Owner,
             allowed_tools: None,
-            actions: Arc::default(),
+            requests: Arc::default(),
         }
     }
 
     /// Records a request for the room session.
-    fn record(&self, action: super::TwinAction) -> Result<(), String> {
-        self.actions
+    fn record(&self, action: super::ToolRequest) -> Result<(), String> {
+        self.requests
             .lock()
-            .map(|mut actions| actions.push(action))
+            .map(|mut requests| requests.push(action))
             .map_err(|_| "internal error: the request could not be recorded".to_owned())
     }
 

@@ -29,7 +29,7 @@ fn fixture(audience: Audience, allowed_tools: Option<&[&str]>) -> Fixture {
             room_id: ROOM.into(),
             audience,
             allowed_tools: allowed_tools.map(|names| names.iter().map(|&n| n.into()).collect()),
-            actions: Default::default(),
+            requests: Default::default(),
         },
         _dir: dir,
     }

@@ -11,13 +11,13 @@ use tokio::sync::OwnedMutexGuard;
 
 /// The locks, made on first use (one small entry per twin that ever negotiated).
 #[derive(Debug, Default)]
-pub(super) struct TwinLocks {
+pub(crate) struct TwinLocks {
     locks: Mutex<HashMap<OwnedUserId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TwinLocks {
     /// Waits for `twin`'s lock.
-    pub(super) async fn lock(&self, twin: &UserId) -> OwnedMutexGuard<()> {
+    pub(crate) async fn lock(&self, twin: &UserId) -> OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self
                 .locks

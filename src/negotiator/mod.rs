@@ -1,27 +1,33 @@
-//! Driving AI-to-AI negotiations: the pure state machine (`crate::protocol::Negotiation`)
-//! fed with received protocol events, the owner's requests and answers, and ticks; its outputs
-//! carried out (events sent encrypted, calendar files written and committed, owners told). A
-//! negotiation is saved after every step, so it survives restarts and federation outages.
+//! The negotiator: drives AI-to-AI negotiations. The pure state machine
+//! (`crate::protocol::Negotiation`) is fed with received protocol events, the owner's requests
+//! and answers, and deadline ticks; its outputs are carried out (events sent through the
+//! outbox, calendar files written and committed, owners told). A negotiation is saved after
+//! every step, so it survives restarts and federation outages.
+//!
+//! Every input reaches it through a room queue (protocol events and turns in their rooms,
+//! ticks queued into the negotiation's room by the pipeline), so a negotiation's steps are in
+//! order with the rest of its room; one lock per twin keeps steps of one twin from different
+//! rooms apart.
+
+mod locks;
 
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
+
+pub(crate) use self::locks::TwinLocks;
 use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
-use super::{
-    RoomError, Rooms,
-    decide::ReplyTo,
-    facts::{meeting_policy_of, model_of, policy_of},
-};
 use crate::{
     a2a::{
         self, MeetingPolicy,
         wording::{self, OwnerMessage},
     },
     calendar::{Calendar, NewEvent},
+    config::AccessConfig,
     home::Home,
-    kernel::MeetingAsk,
-    matrix::txn_id_for,
+    kernel::{Kernel, MeetingAsk},
+    matrix::{TxnPart, txn_id_for},
     protocol::{
         Interval, Negotiation, NegotiationId, ProtocolEvent,
         events::{Body, Reject, RejectCode},
@@ -31,7 +37,10 @@ use crate::{
         },
         parse,
     },
-    storage::NegotiationRow,
+    outbox::Outbox,
+    room::RoomError,
+    storage::{NegotiationRow, Store},
+    twin::{Twins, meeting_policy_of, model_of, policy_of},
 };
 
 /// The policy for inputs from the twin's own side (its owner, its clock): nothing there is a
@@ -41,8 +50,8 @@ const OWN_SIDE: Policy = Policy {
     auto_accept: false,
 };
 
-/// How often deadlines are checked.
-const TICK: std::time::Duration = std::time::Duration::from_secs(5);
+/// Ticks of one negotiation that may fail in a row before it is no longer ticked.
+pub const MAX_TICK_FAILURES: i64 = 5;
 
 /// How long the model may take to word a notice before the plain wording is sent.
 const REWORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -63,9 +72,39 @@ fn internal(err: impl std::fmt::Display) -> RoomError {
     RoomError::Internal(err.to_string())
 }
 
-impl Rooms {
+/// Drives every twin's negotiations.
+#[derive(Debug)]
+pub struct Negotiator {
+    store: Store,
+    twins: Arc<Twins>,
+    kernel: Arc<Kernel>,
+    outbox: Arc<Outbox>,
+    /// One negotiation step of a twin at a time.
+    locks: TwinLocks,
+    access_defaults: AccessConfig,
+}
+
+impl Negotiator {
+    /// A negotiator sending through `outbox`; `kernel` words the owners' notices.
+    pub fn new(
+        store: Store,
+        twins: Arc<Twins>,
+        kernel: Arc<Kernel>,
+        outbox: Arc<Outbox>,
+        access_defaults: AccessConfig,
+    ) -> Self {
+        Self {
+            store,
+            twins,
+            kernel,
+            outbox,
+            locks: TwinLocks::default(),
+            access_defaults,
+        }
+    }
+
     /// Starts a negotiation the owner asked for (`propose_meeting`).
-    pub(super) async fn start_meeting(
+    pub async fn start_meeting(
         &self,
         twin: &UserId,
         owner: &UserId,
@@ -73,7 +112,7 @@ impl Rooms {
     ) -> Result<(), RoomError> {
         let suffix = self.twins.naming().suffix().to_owned();
         let Some(peer_twin) = a2a::twin_of(&ask.with, &suffix) else {
-            return self
+            return self.outbox
                 .tell_owner(
                     twin,
                     owner,
@@ -84,7 +123,7 @@ impl Rooms {
         };
         let window = Interval::new(ask.window_start, ask.window_end).map_err(internal)?;
         let id = NegotiationId::new(random_id()).map_err(internal)?;
-        let _one_at_a_time = self.negotiating.lock(twin).await;
+        let _one_at_a_time = self.locks.lock(twin).await;
         let room = self.a2a_room(twin, &peer_twin).await?;
         let step = self.step_for(twin, owner, &room).await?;
         let negotiation = Negotiation::new(
@@ -111,7 +150,7 @@ impl Rooms {
 
     /// A protocol event arrived in a room of `twin`.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn on_protocol_event(
+    pub async fn on_protocol_event(
         &self,
         twin: &UserId,
         owner: &UserId,
@@ -121,7 +160,7 @@ impl Rooms {
         event_type: &str,
         content: &serde_json::Value,
     ) -> Result<(), RoomError> {
-        let _one_at_a_time = self.negotiating.lock(twin).await;
+        let _one_at_a_time = self.locks.lock(twin).await;
         let step = self.step_for(twin, owner, room).await?;
         let event = match parse(event_type, content) {
             Ok(event) => event,
@@ -210,7 +249,7 @@ impl Rooms {
 
     /// The owner's answer to a meeting their twin asked them about: `Ok(what was done)`, or
     /// `Err(why nothing was)` for the owner to read.
-    pub(super) async fn answer_meeting(
+    pub async fn answer_meeting(
         &self,
         twin: &UserId,
         owner: &UserId,
@@ -218,7 +257,7 @@ impl Rooms {
         accept: bool,
         cause: &str,
     ) -> Result<Result<String, String>, RoomError> {
-        let _one_at_a_time = self.negotiating.lock(twin).await;
+        let _one_at_a_time = self.locks.lock(twin).await;
         let open = self.store.open_negotiations(twin.as_str()).await?;
         let waiting: Vec<(NegotiationRow, Negotiation)> = open
             .into_iter()
@@ -268,14 +307,14 @@ impl Rooms {
 
     /// The owner calls a meeting off (agreed or still negotiated): `Ok(what was done)` or
     /// `Err(why nothing was)`.
-    pub(super) async fn cancel_meeting(
+    pub async fn cancel_meeting(
         &self,
         twin: &UserId,
         owner: &UserId,
         id: &str,
         cause: &str,
     ) -> Result<Result<String, String>, RoomError> {
-        let _one_at_a_time = self.negotiating.lock(twin).await;
+        let _one_at_a_time = self.locks.lock(twin).await;
         let Some(row) = self.store.negotiation(twin.as_str(), id).await? else {
             return Ok(Err(format!("I know no meeting negotiation {id}.")));
         };
@@ -301,7 +340,7 @@ impl Rooms {
     /// The owner's meetings in progress, for the model in an owner's turn (so that "yes, that
     /// works" can be passed on with the right id); `None` when there are none or they cannot
     /// be read (the turn goes on without).
-    pub(super) async fn meetings_context(&self, twin: &UserId, home: Arc<Home>) -> Option<String> {
+    pub async fn meetings_context(&self, twin: &UserId, home: Arc<Home>) -> Option<String> {
         let rows = match self.store.open_negotiations(twin.as_str()).await {
             Ok(rows) => rows,
             Err(err) => {
@@ -322,44 +361,47 @@ impl Rooms {
         a2a::brief::meetings_brief(&negotiations, Utc::now(), tz)
     }
 
-    /// Every few seconds, lets negotiations whose deadline passed time out, until shutdown.
-    pub async fn run_negotiation_ticker(
-        self: Arc<Self>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(TICK) => self.tick_negotiations().await,
-                _ = shutdown.changed() => return,
-            }
-        }
+    /// Negotiations whose deadline passed, as `(twin, negotiation id, room)`: the pipeline
+    /// queues a tick for each into its room. Those whose ticks kept failing are left out.
+    pub async fn due(&self) -> Result<Vec<(OwnedUserId, String, OwnedRoomId)>, RoomError> {
+        let rows = self
+            .store
+            .negotiations_due(Utc::now().timestamp_millis(), MAX_TICK_FAILURES)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let twin = OwnedUserId::try_from(row.twin_id).ok()?;
+                let room = OwnedRoomId::try_from(row.room_id?).ok()?;
+                Some((twin, row.id, room))
+            })
+            .collect())
     }
 
-    /// Lets negotiations whose deadline passed time out.
-    pub(super) async fn tick_negotiations(&self) {
-        let due = match self
-            .store
-            .negotiations_due(Utc::now().timestamp_millis())
-            .await
-        {
-            Ok(due) => due,
-            Err(err) => {
-                tracing::warn!(%err, "cannot read due negotiations");
+    /// Lets a negotiation whose deadline passed time out. A tick that fails is counted; after
+    /// [`MAX_TICK_FAILURES`] in a row the negotiation is no longer ticked (and says so once).
+    pub async fn tick(&self, twin: &UserId, id: &str) {
+        let Err(err) = self.tick_one(twin, id).await else {
+            return;
+        };
+        let failures = match self.store.add_tick_failure(twin.as_str(), id).await {
+            Ok(failures) => failures,
+            Err(store_err) => {
+                tracing::warn!(%store_err, "cannot count a failed tick");
                 return;
             }
         };
-        for row in due {
-            if let Err(err) = self.tick_one(&row).await {
-                tracing::warn!(%err, negotiation = %row.id, "negotiation tick failed");
-            }
+        if failures >= MAX_TICK_FAILURES {
+            tracing::error!(%err, negotiation = %id, failures, "negotiation deadline tick keeps failing; no longer ticking it");
+        } else {
+            tracing::warn!(%err, negotiation = %id, failures, "negotiation tick failed");
         }
     }
 
-    async fn tick_one(&self, row: &NegotiationRow) -> Result<(), RoomError> {
-        let twin = OwnedUserId::try_from(row.twin_id.as_str()).map_err(internal)?;
-        let _one_at_a_time = self.negotiating.lock(&twin).await;
+    async fn tick_one(&self, twin: &UserId, id: &str) -> Result<(), RoomError> {
+        let _one_at_a_time = self.locks.lock(twin).await;
         // Read again under the lock: a step may have moved it on since the due list was read.
-        let Some(row) = self.store.negotiation(twin.as_str(), &row.id).await? else {
+        let Some(row) = self.store.negotiation(twin.as_str(), id).await? else {
             return Ok(());
         };
         let now = Utc::now().timestamp_millis();
@@ -369,7 +411,7 @@ impl Rooms {
         let owner = self
             .twins
             .naming()
-            .owner_of(&twin)
+            .owner_of(twin)
             .ok_or_else(|| internal("not a twin"))?;
         let room = row
             .room_id
@@ -377,7 +419,7 @@ impl Rooms {
             .and_then(|r| OwnedRoomId::try_from(r).ok())
             .ok_or_else(|| internal("no room"))?;
         let negotiation: Negotiation = serde_json::from_str(&row.state).map_err(internal)?;
-        let step = self.step_for(&twin, &owner, &room).await?;
+        let step = self.step_for(twin, &owner, &room).await?;
         let cause = format!("tick-{}", row.deadline_ms.unwrap_or_default());
         let policy = OWN_SIDE;
         self.run_step(&step, negotiation, Input::Tick, policy, &cause)
@@ -467,7 +509,7 @@ impl Rooms {
                     );
                     let text = self.word_for_owner(step, &message).await;
                     let key = format!("{}:{}:{notice:?}", negotiation.id().as_str(), cause);
-                    self.tell_owner(step.twin, step.owner, &key, &text).await?;
+                    self.outbox.tell_owner(step.twin, step.owner, &key, &text).await?;
                     if matches!(notice, Notice::AskOwner { .. }) {
                         tracing::info!(negotiation = %negotiation.id().as_str(), "asked the owner");
                     }
@@ -512,8 +554,8 @@ impl Rooms {
             ProtocolEvent::Reject(_) => format!("reject:{cause}"),
         };
         let content = serde_json::to_value(event).map_err(internal)?;
-        let txn = txn_id_for(step.twin.as_str(), &key, 0);
-        self.send_raw(step.twin, step.room, &txn, event.event_type(), &content)
+        let txn = txn_id_for(step.twin.as_str(), &key, TxnPart::ProtocolEvent);
+        self.outbox.send_raw(step.twin, step.room, &txn, event.event_type(), &content)
             .await?;
         Ok(())
     }
@@ -603,21 +645,6 @@ impl Rooms {
         }
     }
 
-    /// A notice in the owner's DM (opened when there is none).
-    async fn tell_owner(
-        &self,
-        twin: &UserId,
-        owner: &UserId,
-        key: &str,
-        text: &str,
-    ) -> Result<(), RoomError> {
-        let dm = self.owner_dm(twin, owner).await?;
-        let txn = txn_id_for(twin.as_str(), key, 7);
-        self.send_notice(twin, &dm, &txn, text, &ReplyTo::Plain, Some(owner))
-            .await?;
-        Ok(())
-    }
-
     /// The encrypted room `twin` shares with `peer_twin`, created (peer invited) when needed.
     async fn a2a_room(&self, twin: &UserId, peer_twin: &UserId) -> Result<OwnedRoomId, RoomError> {
         if let Some(room) = self
@@ -628,7 +655,7 @@ impl Rooms {
         {
             return Ok(room);
         }
-        let room = self.open_dm(twin, peer_twin).await?;
+        let room = self.outbox.open_dm(twin, peer_twin).await?;
         self.store
             .set_a2a_room(twin.as_str(), peer_twin.as_str(), room.as_str())
             .await?;

@@ -1,23 +1,69 @@
 //! Running `!ai` commands; every command gets an answer (unknown ones get the help).
 
+use std::sync::Arc;
+
 use ruma::{EventId, RoomId, UserId};
 
 use super::{
-    RoomError, Rooms,
+    Pairing, RoomError,
     command::{Command, help_text},
     decide::ReplyTo,
-    facts::{model_of, policy_of},
-    pairing::part,
 };
 use crate::{
-    matrix::txn_id_for,
+    config::AccessConfig,
+    crypto::Crypto,
+    kernel::Kernel,
+    matrix::{MatrixClient, TxnPart, txn_id_for},
+    negotiator::Negotiator,
+    outbox::Outbox,
     policy::{AccessPolicy, PolicyError},
-    twin::TwinSettings,
+    storage::Store,
+    twin::{TwinSettings, Twins, model_of, policy_of},
 };
 
-impl Rooms {
-    /// Runs `command` from `sender` and answers in the room.
-    pub(super) async fn run_command(
+/// Runs `!ai` commands.
+#[derive(Debug)]
+pub struct CommandRunner {
+    store: Store,
+    matrix: MatrixClient,
+    twins: Arc<Twins>,
+    kernel: Arc<Kernel>,
+    crypto: Arc<Crypto>,
+    outbox: Arc<Outbox>,
+    negotiator: Arc<Negotiator>,
+    pairing: Arc<Pairing>,
+    access_defaults: AccessConfig,
+}
+
+impl CommandRunner {
+    /// A runner over these stages.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        matrix: MatrixClient,
+        twins: Arc<Twins>,
+        kernel: Arc<Kernel>,
+        crypto: Arc<Crypto>,
+        outbox: Arc<Outbox>,
+        negotiator: Arc<Negotiator>,
+        pairing: Arc<Pairing>,
+        access_defaults: AccessConfig,
+    ) -> Self {
+        Self {
+            store,
+            matrix,
+            twins,
+            kernel,
+            crypto,
+            outbox,
+            negotiator,
+            pairing,
+            access_defaults,
+        }
+    }
+
+    /// Runs `command` from `sender` and answers in the room; every command gets an answer.
+    pub async fn run(
         &self,
         twin_id: &UserId,
         owner: &UserId,
@@ -35,8 +81,8 @@ impl Rooms {
         if matches!(command, Command::Leave) && sender == owner {
             return self.leave(twin_id, room, event_id, &answer).await;
         }
-        let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), part::COMMAND);
-        self.send_notice(
+        let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), TxnPart::CommandAnswer);
+        self.outbox.send_notice(
             twin_id,
             room,
             &txn,
@@ -96,7 +142,8 @@ impl Rooms {
                     .await?;
                 match access {
                     Ok((_, policy)) => {
-                        self.answer_pairing(twin_id, owner, event_id, user, approve, &policy)
+                        self.pairing
+                            .answer(twin_id, owner, event_id, user, approve, &policy)
                             .await?
                     }
                     Err(err) => format!("⚠️ {err}"),
@@ -105,6 +152,7 @@ impl Rooms {
             Command::Policy(words) => self.policy_command(&home, owner, room, words).await?,
             Command::CancelMeeting(id) => {
                 match self
+                    .negotiator
                     .cancel_meeting(twin_id, owner, id, event_id.as_str())
                     .await?
                 {
@@ -113,6 +161,7 @@ impl Rooms {
             }
             Command::Meeting { accept, id } => {
                 match self
+                    .negotiator
                     .answer_meeting(twin_id, owner, id.as_deref(), *accept, event_id.as_str())
                     .await?
                 {
@@ -136,9 +185,9 @@ impl Rooms {
         };
         let backlog = self.store.inbox_backlog().await?;
         let encrypted = self.store.room_encrypted(room.as_str()).await?;
-        let device = match self.crypto.ensure_device(twin_id).await {
-            Ok(device) => format!("device `{device}`"),
-            Err(err) => format!("no device ({err})"),
+        let device = match self.crypto.device_id(twin_id).await {
+            Some(device) => format!("device `{device}`"),
+            None => "no device yet".to_owned(),
         };
         let encryption = match encrypted {
             Some(true) => format!("🔒 encrypted; {device}"),
@@ -292,8 +341,8 @@ impl Rooms {
         event_id: &EventId,
         answer: &str,
     ) -> Result<(), RoomError> {
-        let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), part::COMMAND);
-        self.send_notice(
+        let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), TxnPart::CommandAnswer);
+        self.outbox.send_notice(
             twin_id,
             room,
             &txn,

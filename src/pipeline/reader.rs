@@ -1,0 +1,172 @@
+//! The inbox reader: the only consumer of the inbox. It reads items in id order, parses each
+//! event once, hands encryption data to the crypto intake (before the events of its
+//! transaction, which may need its keys) and events to their room's queue.
+//!
+//! Back pressure: when a room's queue is full the room is *parked* at that item. Its later
+//! events stay in the inbox (on disk, not in memory) while the reader goes on with other rooms;
+//! when the queue has space again the reader reads that room's events from the inbox again,
+//! from where it parked, in order.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use ruma::{OwnedRoomId, RoomId};
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::{
+    crypto_intake::CryptoIntake,
+    finisher::Finisher,
+    queues::{Full, RoomQueues, Work},
+};
+use crate::{
+    room::event::RoomEvent,
+    storage::{InboxItem, InboxKind, Store},
+};
+
+/// Items read from the inbox at once.
+const BATCH: i64 = 256;
+
+/// Reads the inbox into the room queues.
+pub(super) struct InboxReader {
+    pub(super) store: Store,
+    pub(super) queues: Arc<RoomQueues>,
+    pub(super) crypto: Arc<CryptoIntake>,
+    pub(super) finisher: Finisher,
+    /// Highest inbox id read by the main scan.
+    cursor: i64,
+    /// Rooms whose queue was full, with the first inbox id not queued yet.
+    parked: HashMap<OwnedRoomId, i64>,
+}
+
+impl InboxReader {
+    pub(super) fn new(
+        store: Store,
+        queues: Arc<RoomQueues>,
+        crypto: Arc<CryptoIntake>,
+        finisher: Finisher,
+    ) -> Self {
+        Self {
+            store,
+            queues,
+            crypto,
+            finisher,
+            cursor: 0,
+            parked: HashMap::new(),
+        }
+    }
+
+    /// Reads the inbox (everything left from before a restart first) until shutdown.
+    pub(super) async fn run(
+        mut self,
+        ready: Arc<Notify>,
+        mut has_space: mpsc::UnboundedReceiver<OwnedRoomId>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            while let Ok(room) = has_space.try_recv() {
+                self.refill(&room).await;
+            }
+            let items = match self.store.pending_inbox(self.cursor, BATCH).await {
+                Ok(items) => items,
+                Err(err) => {
+                    tracing::error!(%err, "cannot read the inbox; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            if items.is_empty() {
+                tokio::select! {
+                    _ = ready.notified() => {}
+                    Some(room) = has_space.recv() => self.refill(&room).await,
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            for item in items {
+                self.cursor = self.cursor.max(item.id);
+                self.route(item).await;
+            }
+        }
+    }
+
+    async fn route(&mut self, item: InboxItem) {
+        if item.kind == InboxKind::Crypto {
+            // Fed before the events of its transaction are queued: they may need its keys.
+            self.crypto.feed(item).await;
+            return;
+        }
+        let id = item.id;
+        let event = RoomEvent::parse(&item.event);
+        let Some(room) = event.room_id().map(ToOwned::to_owned) else {
+            // Nothing a room session acts on: done at once.
+            self.finisher.finish(id).await;
+            return;
+        };
+        if self.parked.contains_key(&room) {
+            // Read again from the inbox when the room has space.
+            return;
+        }
+        if let Err(Full(_)) = self.queues.try_push(
+            &room,
+            Work::Event {
+                inbox_id: id,
+                event,
+            },
+        ) {
+            tracing::debug!(%room, inbox_id = id, "room queue full; leaving its events in the inbox");
+            self.parked.insert(room.clone(), id);
+            self.queues.park(&room);
+        }
+    }
+
+    /// A parked room has space: queue its events that were left in the inbox, in order, up to
+    /// what the main scan has reached (later ones come with the scan).
+    async fn refill(&mut self, room: &RoomId) {
+        let Some(&from) = self.parked.get(room) else {
+            return;
+        };
+        let limit = i64::try_from(self.queues.capacity()).unwrap_or(BATCH);
+        let items = match self
+            .store
+            .pending_inbox_in_room(room, from, self.cursor, limit)
+            .await
+        {
+            Ok(items) => items,
+            Err(err) => {
+                tracing::error!(%err, %room, "cannot read a parked room's events; trying later");
+                self.queues.park(room);
+                return;
+            }
+        };
+        let read = items.len();
+        let mut next = from;
+        for item in items {
+            let id = item.id;
+            let event = RoomEvent::parse(&item.event);
+            if let Err(Full(_)) = self.queues.try_push(
+                room,
+                Work::Event {
+                    inbox_id: id,
+                    event,
+                },
+            ) {
+                self.parked.insert(room.to_owned(), id);
+                self.queues.park(room);
+                return;
+            }
+            next = id + 1;
+        }
+        if (read as i64) < limit {
+            tracing::debug!(%room, "room queue caught up; reading its events with the others again");
+            self.parked.remove(room);
+        } else {
+            self.parked.insert(room.to_owned(), next);
+            self.queues.park(room);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Encrypted events: decrypted by any twin of the room that has the key; kept when none has it
+//! yet, with no window in which an arriving key can be missed.
+//!
+//! An event whose key is missing is stored (`undecrypted`) and then tried once more: a key
+//! that arrived between the first try and the row being stored is found by that second try,
+//! and a key that arrives after it finds the row (the crypto intake queues a retry for every
+//! row of the session whose key arrived). Both paths may decrypt the event; the one that
+//! removes the row handles it. What is still stored at start is swept, and rows past
+//! `encryption.undecryptable_expiry_secs` are given up with a notice to the owner.
+
+use std::time::Duration;
+
+use ruma::{EventId, OwnedUserId, RoomId, UserId};
+use serde_json::Value;
+
+use super::{RoomSession, event::RoomEvent};
+use crate::{
+    crypto::DecryptError,
+    room::event::EncryptedRaw,
+    storage::Undecrypted,
+};
+
+/// Attempts at keeping an event that cannot be decrypted yet.
+const KEEP_ATTEMPTS: u32 = 4;
+
+/// How decrypting with every twin of the room went.
+enum Outcome {
+    /// One twin decrypted it.
+    Plain(Value),
+    /// No twin has the key (yet), or a twin could not be asked now: keep it.
+    Keep,
+    /// It cannot be decrypted, whatever arrives later (malformed, unknown scheme).
+    Drop(String),
+}
+
+impl RoomSession {
+    /// Decrypts an event that just arrived; `None` when it is kept for later or dropped.
+    pub(super) async fn decrypt_new(
+        &self,
+        room: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
+        session_id: Option<&str>,
+        raw: &EncryptedRaw,
+        joined: &[OwnedUserId],
+    ) -> Option<RoomEvent> {
+        // No joined twin: nobody here could have been given the key.
+        let first = joined.first()?;
+        match self.try_decrypt(room, raw, joined).await {
+            Outcome::Plain(plain) => return Some(RoomEvent::parse(&plain.to_string())),
+            Outcome::Drop(why) => {
+                self.parts.metrics.decryption_failures.inc();
+                tracing::warn!(%room, %event_id, %sender, %why, "event cannot be decrypted; dropped");
+                return None;
+            }
+            Outcome::Keep => {}
+        }
+        let store = &self.parts.store;
+        let json = raw.0.json().get();
+        let mut attempt = 0;
+        let (row, new) = loop {
+            attempt += 1;
+            match store
+                .keep_undecrypted(
+                    room.as_str(),
+                    first.as_str(),
+                    session_id.unwrap_or_default(),
+                    event_id.as_str(),
+                    json,
+                )
+                .await
+            {
+                Ok(kept) => break kept,
+                Err(err) if attempt < KEEP_ATTEMPTS => {
+                    tracing::warn!(%err, %room, %event_id, "cannot keep an undecryptable event yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    // Its key may have come meanwhile.
+                    if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
+                        return Some(RoomEvent::parse(&plain.to_string()));
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(%err, %room, %event_id, "cannot keep an undecryptable event");
+                    return None;
+                }
+            }
+        };
+        // The key may have arrived while the row was being stored.
+        if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
+            return match store.remove_undecrypted(row).await {
+                Ok(true) => Some(RoomEvent::parse(&plain.to_string())),
+                Ok(false) => None,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
+                    None
+                }
+            };
+        }
+        if new {
+            tracing::info!(%room, %event_id, session = session_id.unwrap_or_default(), "room key missing; keeping the event until it arrives");
+            for twin in joined {
+                if let Err(err) = self.parts.crypto.request_key(twin, room, &raw.0).await {
+                    tracing::warn!(%twin, %err, "room key request failed");
+                }
+            }
+        }
+        None
+    }
+
+    /// Tries a kept event again (its key arrived, or a sweep); handles it when it decrypts now.
+    pub async fn retry_undecrypted(&self, kept: Undecrypted) {
+        let Ok(room) = ruma::OwnedRoomId::try_from(kept.room_id.as_str()) else {
+            return;
+        };
+        let Ok(raw) = ruma::serde::Raw::from_json_string(kept.event_json.clone()) else {
+            // Not even JSON: it never will decrypt.
+            let _ = self.parts.store.remove_undecrypted(kept.id).await;
+            return;
+        };
+        let raw = EncryptedRaw(raw);
+        let joined = match self.joined_twins(&room).await {
+            Ok(joined) => joined,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the room's twins");
+                return;
+            }
+        };
+        match self.try_decrypt(&room, &raw, &joined).await {
+            Outcome::Keep => {}
+            Outcome::Drop(why) => {
+                self.parts.metrics.decryption_failures.inc();
+                tracing::warn!(%room, event = %kept.event_id, %why, "kept event cannot be decrypted; dropped");
+                let _ = self.parts.store.remove_undecrypted(kept.id).await;
+            }
+            Outcome::Plain(plain) => match self.parts.store.remove_undecrypted(kept.id).await {
+                Ok(true) => {
+                    tracing::info!(%room, event = %kept.event_id, "room key arrived; handling the kept event");
+                    let event = RoomEvent::parse(&plain.to_string());
+                    self.act(&event, &joined, true).await;
+                }
+                // Handled already, by the check right after it was kept.
+                Ok(false) => {}
+                Err(err) => tracing::warn!(%err, "cannot claim a kept event"),
+            },
+        }
+    }
+
+    /// Decrypts with each joined twin in turn until one can.
+    async fn try_decrypt(&self, room: &RoomId, raw: &EncryptedRaw, joined: &[OwnedUserId]) -> Outcome {
+        let mut keep = false;
+        let mut why = String::from("no twin of the room could decrypt it");
+        for twin in joined {
+            match self.parts.crypto.decrypt(twin, room, &raw.0).await {
+                Ok(plain) => return Outcome::Plain(plain),
+                Err(DecryptError::MissingKey { .. }) => keep = true,
+                Err(DecryptError::Crypto(err)) => {
+                    tracing::warn!(%twin, %err, "the twin's crypto cannot be used now");
+                    keep = true;
+                }
+                Err(DecryptError::Failed(err)) => why = err,
+            }
+        }
+        if keep { Outcome::Keep } else { Outcome::Drop(why) }
+    }
+}

@@ -1,0 +1,520 @@
+//! The turn runner: one kernel turn for one message, within a deadline, its effects recorded
+//! before anything is sent, so a turn never runs twice.
+//!
+//! A turn is: limits (rate, bot-to-bot), typing and read receipt, context (session history,
+//! room log, names), the kernel within `rooms.turn_deadline_secs`, then one database
+//! transaction that appends the turn's messages to the session and records the turn (reply and
+//! the requests of its tools). Only then is the reply sent (the outbox retries the send) and
+//! the requests carried out. A failed send, a crash or the same event read again finds the
+//! record and finishes from there instead of asking the model again.
+
+mod input;
+mod typing;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
+use tokio::sync::Semaphore;
+
+pub(crate) use self::input::{compose_input, person};
+use crate::{
+    config::{AccessConfig, Config},
+    home::Home,
+    kernel::{Audience, Kernel, Message, ToolRequest, Turn},
+    matrix::{MatrixClient, TxnPart, txn_id_for},
+    metrics::{Metrics, TurnErrorKind},
+    negotiator::Negotiator,
+    outbox::{Outbox, ReplyTo, Style, message_content},
+    policy::{LimitScope, Verdict},
+    room::{
+        RoomError,
+        decide::{Speaker, TurnJob},
+        limits::Limits,
+    },
+    storage::{Store, TurnRecord, TurnRow},
+    twin::{Twins, model_of, policy_of},
+};
+
+/// Attempts at recording a finished turn before its reply is sent unrecorded.
+const RECORD_ATTEMPTS: u32 = 3;
+
+/// What a room reads when a turn ran past its deadline.
+const DEADLINE_REPLY: &str =
+    "⏱️ That took me too long, so I stopped. Please try again, perhaps with a smaller request.";
+
+/// Runs kernel turns.
+#[derive(Debug)]
+pub struct TurnRunner {
+    store: Store,
+    matrix: MatrixClient,
+    twins: Arc<Twins>,
+    kernel: Arc<Kernel>,
+    outbox: Arc<Outbox>,
+    negotiator: Arc<Negotiator>,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    access_defaults: AccessConfig,
+    slots: Semaphore,
+    history_limit: usize,
+    context_messages: usize,
+    deadline: Duration,
+}
+
+/// The parts of a turn's outcome that are kept.
+struct Finished {
+    reply: String,
+    messages: Vec<Message>,
+    requests: Vec<ToolRequest>,
+}
+
+impl TurnRunner {
+    /// A runner configured by `[rooms]` and `[access]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        matrix: MatrixClient,
+        twins: Arc<Twins>,
+        kernel: Arc<Kernel>,
+        outbox: Arc<Outbox>,
+        negotiator: Arc<Negotiator>,
+        limits: Arc<Limits>,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> Self {
+        Self {
+            store,
+            matrix,
+            twins,
+            kernel,
+            outbox,
+            negotiator,
+            limits,
+            metrics,
+            access_defaults: config.access.clone(),
+            slots: Semaphore::new(config.rooms.max_concurrent_turns.max(1)),
+            history_limit: config.rooms.history_messages,
+            context_messages: config.rooms.context_messages,
+            deadline: Duration::from_secs(config.rooms.turn_deadline_secs.max(1)),
+        }
+    }
+
+    /// Runs a turn for `job`, or finishes one recorded before (its reply unsent, its requests
+    /// not carried out). Errors are those before the kernel ran; afterwards nothing is
+    /// returned as an error, since redoing the turn would run the model and its tools twice.
+    pub async fn run(&self, job: &TurnJob) -> Result<(), RoomError> {
+        if let Some(row) = self
+            .store
+            .turn(job.twin.as_str(), job.event_id.as_str())
+            .await?
+        {
+            self.finish_recorded(job, row).await;
+            return Ok(());
+        }
+        if job.speaker == Speaker::Other && !self.within_limits(job).await {
+            return Ok(());
+        }
+        if job.from_bot && !self.limits.allow_bot_turn(&job.room) {
+            tracing::info!(room = %job.room, "bot-to-bot turn bound reached; not answering");
+            return Ok(());
+        }
+        let twin = self.twins.ensure(&job.owner).await?;
+        if job.speaker == Speaker::Owner {
+            self.outbox
+                .deliver_owner_notices(&job.twin, &job.owner)
+                .await;
+        }
+        if let Err(err) = self
+            .matrix
+            .mark_read(&job.twin, &job.room, &job.event_id)
+            .await
+        {
+            tracing::debug!(%err, "read receipt failed");
+        }
+        let stop_typing =
+            typing::spawn_typing(self.matrix.clone(), job.twin.clone(), job.room.clone());
+        let started = std::time::Instant::now();
+        let result = self.think(job, &twin.home).await;
+        let _ = stop_typing.send(());
+        let finished = match result {
+            Ok(finished) => finished,
+            Err(err) => {
+                if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
+                    tracing::debug!(%err, "stopping typing failed");
+                }
+                return Err(err);
+            }
+        };
+        self.metrics.turns.inc();
+        self.metrics
+            .turn_duration
+            .observe(started.elapsed().as_secs_f64());
+        let recorded = self.record(job, &twin.home, &finished).await;
+        self.send_reply(job, &finished.reply).await;
+        if recorded
+            && let Err(err) = self
+                .store
+                .set_turn_sent(job.twin.as_str(), job.event_id.as_str())
+                .await
+        {
+            tracing::warn!(%err, "cannot mark a turn's reply sent");
+        }
+        if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
+            tracing::debug!(%err, "stopping typing failed");
+        }
+        self.carry_out(job, &finished.requests).await;
+        if recorded
+            && let Err(err) = self
+                .store
+                .set_turn_requests_done(job.twin.as_str(), job.event_id.as_str())
+                .await
+        {
+            tracing::warn!(%err, "cannot mark a turn's requests done");
+        }
+        Ok(())
+    }
+
+    /// The context and the kernel, within the deadline. A failed or timed-out model call is a
+    /// reply too (the room is told); only a failure to gather the context is an error.
+    async fn think(&self, job: &TurnJob, home: &Arc<Home>) -> Result<Finished, RoomError> {
+        let session = self
+            .store
+            .current_session(job.room.as_str(), job.twin.as_str())
+            .await?;
+        let history: Vec<Message> = self
+            .store
+            .recent_messages(session.id, self.history_limit as i64)
+            .await?
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect();
+        let names: HashMap<String, String> = self
+            .store
+            .room_members(job.room.as_str())
+            .await?
+            .into_iter()
+            .filter_map(|m| m.display_name.map(|name| (m.user_id, name)))
+            .collect();
+        let log = if job.group {
+            self.store
+                .recent_log(
+                    job.room.as_str(),
+                    job.event_id.as_str(),
+                    self.context_messages as i64,
+                )
+                .await?
+        } else {
+            Vec::new()
+        };
+        let input = compose_input(
+            &job.text,
+            job.sender.as_str(),
+            job.speaker,
+            job.group,
+            &log,
+            &names,
+        );
+        let (_, settings) =
+            policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
+        let model = model_of(home.clone()).await?;
+        let context = match job.speaker {
+            Speaker::Owner => self.negotiator.meetings_context(&job.twin, home.clone()).await,
+            Speaker::Other => None,
+        };
+        let turn = Turn {
+            room_id: job.room.to_string(),
+            history,
+            input: input.clone(),
+            audience: match job.speaker {
+                Speaker::Owner => Audience::Owner,
+                Speaker::Other => Audience::Public {
+                    person: person(&names, job.sender.as_str()),
+                },
+            },
+            allowed_tools: settings.tools.clone(),
+            model,
+            context,
+        };
+        let kernel_turn = async {
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|e| RoomError::Internal(e.to_string()))?;
+            Ok::<_, RoomError>(self.kernel.run_turn(home.clone(), turn).await)
+        };
+        let only_input = || vec![Message::User {
+            content: input.clone(),
+        }];
+        Ok(match tokio::time::timeout(self.deadline, kernel_turn).await {
+            Ok(Ok(Ok(outcome))) => Finished {
+                reply: outcome.reply,
+                messages: outcome.messages,
+                requests: outcome.requests,
+            },
+            Ok(Ok(Err(err))) => {
+                tracing::warn!(room = %job.room, %err, "turn failed");
+                self.metrics.turn_error(TurnErrorKind::Provider);
+                Finished {
+                    reply: err.user_message(),
+                    messages: only_input(),
+                    requests: Vec::new(),
+                }
+            }
+            Ok(Err(err)) => return Err(err),
+            Err(_) => {
+                tracing::warn!(room = %job.room, deadline = ?self.deadline, "turn ran past its deadline");
+                self.metrics.turn_error(TurnErrorKind::Deadline);
+                Finished {
+                    reply: DEADLINE_REPLY.to_owned(),
+                    messages: only_input(),
+                    requests: Vec::new(),
+                }
+            }
+        })
+    }
+
+    /// Records the finished turn (session messages and the turn, in one database transaction),
+    /// then its transcript in the home. Retried a few times; `false` when it could not be
+    /// recorded (the reply is still sent: losing it would be worse than an unrecorded turn).
+    async fn record(&self, job: &TurnJob, home: &Arc<Home>, finished: &Finished) -> bool {
+        let messages: Vec<String> = finished
+            .messages
+            .iter()
+            .filter_map(|m| serde_json::to_string(m).ok())
+            .collect();
+        let requests = serde_json::to_string(&finished.requests).unwrap_or_else(|_| "[]".into());
+        let mut attempt = 0;
+        let recorded = loop {
+            attempt += 1;
+            let result = async {
+                let session = self
+                    .store
+                    .current_session(job.room.as_str(), job.twin.as_str())
+                    .await?;
+                self.store
+                    .record_turn(&TurnRecord {
+                        session_id: session.id,
+                        messages: &messages,
+                        twin_id: job.twin.as_str(),
+                        event_id: job.event_id.as_str(),
+                        room_id: job.room.as_str(),
+                        reply: &finished.reply,
+                        requests: &requests,
+                    })
+                    .await
+            }
+            .await;
+            match result {
+                Ok(_) => break true,
+                Err(err) if attempt < RECORD_ATTEMPTS => {
+                    tracing::warn!(%err, attempt, "cannot record the turn yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                Err(err) => {
+                    tracing::error!(%err, room = %job.room, "the turn could not be recorded; sending its reply anyway");
+                    self.metrics.turn_error(TurnErrorKind::Storage);
+                    break false;
+                }
+            }
+        };
+        if let Err(err) = append_transcript(home, job, &finished.messages).await {
+            tracing::warn!(%err, room = %job.room, "cannot append to the room's transcript");
+        }
+        recorded
+    }
+
+    /// Sends the reply (the outbox retries); a reply that cannot be sent is logged, the turn
+    /// stays recorded as unsent and is sent when the event is handled again.
+    async fn send_reply(&self, job: &TurnJob, reply: &str) {
+        let mention = (job.group || job.speaker == Speaker::Other).then_some(job.sender.as_ref());
+        let content = message_content(reply, Style::Answer, &job.reply, mention);
+        let txn = txn_id_for(job.twin.as_str(), job.event_id.as_str(), TxnPart::Answer);
+        if let Err(err) = self
+            .outbox
+            .send_message(&job.twin, &job.room, &txn, content)
+            .await
+        {
+            tracing::error!(%err, room = %job.room, "the answer could not be sent");
+            self.metrics.turn_error(TurnErrorKind::Send);
+        }
+    }
+
+    /// Finishes a turn recorded before: sends its reply and carries out its requests if that
+    /// did not happen yet.
+    async fn finish_recorded(&self, job: &TurnJob, row: TurnRow) {
+        if !row.sent {
+            tracing::info!(room = %job.room, "sending the reply of a turn recorded before");
+            self.send_reply(job, &row.reply).await;
+            if let Err(err) = self.store.set_turn_sent(&row.twin_id, &row.event_id).await {
+                tracing::warn!(%err, "cannot mark a turn's reply sent");
+            }
+        }
+        if !row.requests_done {
+            let requests: Vec<ToolRequest> =
+                serde_json::from_str(&row.requests).unwrap_or_default();
+            self.carry_out(job, &requests).await;
+            if let Err(err) = self
+                .store
+                .set_turn_requests_done(&row.twin_id, &row.event_id)
+                .await
+            {
+                tracing::warn!(%err, "cannot mark a turn's requests done");
+            }
+        }
+    }
+
+    /// Carries out the requests of a turn's tools (only offered in the owner's turns); one that
+    /// fails is reported in the room.
+    async fn carry_out(&self, job: &TurnJob, requests: &[ToolRequest]) {
+        for (i, request) in requests.iter().enumerate() {
+            let cause = format!("{}:{i}", job.event_id);
+            let done = match request {
+                ToolRequest::ProposeMeeting(ask) => self
+                    .negotiator
+                    .start_meeting(&job.twin, &job.owner, ask)
+                    .await
+                    .map(|()| None),
+                ToolRequest::AnswerMeeting {
+                    negotiation_id,
+                    accept,
+                } => self
+                    .negotiator
+                    .answer_meeting(
+                        &job.twin,
+                        &job.owner,
+                        negotiation_id.as_deref(),
+                        *accept,
+                        &cause,
+                    )
+                    .await
+                    .map(|answer| answer.err()),
+                ToolRequest::CancelMeeting { negotiation_id } => self
+                    .negotiator
+                    .cancel_meeting(&job.twin, &job.owner, negotiation_id, &cause)
+                    .await
+                    .map(|answer| answer.err()),
+            };
+            let problem = match done {
+                Ok(problem) => problem,
+                Err(err) => {
+                    tracing::error!(%err, room = %job.room, "a request of the turn failed");
+                    Some(format!("⚠️ That did not work: {}", err.room_text()))
+                }
+            };
+            if let Some(problem) = problem {
+                let txn = txn_id_for(job.twin.as_str(), &cause, TxnPart::RequestProblem);
+                if let Err(err) = self
+                    .outbox
+                    .send_notice(&job.twin, &job.room, &txn, &problem, &ReplyTo::Plain, None)
+                    .await
+                {
+                    tracing::warn!(%err, "could not report a failed request");
+                }
+            }
+        }
+    }
+
+    /// Applies the rate limits to a message from someone other than the owner; tells them once
+    /// when they exceed it. `false`: do not answer.
+    async fn within_limits(&self, job: &TurnJob) -> bool {
+        match self.limits.check_rate(&job.sender) {
+            Verdict::Allow => true,
+            Verdict::Silent => false,
+            Verdict::Notify { retry_after, scope } => {
+                let who = match scope {
+                    LimitScope::Sender => "you are".to_owned(),
+                    LimitScope::Server => {
+                        format!("people on {} are", job.sender.server_name())
+                    }
+                };
+                let text = format!(
+                    "⏳ {who} sending me messages faster than I can answer. I'll answer again \
+                     in about {} seconds; messages until then are not answered.",
+                    retry_after.as_secs().max(1)
+                );
+                let txn = txn_id_for(
+                    job.twin.as_str(),
+                    job.event_id.as_str(),
+                    TxnPart::RateLimitNotice,
+                );
+                if let Err(err) = self
+                    .outbox
+                    .send_notice(
+                        &job.twin,
+                        &job.room,
+                        &txn,
+                        &text,
+                        &ReplyTo::Reply(job.event_id.clone()),
+                        Some(&job.sender),
+                    )
+                    .await
+                {
+                    tracing::warn!(%err, "rate limit notice failed");
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Appends a turn's messages to the room's transcript in the home (committed), where the owner
+/// can read what the twin said to anyone.
+async fn append_transcript(
+    home: &Arc<Home>,
+    job: &TurnJob,
+    messages: &[Message],
+) -> Result<(), RoomError> {
+    let home = home.clone();
+    let room_name = job.room.to_string();
+    let lines: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|message| {
+            serde_json::json!({
+                "ts": now_millis(),
+                "event_id": job.event_id.as_str(),
+                "sender": job.sender.as_str(),
+                "message": message,
+            })
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || -> Result<(), crate::home::HomeError> {
+        for line in &lines {
+            home.append_transcript(&room_name, line)?;
+        }
+        home.commit(&format!("session: conversation in {room_name}"))?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| RoomError::Internal(e.to_string()))??;
+    Ok(())
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// A turn for the first message of someone the owner just approved (pairing).
+pub(crate) fn first_message_job(
+    twin: &UserId,
+    owner: &UserId,
+    room: OwnedRoomId,
+    event_id: OwnedEventId,
+    sender: OwnedUserId,
+    text: String,
+) -> TurnJob {
+    TurnJob {
+        twin: twin.to_owned(),
+        owner: owner.to_owned(),
+        room,
+        event_id,
+        sender,
+        text,
+        speaker: Speaker::Other,
+        reply: ReplyTo::Plain,
+        group: false,
+        from_bot: false,
+    }
+}
