@@ -15,6 +15,7 @@ pub mod devenv;
 pub mod home;
 pub mod kernel;
 pub mod matrix;
+pub mod metrics;
 pub mod policy;
 pub mod protocol;
 pub mod registration;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod metrics;
 mod query;
 mod transactions;
 
@@ -40,6 +41,7 @@ pub struct AppState {
     pub(crate) provisioner: Arc<dyn Provisioner>,
     pub(crate) max_body_bytes: usize,
     pub(crate) crypto: Option<Arc<crate::crypto::Crypto>>,
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AppState {
@@ -59,12 +61,20 @@ impl AppState {
             provisioner,
             max_body_bytes,
             crypto: None,
+            metrics: None,
         }
     }
 
     /// Reports encryption counters in `/health`.
     pub fn with_crypto(mut self, crypto: Arc<crate::crypto::Crypto>) -> Self {
         self.crypto = Some(crypto);
+        self
+    }
+
+    /// Serves `GET /metrics` from `metrics` and counts transactions into it. Without it the
+    /// route answers 404.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }
@@ -95,7 +105,8 @@ async fn agent_card(
     }
 }
 
-/// The appservice API routes (all behind the hs_token check) plus an open `/health`.
+/// The appservice API routes (all behind the hs_token check) plus an open `/health` and
+/// `/metrics`.
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route(
@@ -115,6 +126,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authed)
         .route("/health", get(health))
+        .route("/metrics", get(metrics::get_metrics))
         .route("/agents/{user_id}/agent-card.json", get(agent_card))
         .fallback(|| async {
             error::ApiError::new(
