@@ -26,6 +26,7 @@ mod rooms;
 mod sessions;
 mod twins;
 
+pub(crate) use self::connect::sqlite_url_relative_to;
 pub use self::{
     negotiations::NegotiationRow,
     rooms::{LogRow, MemberRow, PairingRow},
