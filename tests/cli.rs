@@ -268,11 +268,36 @@ impl Install {
         child.wait().unwrap();
     }
 
+    /// Runs `serve` expecting it to exit by itself within 20 s: its exit code and output.
+    fn serve_expecting_exit(&self) -> (i32, String) {
+        let (mut child, log) = self.spawn_serve();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "serve kept running:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        (
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(&log).unwrap(),
+        )
+    }
+
     /// The database and the crypto store of a first start.
     fn first_start_files(&self, db: &str, crypto: &str) -> Vec<std::path::PathBuf> {
         vec![
             self.etc().join(db),
             self.etc().join(crypto).join("passphrase"),
+            self.etc().join(crypto).join("installation"),
         ]
     }
 }
@@ -290,5 +315,42 @@ fn relative_paths_in_the_config_land_beside_it_not_in_the_working_directory() {
     assert!(
         in_cwd.is_empty(),
         "created in the working directory: {in_cwd:?}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_fresh_database_beside_an_old_crypto_store_but_not_the_reverse() {
+    let install = Install::new();
+    install.write_config("");
+    install.generate_registration();
+    install.serve_until(&install.first_start_files("matrix-os.db", "crypto"));
+
+    install.write_config("[database]\nurl = \"sqlite://fresh.db\"\n");
+    let (code, out) = install.serve_expecting_exit();
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("encryption.store_dir") && out.contains("database.url"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            &install
+                .etc()
+                .canonicalize()
+                .unwrap()
+                .join("crypto")
+                .display()
+                .to_string()
+        ),
+        "{out}"
+    );
+
+    // The old database with a fresh crypto store: twins get new devices, the service starts.
+    install.write_config("[encryption]\nstore_dir = \"new-crypto\"\n");
+    install.serve_until(&install.first_start_files("matrix-os.db", "new-crypto"));
+    assert_eq!(
+        std::fs::read_to_string(install.etc().join("crypto/installation")).unwrap(),
+        std::fs::read_to_string(install.etc().join("new-crypto/installation")).unwrap(),
+        "one installation"
     );
 }

@@ -83,6 +83,11 @@ fn sqlite_target(url: &str) -> Result<(SqliteTarget, Option<&str>), String> {
     ))
 }
 
+/// Whether a SQLite URL names an in-memory database (nothing of it outlives the pool).
+pub(super) fn is_sqlite_memory(url: &str) -> bool {
+    matches!(sqlite_target(url), Ok((SqliteTarget::Memory, _)))
+}
+
 /// `url` with the relative file path of a SQLite URL (`sqlite://data/a.db`, `sqlite:a.db`)
 /// put under the absolute folder `base`, query string kept. Absolute paths, in-memory
 /// databases, other backends, and a `base` that is not UTF-8 leave the URL as it is.
@@ -386,6 +391,14 @@ mod tests {
             sqlite_target(&odd).unwrap().0,
             SqliteTarget::File(PathBuf::from("/srv/50%?#/a.db"))
         );
+    }
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_sqlite_memory("sqlite::memory:"));
+        assert!(is_sqlite_memory("sqlite://?mode=memory"));
+        assert!(is_sqlite_memory("sqlite:a.db?mode=memory"));
+        assert!(!is_sqlite_memory("sqlite://a.db"));
     }
 
     #[test]

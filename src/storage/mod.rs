@@ -19,6 +19,7 @@
 mod connect;
 mod encryption;
 mod inbox;
+mod installation;
 mod metrics;
 mod migrate;
 mod negotiations;
