@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod devenv;
 pub mod home;
+pub mod installation;
 pub mod kernel;
 pub mod matrix;
 pub mod metrics;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod metrics;
 mod query;
 mod transactions;
 
@@ -62,7 +63,8 @@ impl AppState {
         }
     }
 
-    /// Serves `/metrics` and reports the service's counters in `/health`.
+    /// Serves `GET /metrics` from `metrics`, counts transactions into it and reports its
+    /// counters in `/health`. Without it `/metrics` answers 404.
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
@@ -95,7 +97,8 @@ async fn agent_card(
     }
 }
 
-/// The appservice API routes (all behind the hs_token check) plus an open `/health`.
+/// The appservice API routes (all behind the hs_token check) plus an open `/health` and
+/// `/metrics`.
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route(
@@ -115,6 +118,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authed)
         .route("/health", get(health))
+        .route("/metrics", get(metrics::get_metrics))
         .route("/agents/{user_id}/agent-card.json", get(agent_card))
         .fallback(|| async {
             error::ApiError::new(

@@ -112,6 +112,7 @@ pub(crate) async fn put_transaction(
     Path(txn_id): Path<String>,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
     let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -151,6 +152,12 @@ pub(crate) async fn put_transaction(
         Ok(true) => {
             tracing::debug!(%txn_id, events = parsed.events.len(), "transaction stored");
             state.inbox_ready.notify_one();
+            if let Some(metrics) = &state.metrics {
+                metrics.transactions_received.inc();
+                metrics
+                    .events_received
+                    .inc_by(u64::try_from(parsed.events.len()).unwrap_or(u64::MAX));
+            }
         }
         Ok(false) => tracing::debug!(%txn_id, "repeated transaction acknowledged"),
         Err(err) => {
@@ -158,6 +165,12 @@ pub(crate) async fn put_transaction(
             return ApiError::internal("could not store the transaction; retry later")
                 .into_response();
         }
+    }
+    if let Some(metrics) = &state.metrics {
+        // Repeats too: the homeserver waits for every answer.
+        metrics
+            .ack_duration
+            .observe(started.elapsed().as_secs_f64());
     }
     Json(serde_json::json!({})).into_response()
 }

@@ -1,8 +1,10 @@
 //! Service configuration: a TOML file, overridable by `MATRIX_OS__SECTION__KEY` variables.
 //!
 //! [`Config::load`] reads and validates; every error names the key at fault so that an admin
-//! knows what to fix.
+//! knows what to fix. Relative paths in the file (and in overrides) are read against the
+//! folder of the config file, not the working directory.
 
+mod paths;
 mod validate;
 
 use std::{
@@ -431,6 +433,10 @@ impl Default for RoomsConfig {
 
 impl Config {
     /// Reads `path`, applies `MATRIX_OS__*` overrides from the process environment and validates.
+    ///
+    /// Relative paths (`appservice.registration`, `home.dir`, `home.template`,
+    /// `encryption.store_dir`, a SQLite file in `database.url`), whether from the file, a
+    /// default or an override, are made absolute against the folder of `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_with_env(path, std::env::vars())
     }
@@ -464,12 +470,17 @@ impl Config {
             )
             .build()
             .map_err(ConfigError::from_config)?;
-        let config: Config = raw.try_deserialize().map_err(ConfigError::from_config)?;
+        let mut config: Config = raw.try_deserialize().map_err(ConfigError::from_config)?;
         config.validate()?;
+        let base = paths::base_folder(path).map_err(|e| {
+            ConfigError::Parse(format!("cannot find the folder of {}: {e}", path.display()))
+        })?;
+        config.resolve_paths(&base);
         Ok(config)
     }
 
-    /// Parses TOML text (no environment overrides) and validates.
+    /// Parses TOML text (no environment overrides) and validates. Paths stay as written
+    /// (there is no file whose folder they would be relative to).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let raw = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))

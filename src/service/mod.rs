@@ -98,6 +98,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     let store = Store::connect(&config.database.url)
         .await
         .with_context(|| "cannot open the database (database.url)")?;
+    crate::installation::check(&store, &config.encryption.store_dir).await?;
     let metrics = Arc::new(Metrics::new().context("metrics")?);
     let matrix = MatrixClient::new(
         config.homeserver.url.as_str(),

@@ -83,6 +83,35 @@ fn sqlite_target(url: &str) -> Result<(SqliteTarget, Option<&str>), String> {
     ))
 }
 
+/// Whether a SQLite URL names an in-memory database (nothing of it outlives the pool).
+pub(super) fn is_sqlite_memory(url: &str) -> bool {
+    matches!(sqlite_target(url), Ok((SqliteTarget::Memory, _)))
+}
+
+/// `url` with the relative file path of a SQLite URL (`sqlite://data/a.db`, `sqlite:a.db`)
+/// put under the absolute folder `base`, query string kept. Absolute paths, in-memory
+/// databases, other backends, and a `base` that is not UTF-8 leave the URL as it is.
+pub(crate) fn sqlite_url_relative_to(url: &str, base: &Path) -> String {
+    let relative_file = backend_of(url) == Some(Backend::Sqlite)
+        && matches!(sqlite_target(url), Ok((SqliteTarget::File(ref path), _)) if path.is_relative());
+    let (true, Some(base)) = (relative_file, base.to_str()) else {
+        return url.to_owned();
+    };
+    let rest = url.get(7..).unwrap_or_default(); // after "sqlite:"
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    // The URL is percent-decoded on the way in, and `?`/`#` would end its path.
+    let mut escaped = String::with_capacity(base.len());
+    for c in base.trim_end_matches('/').chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '?' => escaped.push_str("%3F"),
+            '#' => escaped.push_str("%23"),
+            c => escaped.push(c),
+        }
+    }
+    format!("sqlite://{escaped}/{rest}")
+}
+
 /// `%XX` escapes decoded (as sqlx does for SQLite file names; `+` stays a plus).
 fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
@@ -326,6 +355,50 @@ mod tests {
             SqliteTarget::Memory
         );
         assert!(sqlite_target("sqlite://").is_err());
+    }
+
+    #[test]
+    fn relative_sqlite_files_go_under_the_base_folder() {
+        let base = Path::new("/etc/matrix-os");
+        for (url, resolved) in [
+            (
+                "sqlite://matrix-os.db",
+                "sqlite:///etc/matrix-os/matrix-os.db",
+            ),
+            ("sqlite://data/a.db", "sqlite:///etc/matrix-os/data/a.db"),
+            (
+                "sqlite:a.db?mode=rwc",
+                "sqlite:///etc/matrix-os/a.db?mode=rwc",
+            ),
+            (
+                "sqlite://my%20dir/a.db",
+                "sqlite:///etc/matrix-os/my%20dir/a.db",
+            ),
+            ("sqlite:///var/lib/a.db", "sqlite:///var/lib/a.db"),
+            (
+                "sqlite:///var/lib/a.db?mode=rwc",
+                "sqlite:///var/lib/a.db?mode=rwc",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("sqlite://?mode=memory", "sqlite://?mode=memory"),
+            ("postgres://bob@db/app", "postgres://bob@db/app"),
+        ] {
+            assert_eq!(sqlite_url_relative_to(url, base), resolved, "{url}");
+        }
+        let odd = sqlite_url_relative_to("sqlite://a.db", Path::new("/srv/50%?#/"));
+        assert_eq!(odd, "sqlite:///srv/50%25%3F%23/a.db");
+        assert_eq!(
+            sqlite_target(&odd).unwrap().0,
+            SqliteTarget::File(PathBuf::from("/srv/50%?#/a.db"))
+        );
+    }
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_sqlite_memory("sqlite::memory:"));
+        assert!(is_sqlite_memory("sqlite://?mode=memory"));
+        assert!(is_sqlite_memory("sqlite:a.db?mode=memory"));
+        assert!(!is_sqlite_memory("sqlite://a.db"));
     }
 
     #[test]

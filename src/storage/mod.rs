@@ -19,6 +19,8 @@
 mod connect;
 mod encryption;
 mod inbox;
+mod installation;
+mod metrics;
 mod migrate;
 mod negotiations;
 mod problems;
@@ -27,6 +29,7 @@ mod sessions;
 mod turns;
 mod twins;
 
+pub(crate) use self::connect::sqlite_url_relative_to;
 pub use self::{
     inbox::{InboxEvent, IncomingEvent},
     negotiations::NegotiationRow,

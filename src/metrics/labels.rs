@@ -1,0 +1,71 @@
+//! The only label values any metric carries: small fixed enums, never IDs or free text, so the
+//! number of time series stays bounded and nothing about users leaks into monitoring.
+
+/// Why a turn failed: the `kind` label of `matrixos_turn_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TurnErrorKind {
+    /// The model provider failed (HTTP error, retries exhausted, unusable answer).
+    Provider,
+    /// The turn ran past its deadline.
+    Deadline,
+    /// The database failed during the turn.
+    Storage,
+    /// The reply could not be sent (or encrypted) to the room.
+    Send,
+    /// Anything else: a bug or an unexpected state.
+    Internal,
+}
+
+impl TurnErrorKind {
+    /// Every kind, in label order.
+    pub const ALL: [Self; 5] = [
+        Self::Provider,
+        Self::Deadline,
+        Self::Storage,
+        Self::Send,
+        Self::Internal,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provider => "provider",
+            Self::Deadline => "deadline",
+            Self::Storage => "storage",
+            Self::Send => "send",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// Which way tokens went: the `direction` label of `matrixos_model_tokens_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenDirection {
+    /// Prompt tokens sent to the model.
+    Input,
+    /// Completion tokens the model produced.
+    Output,
+}
+
+impl TokenDirection {
+    /// Both directions, in label order.
+    pub const ALL: [Self; 2] = [Self::Input, Self::Output];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Output => "output",
+        }
+    }
+}
+
+/// Label names in use and the values each may take, for the test that no other label appears.
+#[cfg(test)]
+pub(super) fn allowed(label: &str) -> Option<Vec<&'static str>> {
+    match label {
+        "kind" => Some(TurnErrorKind::ALL.iter().map(|k| k.as_str()).collect()),
+        "direction" => Some(TokenDirection::ALL.iter().map(|d| d.as_str()).collect()),
+        _ => None,
+    }
+}
