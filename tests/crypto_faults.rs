@@ -62,6 +62,7 @@ async fn twin_devices(human: &Human, twin: &UserId) -> Vec<(String, bool)> {
 async fn wait_for_text(human: &Human, room: &Room, twin: &UserId, text: &str, count: usize) {
     let started = Instant::now();
     loop {
+        human.sync().await;
         let seen = human
             .messages_from(room, twin)
             .await
@@ -85,6 +86,7 @@ async fn talk_until_answered(human: &Human, room: &Room, twin: &UserId, text: &s
         human.send_text(room, text).await;
         let until = Instant::now() + Duration::from_secs(8);
         while Instant::now() < until {
+            human.sync().await;
             if human
                 .messages_from(room, twin)
                 .await
@@ -95,12 +97,17 @@ async fn talk_until_answered(human: &Human, room: &Room, twin: &UserId, text: &s
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(started.elapsed() < WAIT * 2, "the twin never answered {text:?}");
+        assert!(
+            started.elapsed() < WAIT * 2,
+            "the twin never answered {text:?}"
+        );
     }
 }
 
 fn new_device_notices(seen: &[human::Seen]) -> usize {
-    seen.iter().filter(|m| m.body().contains(NEW_DEVICE)).count()
+    seen.iter()
+        .filter(|m| m.body().contains(NEW_DEVICE))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +141,10 @@ async fn a_twin_whose_device_an_admin_deleted_gets_a_new_cross_signed_one_and_an
     let after = twin_devices(&alice, &twin).await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after[0].0, before[0].0, "a new device");
-    assert!(after[0].1, "the new device is cross-signed by the twin's identity");
+    assert!(
+        after[0].1,
+        "the new device is cross-signed by the twin's identity"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         new_device_notices(&alice.messages_from(&room, &twin).await),
@@ -202,7 +212,10 @@ async fn an_idle_twin_is_closed_and_wakes_for_a_new_room_key_and_message() {
     alice.send_text(&room, "two").await;
     let replies = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
     assert_eq!(replies[1].body(), "echo: two");
-    assert_eq!(env.metric("matrixos_undecryptable_events_waiting").await, 0.0);
+    assert_eq!(
+        env.metric("matrixos_undecryptable_events_waiting").await,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +243,8 @@ async fn a_broken_machine_of_one_twin_costs_another_twin_of_the_transaction_noth
     bob_room.invite_user_by_id(&bob_twin).await.unwrap();
     bob.wait_for_join(&bob_room, &bob_twin, WAIT).await;
     bob.send_text(&bob_room, &format!("{bob_twin} hello")).await;
-    bob.wait_for_messages_from(&bob_room, &bob_twin, 1, WAIT).await;
+    bob.wait_for_messages_from(&bob_room, &bob_twin, 1, WAIT)
+        .await;
 
     // Both twins close; then Alice's twin's store is destroyed, so its machine cannot open.
     let started = Instant::now();
@@ -238,11 +252,7 @@ async fn a_broken_machine_of_one_twin_costs_another_twin_of_the_transaction_noth
         assert!(started.elapsed() < WAIT, "the twins were never closed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let alice_dir = env
-        .config
-        .encryption
-        .store_dir
-        .join(alice_twin.localpart());
+    let alice_dir = env.config.encryption.store_dir.join(alice_twin.localpart());
     let device = std::fs::read_to_string(alice_dir.join("device_id")).unwrap();
     let store = alice_dir
         .join(device.trim())
@@ -256,7 +266,11 @@ async fn a_broken_machine_of_one_twin_costs_another_twin_of_the_transaction_noth
     let replies = bob
         .wait_for_messages_from(&bob_room, &bob_twin, 2, WAIT)
         .await;
-    assert!(replies[1].body().contains("still there?"), "{}", replies[1].body());
+    assert!(
+        replies[1].body().contains("still there?"),
+        "{}",
+        replies[1].body()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,5 +300,8 @@ async fn a_key_arriving_while_its_event_is_being_kept_is_not_missed() {
     assert_eq!(replies[1].body(), "echo: mind the gap");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(alice.messages_from(&room, &twin).await.len(), 2, "once");
-    assert_eq!(env.metric("matrixos_undecryptable_events_waiting").await, 0.0);
+    assert_eq!(
+        env.metric("matrixos_undecryptable_events_waiting").await,
+        0.0
+    );
 }

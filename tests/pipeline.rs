@@ -98,7 +98,10 @@ async fn a_flooded_room_stays_bounded_answers_every_message_once_and_never_delay
         "Bob was answered only after {answered_meanwhile} of the flood"
     );
     while alice.messages_from(&flooded, &alice_twin).await.len() < FLOOD {
-        assert!(started.elapsed() < Duration::from_secs(120), "flood not answered");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "flood not answered"
+        );
         let scrape = env.metrics().await;
         deepest = deepest.max(metric_value(&scrape, "matrixos_room_queue_depth_max"));
         most_waiting = most_waiting.max(metric_value(&scrape, "matrixos_inbox_depth"));
@@ -200,7 +203,12 @@ async fn metrics_are_prometheus_text_and_move_when_a_message_is_handled() {
         .unwrap();
     assert!(text.contains("matrixos_turn_duration_seconds_bucket"));
     // No user, room or message in any label or value.
-    for forbidden in [alice.user_id.as_str(), twin.as_str(), room.room_id().as_str(), "count me"] {
+    for forbidden in [
+        alice.user_id.as_str(),
+        twin.as_str(),
+        room.room_id().as_str(),
+        "count me",
+    ] {
         assert!(!text.contains(forbidden), "{forbidden} is in /metrics");
     }
 }
@@ -244,7 +252,10 @@ async fn owners_whose_localparts_differ_only_by_a_leading_dot_get_different_home
     };
     assert_eq!(folders, ["%2ex", "_.x"], "two owners, two homes");
     for folder in &folders {
-        assert!(homes.join(folder).join(".git").exists(), "{folder} is a home");
+        assert!(
+            homes.join(folder).join(".git").exists(),
+            "{folder} is a home"
+        );
     }
     let crypto = &env.config.encryption.store_dir;
     assert!(crypto.join("%2ex_ai").exists() && crypto.join("_.x_ai").exists());

@@ -147,7 +147,10 @@ impl Config {
             ("rooms.turn_deadline_secs", self.rooms.turn_deadline_secs),
             ("rooms.queue_capacity", self.rooms.queue_capacity as u64),
             ("twins.idle_close_secs", self.twins.idle_close_secs),
-            ("twins.provision_workers", self.twins.provision_workers as u64),
+            (
+                "twins.provision_workers",
+                self.twins.provision_workers as u64,
+            ),
             (
                 "encryption.undecryptable_expiry_secs",
                 self.encryption.undecryptable_expiry_secs,

@@ -88,10 +88,13 @@ impl CryptoChanges {
         let mut unreadable = 0;
         for raw in &self.to_device {
             match serde_json::from_str::<Recipient>(raw.get()) {
-                Ok(recipient) => by_user.entry(recipient.to_user_id).or_default().push(ToDevice {
-                    device: recipient.to_device_id,
-                    event: Raw::from_json(raw.clone()),
-                }),
+                Ok(recipient) => by_user
+                    .entry(recipient.to_user_id)
+                    .or_default()
+                    .push(ToDevice {
+                        device: recipient.to_device_id,
+                        event: Raw::from_json(raw.clone()),
+                    }),
                 Err(_) => unreadable += 1,
             }
         }

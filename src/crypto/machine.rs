@@ -311,6 +311,13 @@ impl TwinMachine {
         if tokio::fs::try_exists(&marker).await.unwrap_or(false) {
             return Ok(());
         }
+        // An identity carried over from an earlier device is on the homeserver already (the
+        // import marks it verified only when the homeserver's keys are ours): only the new
+        // device's signature goes up.
+        let on_server = match self.olm.get_identity(&self.user_id, None).await {
+            Ok(Some(identity)) => identity.own().is_some_and(|own| own.is_verified()),
+            _ => false,
+        };
         let requests = self
             .olm
             .bootstrap_cross_signing(false)
@@ -319,13 +326,21 @@ impl TwinMachine {
         if let Some(upload_keys) = requests.upload_keys_req {
             self.send_outgoing(&upload_keys).await?;
         }
-        let signing = requests.upload_signing_keys_req;
-        let mut upload = upload_signing_keys::v3::Request::new();
-        upload.master_key = signing.master_key.map(|k| k.to_raw());
-        upload.self_signing_key = signing.self_signing_key.map(|k| k.to_raw());
-        upload.user_signing_key = signing.user_signing_key.map(|k| k.to_raw());
-        self.send(upload).await?;
-        self.send(requests.upload_signatures_req).await?;
+        if !on_server {
+            let signing = requests.upload_signing_keys_req;
+            let mut upload = upload_signing_keys::v3::Request::new();
+            upload.master_key = signing.master_key.map(|k| k.to_raw());
+            upload.self_signing_key = signing.self_signing_key.map(|k| k.to_raw());
+            upload.user_signing_key = signing.user_signing_key.map(|k| k.to_raw());
+            self.send(upload).await?;
+        }
+        let signed = self.send(requests.upload_signatures_req).await?;
+        if !signed.failures.is_empty() {
+            return Err(CryptoError::Olm(format!(
+                "the homeserver refused the device's signature: {:?}",
+                signed.failures
+            )));
+        }
         tokio::fs::write(&marker, b"")
             .await
             .map_err(|e| CryptoError::io(&marker, e))?;
@@ -348,7 +363,11 @@ impl TwinMachine {
             .get(&self.user_id)
             .and_then(|devices| devices.get(&self.device_id))
             .and_then(|raw| raw.get_field::<serde_json::Value>("keys").ok().flatten())
-            .and_then(|keys| keys.get(&key_id).and_then(|k| k.as_str()).map(str::to_owned));
+            .and_then(|keys| {
+                keys.get(&key_id)
+                    .and_then(|k| k.as_str())
+                    .map(str::to_owned)
+            });
         if theirs.as_deref() == Some(ours.as_str()) {
             return Ok(());
         }

@@ -33,13 +33,13 @@ use ruma::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use self::{
-    machine::{TwinMachine, stored_device, twin_dir},
-    machines::Machines,
-};
 pub use self::{
     changes::{CryptoChanges, DeviceListChanges, FallbackKeys, KeyCounts, ToDevice},
     passphrase::load_or_create_passphrase,
+};
+use self::{
+    machine::{TwinMachine, stored_device, twin_dir},
+    machines::Machines,
 };
 use crate::{
     matrix::{MatrixClient, MatrixError},
@@ -210,8 +210,7 @@ impl Crypto {
         let dir = twin_dir(&self.root, twin);
         let machine = match stored_device(&dir).await {
             Some(device) => {
-                TwinMachine::load(self.matrix.clone(), &dir, &self.passphrase, twin, device)
-                    .await?
+                TwinMachine::load(self.matrix.clone(), &dir, &self.passphrase, twin, device).await?
             }
             None if create => {
                 TwinMachine::create(self.matrix.clone(), &dir, &self.passphrase, twin).await?
@@ -351,7 +350,11 @@ impl Crypto {
             raw.get_field::<Value>("content")
                 .ok()
                 .flatten()
-                .and_then(|c| c.get("session_id").and_then(Value::as_str).map(str::to_owned))
+                .and_then(|c| {
+                    c.get("session_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
                 .unwrap_or_default()
         };
         match machine

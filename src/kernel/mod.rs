@@ -213,7 +213,14 @@ impl Kernel {
                     max_steps: self.config.max_tool_steps,
                     max_tokens: self.config.max_tokens,
                 };
-                turn::run(provider.as_ref(), home, turn, limits, self.metrics.as_deref()).await
+                turn::run(
+                    provider.as_ref(),
+                    home,
+                    turn,
+                    limits,
+                    self.metrics.as_deref(),
+                )
+                .await
             }
         }
     }

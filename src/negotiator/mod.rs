@@ -28,6 +28,7 @@ use crate::{
     home::Home,
     kernel::{Kernel, MeetingAsk},
     matrix::{TxnPart, txn_id_for},
+    outbox::Outbox,
     protocol::{
         Interval, Negotiation, NegotiationId, ProtocolEvent,
         events::{Body, Reject, RejectCode},
@@ -37,7 +38,6 @@ use crate::{
         },
         parse,
     },
-    outbox::Outbox,
     room::RoomError,
     storage::{NegotiationRow, Store},
     twin::{Twins, meeting_policy_of, model_of, policy_of},
@@ -112,7 +112,8 @@ impl Negotiator {
     ) -> Result<(), RoomError> {
         let suffix = self.twins.naming().suffix().to_owned();
         let Some(peer_twin) = a2a::twin_of(&ask.with, &suffix) else {
-            return self.outbox
+            return self
+                .outbox
                 .tell_owner(
                     twin,
                     owner,
@@ -509,7 +510,9 @@ impl Negotiator {
                     );
                     let text = self.word_for_owner(step, &message).await;
                     let key = format!("{}:{}:{notice:?}", negotiation.id().as_str(), cause);
-                    self.outbox.tell_owner(step.twin, step.owner, &key, &text).await?;
+                    self.outbox
+                        .tell_owner(step.twin, step.owner, &key, &text)
+                        .await?;
                     if matches!(notice, Notice::AskOwner { .. }) {
                         tracing::info!(negotiation = %negotiation.id().as_str(), "asked the owner");
                     }
@@ -555,7 +558,8 @@ impl Negotiator {
         };
         let content = serde_json::to_value(event).map_err(internal)?;
         let txn = txn_id_for(step.twin.as_str(), &key, TxnPart::ProtocolEvent);
-        self.outbox.send_raw(step.twin, step.room, &txn, event.event_type(), &content)
+        self.outbox
+            .send_raw(step.twin, step.room, &txn, event.event_type(), &content)
             .await?;
         Ok(())
     }

@@ -69,7 +69,10 @@ impl Outbox {
             }
         };
         let rooms = match self.store.owner_dms(twin.as_str(), owner.as_str()).await {
-            Ok(rooms) => rooms,
+            Ok(rooms) => {
+                tracing::debug!(%twin, notices = notices.len(), dms = rooms.len(), "delivering notices kept for the owner");
+                rooms
+            }
             Err(err) => {
                 tracing::warn!(%err, "cannot read the owner's DMs");
                 return;
@@ -83,7 +86,14 @@ impl Outbox {
             for notice in &notices {
                 let txn = txn_id_for(twin.as_str(), &notice.key, TxnPart::OwnerNotice);
                 match self
-                    .send_notice(twin, &room, &txn, &notice.body, &ReplyTo::Plain, Some(owner))
+                    .send_notice(
+                        twin,
+                        &room,
+                        &txn,
+                        &notice.body,
+                        &ReplyTo::Plain,
+                        Some(owner),
+                    )
                     .await
                 {
                     Ok(_) => {

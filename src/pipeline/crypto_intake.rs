@@ -79,7 +79,10 @@ impl CryptoIntake {
         };
         let (mut to_device, unreadable) = changes.to_device_by_user();
         if unreadable > 0 {
-            tracing::warn!(unreadable, "to-device messages without a readable recipient ignored");
+            tracing::warn!(
+                unreadable,
+                "to-device messages without a readable recipient ignored"
+            );
         }
         // The twins it names, and every open machine (device lists concern them all; a closed
         // machine catches up on device lists when it opens).
@@ -105,7 +108,10 @@ impl CryptoIntake {
             self.finisher.finish(id).await;
             return;
         }
-        tracing::warn!(id, "a twin's encryption data is slow to process; going on without it");
+        tracing::warn!(
+            id,
+            "a twin's encryption data is slow to process; going on without it"
+        );
         let finisher = self.finisher.clone();
         tokio::spawn(async move {
             all.await;

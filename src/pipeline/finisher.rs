@@ -31,7 +31,11 @@ impl Finisher {
 }
 
 /// Marks reported items done until shutdown, then flushes what is left.
-pub(super) async fn run(store: Store, mut rx: mpsc::Receiver<i64>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<i64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut batch = Vec::new();
     loop {
         tokio::select! {

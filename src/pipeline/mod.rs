@@ -46,13 +46,8 @@ pub use self::{
     queues::{Depths, RoomQueues, Work, Worker},
 };
 use crate::{
-    crypto::Crypto,
-    metrics::Metrics,
-    negotiator::Negotiator,
-    outbox::Outbox,
-    room::RoomSession,
-    storage::Store,
-    twin::Twins,
+    crypto::Crypto, metrics::Metrics, negotiator::Negotiator, outbox::Outbox, room::RoomSession,
+    storage::Store, twin::Twins,
 };
 
 /// How often negotiation deadlines are checked.
@@ -148,14 +143,14 @@ impl Pipeline {
             queues.clone(),
             finisher.clone(),
         );
-        let reader = reader::InboxReader::new(
-            parts.store.clone(),
-            queues.clone(),
-            crypto_intake,
-            finisher,
-        );
+        let reader =
+            reader::InboxReader::new(parts.store.clone(), queues.clone(), crypto_intake, finisher);
         let mut tasks = vec![
-            tokio::spawn(finisher::run(parts.store.clone(), finished, shutdown.clone())),
+            tokio::spawn(finisher::run(
+                parts.store.clone(),
+                finished,
+                shutdown.clone(),
+            )),
             tokio::spawn(reader.run(inbox_ready, has_space_rx, shutdown.clone())),
         ];
         let sweeper = sweeper::Sweeper {

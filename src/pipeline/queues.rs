@@ -163,8 +163,7 @@ impl RoomQueues {
         let has_space = match queues.get(room) {
             Some(queue) => {
                 queue.parked.store(true, Ordering::SeqCst);
-                queue.depth() <= self.capacity / 2
-                    && queue.parked.swap(false, Ordering::SeqCst)
+                queue.depth() <= self.capacity / 2 && queue.parked.swap(false, Ordering::SeqCst)
             }
             None => true,
         };
@@ -261,7 +260,10 @@ mod tests {
                 self.open.acquire().await.unwrap().forget();
             }
             if let Work::Event { inbox_id, .. } = work {
-                self.handled.lock().unwrap().push((room.to_owned(), inbox_id));
+                self.handled
+                    .lock()
+                    .unwrap()
+                    .push((room.to_owned(), inbox_id));
             }
         }
     }
@@ -311,7 +313,13 @@ mod tests {
         // Another room is not held up.
         queues.try_push(room_id!("!fast:x"), event(100)).unwrap();
         tokio::time::timeout(Duration::from_secs(2), async {
-            while !gate.handled.lock().unwrap().iter().any(|(_, id)| *id == 100) {
+            while !gate
+                .handled
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, id)| *id == 100)
+            {
                 tokio::task::yield_now().await;
             }
         })

@@ -86,8 +86,8 @@ impl Sweeper {
 
     /// Gives up on events kept past the expiry and tells their twins' owners.
     async fn expire(&self) {
-        let cutoff = now_ms()
-            .saturating_sub(i64::try_from(self.expiry.as_millis()).unwrap_or(i64::MAX));
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(self.expiry.as_millis()).unwrap_or(i64::MAX));
         let expired = match self.store.undecrypted_before(cutoff, 1000).await {
             Ok(expired) => expired,
             Err(err) => {
@@ -119,7 +119,10 @@ impl Sweeper {
             let text = notice(&events);
             let key = format!(
                 "undecryptable:{}",
-                events.last().map(|e| e.event_id.as_str()).unwrap_or_default()
+                events
+                    .last()
+                    .map(|e| e.event_id.as_str())
+                    .unwrap_or_default()
             );
             if let Err(err) = self.outbox.tell_owner(&twin, &owner, &key, &text).await {
                 tracing::warn!(%err, "cannot tell the owner about undecryptable messages");

@@ -82,15 +82,16 @@ impl CommandRunner {
             return self.leave(twin_id, room, event_id, &answer).await;
         }
         let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), TxnPart::CommandAnswer);
-        self.outbox.send_notice(
-            twin_id,
-            room,
-            &txn,
-            &answer,
-            &ReplyTo::Reply(event_id.to_owned()),
-            None,
-        )
-        .await?;
+        self.outbox
+            .send_notice(
+                twin_id,
+                room,
+                &txn,
+                &answer,
+                &ReplyTo::Reply(event_id.to_owned()),
+                None,
+            )
+            .await?;
         Ok(())
     }
 
@@ -342,15 +343,16 @@ impl CommandRunner {
         answer: &str,
     ) -> Result<(), RoomError> {
         let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), TxnPart::CommandAnswer);
-        self.outbox.send_notice(
-            twin_id,
-            room,
-            &txn,
-            answer,
-            &ReplyTo::Reply(event_id.to_owned()),
-            None,
-        )
-        .await?;
+        self.outbox
+            .send_notice(
+                twin_id,
+                room,
+                &txn,
+                answer,
+                &ReplyTo::Reply(event_id.to_owned()),
+                None,
+            )
+            .await?;
         self.matrix.leave_room(twin_id, room, None).await?;
         self.store
             .set_membership(room.as_str(), twin_id.as_str(), "leave")

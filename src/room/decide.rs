@@ -5,9 +5,7 @@
 //! them into [`Action`]s. Stateful limits (rate limits, the bot-to-bot bound) are applied when
 //! the actions run.
 
-use ruma::{
-    OwnedEventId, OwnedRoomId, OwnedUserId, UserId, events::room::member::MembershipState,
-};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId, events::room::member::MembershipState};
 
 use super::{
     command::{self, Command},

@@ -1,6 +1,4 @@
-use ruma::{
-    events::room::member::MembershipState, owned_event_id, owned_room_id, user_id,
-};
+use ruma::{events::room::member::MembershipState, owned_event_id, owned_room_id, user_id};
 
 use super::*;
 use crate::{

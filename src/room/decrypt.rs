@@ -14,11 +14,7 @@ use ruma::{EventId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 
 use super::{RoomSession, event::RoomEvent};
-use crate::{
-    crypto::DecryptError,
-    room::event::EncryptedRaw,
-    storage::Undecrypted,
-};
+use crate::{crypto::DecryptError, room::event::EncryptedRaw, storage::Undecrypted};
 
 /// Attempts at keeping an event that cannot be decrypted yet.
 const KEEP_ATTEMPTS: u32 = 4;
@@ -146,7 +142,12 @@ impl RoomSession {
     }
 
     /// Decrypts with each joined twin in turn until one can.
-    async fn try_decrypt(&self, room: &RoomId, raw: &EncryptedRaw, joined: &[OwnedUserId]) -> Outcome {
+    async fn try_decrypt(
+        &self,
+        room: &RoomId,
+        raw: &EncryptedRaw,
+        joined: &[OwnedUserId],
+    ) -> Outcome {
         let mut keep = false;
         let mut why = String::from("no twin of the room could decrypt it");
         for twin in joined {
@@ -160,6 +161,10 @@ impl RoomSession {
                 Err(DecryptError::Failed(err)) => why = err,
             }
         }
-        if keep { Outcome::Keep } else { Outcome::Drop(why) }
+        if keep {
+            Outcome::Keep
+        } else {
+            Outcome::Drop(why)
+        }
     }
 }

@@ -8,9 +8,9 @@ use ruma::{
     events::{
         relation::RelationType,
         room::{
-        encrypted::{EncryptedEventScheme, RoomEncryptedEventContent},
-        member::{MembershipState, RoomMemberEventContent},
-        message::{MessageType, Relation, RoomMessageEventContent},
+            encrypted::{EncryptedEventScheme, RoomEncryptedEventContent},
+            member::{MembershipState, RoomMemberEventContent},
+            message::{MessageType, Relation, RoomMessageEventContent},
         },
     },
     serde::Raw,
@@ -255,10 +255,7 @@ impl RoomEvent {
                     kind,
                     body: message.msgtype.body().to_owned(),
                     // An edit without `m.new_content` is still an edit, never a new message.
-                    is_edit: message
-                        .relates_to
-                        .as_ref()
-                        .and_then(Relation::rel_type)
+                    is_edit: message.relates_to.as_ref().and_then(Relation::rel_type)
                         == Some(RelationType::Replacement),
                     refs: Refs::of(&message),
                 }
@@ -268,12 +265,15 @@ impl RoomEvent {
                     return Self::Other;
                 };
                 let raw = EncryptedRaw(raw);
-                let session_id = content::<RoomEncryptedEventContent>(head.content).and_then(
-                    |content| match content.scheme {
-                        EncryptedEventScheme::MegolmV1AesSha2(megolm) => Some(megolm.session_id),
-                        _ => None,
-                    },
-                );
+                let session_id =
+                    content::<RoomEncryptedEventContent>(head.content).and_then(|content| {
+                        match content.scheme {
+                            EncryptedEventScheme::MegolmV1AesSha2(megolm) => {
+                                Some(megolm.session_id)
+                            }
+                            _ => None,
+                        }
+                    });
                 Self::Encrypted {
                     room_id,
                     event_id,

@@ -71,12 +71,18 @@ impl RoomSession {
             _ => (None, None),
         };
         let replied_twin = match &reply_to {
-            Some(id) => self.parts.store.twin_of_event(room.as_str(), id.as_str()).await?,
+            Some(id) => {
+                self.parts
+                    .store
+                    .twin_of_event(room.as_str(), id.as_str())
+                    .await?
+            }
             None => None,
         };
         let thread_twins = match &thread_root {
             Some(root) => {
-                self.parts.store
+                self.parts
+                    .store
                     .twins_in_thread(room.as_str(), root.as_str())
                     .await?
             }
@@ -92,7 +98,8 @@ impl RoomSession {
                 continue;
             }
             let home = self.parts.twins.home(&owner).await?;
-            let (access, settings) = policy_of(home, &owner, room, &self.parts.access_defaults).await?;
+            let (access, settings) =
+                policy_of(home, &owner, room, &self.parts.access_defaults).await?;
             let display_name = members
                 .iter()
                 .find(|m| m.user_id == twin.as_str())

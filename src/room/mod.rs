@@ -21,11 +21,7 @@ pub use self::{
     session::{RoomSession, SessionParts},
 };
 pub use crate::outbox::render_markdown;
-use crate::{
-    crypto::CryptoError,
-    matrix::MatrixError,
-    twin::TwinError,
-};
+use crate::{crypto::CryptoError, matrix::MatrixError, twin::TwinError};
 
 /// Messages kept per room for group context.
 const ROOM_LOG_KEEP: i64 = 200;

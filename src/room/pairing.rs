@@ -80,15 +80,16 @@ impl Pairing {
             text.replace('\n', "\n> ")
         );
         let owner_dm = self.outbox.owner_dm(twin, owner).await?;
-        self.outbox.send_notice(
-            twin,
-            &owner_dm,
-            &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToOwner),
-            &ask,
-            &ReplyTo::Plain,
-            Some(owner),
-        )
-        .await?;
+        self.outbox
+            .send_notice(
+                twin,
+                &owner_dm,
+                &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToOwner),
+                &ask,
+                &ReplyTo::Plain,
+                Some(owner),
+            )
+            .await?;
         let notice = format!(
             "Hello! I'm the AI assistant of {owner}. I've asked {owner} whether I may talk with \
              you, and I'll answer as soon as they agree."
@@ -128,16 +129,17 @@ impl Pairing {
         sender: &UserId,
         notice: &str,
     ) -> Result<(), RoomError> {
-        self.outbox.send_notice(
-            twin,
-            room,
-            &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToSender),
-            notice,
-            &ReplyTo::Reply(event_id.to_owned()),
-            Some(sender),
-        )
-        .await
-        .map(|_| ())
+        self.outbox
+            .send_notice(
+                twin,
+                room,
+                &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToSender),
+                notice,
+                &ReplyTo::Reply(event_id.to_owned()),
+                Some(sender),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// The owner approved (`approve = true`) or denied a stranger; `access` is the policy
@@ -184,7 +186,8 @@ impl Pairing {
         if approve {
             let hello =
                 format!("{owner} agreed that I may talk with you. Let me answer your message.");
-            self.outbox.send_notice(twin, &room, &txn, &hello, &ReplyTo::Plain, Some(requester))
+            self.outbox
+                .send_notice(twin, &room, &txn, &hello, &ReplyTo::Plain, Some(requester))
                 .await?;
             debug_assert!(access.may_dm(requester));
             let job = first_message_job(
@@ -201,7 +204,8 @@ impl Pairing {
             ))
         } else {
             let bye = format!("{owner} would rather I didn't talk with you. Goodbye!");
-            self.outbox.send_notice(twin, &room, &txn, &bye, &ReplyTo::Plain, Some(requester))
+            self.outbox
+                .send_notice(twin, &room, &txn, &bye, &ReplyTo::Plain, Some(requester))
                 .await?;
             if let Err(err) = self.matrix.leave_room(twin, &room, None).await {
                 tracing::warn!(%err, "could not leave the denied DM");

@@ -91,7 +91,14 @@ impl RoomSession {
                 ..
             } => {
                 match self
-                    .decrypt_new(&room, &event_id, &sender, session_id.as_deref(), &raw, &joined)
+                    .decrypt_new(
+                        &room,
+                        &event_id,
+                        &sender,
+                        session_id.as_deref(),
+                        &raw,
+                        &joined,
+                    )
                     .await
                 {
                     Some(plain) => plain,
@@ -107,7 +114,12 @@ impl RoomSession {
     }
 
     /// Records, decides and acts on an event (`arrived_encrypted` when it was decrypted).
-    pub(super) async fn act(&self, event: &RoomEvent, joined: &[OwnedUserId], arrived_encrypted: bool) {
+    pub(super) async fn act(
+        &self,
+        event: &RoomEvent,
+        joined: &[OwnedUserId],
+        arrived_encrypted: bool,
+    ) {
         let Some(room) = event.room_id() else {
             return;
         };

@@ -150,10 +150,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         outbox.clone(),
         config.access.clone(),
     ));
-    let limits = Arc::new(Limits::new(
-        &config.limits,
-        &config.homeserver.server_name,
-    ));
+    let limits = Arc::new(Limits::new(&config.limits, &config.homeserver.server_name));
     let turns = Arc::new(TurnRunner::new(
         store.clone(),
         matrix.clone(),

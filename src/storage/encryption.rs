@@ -185,12 +185,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Undecrypted>, StorageError> {
         let what = || "reading expired undecrypted events".to_owned();
-        let rows = sqlx::query(select_undecrypted!("WHERE since_ms < $1 ORDER BY id LIMIT $2"))
-            .bind(cutoff_ms)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| StorageError::query(what(), &e))?;
+        let rows = sqlx::query(select_undecrypted!(
+            "WHERE since_ms < $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(cutoff_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(what(), &e))?;
         rows.iter()
             .map(undecrypted_row)
             .collect::<Result<_, sqlx::Error>>()

@@ -47,16 +47,19 @@ impl Store {
             .bind(twin_id)
             .execute(&self.pool)
             .await
-            .map_err(|e| StorageError::query(format_args!("clearing the problem of {twin_id}"), &e))?;
+            .map_err(|e| {
+                StorageError::query(format_args!("clearing the problem of {twin_id}"), &e)
+            })?;
         Ok(())
     }
 
     /// Twins that cannot act, oldest problem first.
     pub async fn twin_problems(&self) -> Result<Vec<TwinProblem>, StorageError> {
-        let rows = sqlx::query("SELECT twin_id, problem, since_ms FROM twin_problems ORDER BY since_ms")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| StorageError::query("reading twins that cannot act", &e))?;
+        let rows =
+            sqlx::query("SELECT twin_id, problem, since_ms FROM twin_problems ORDER BY since_ms")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| StorageError::query("reading twins that cannot act", &e))?;
         rows.iter()
             .map(|row| -> Result<TwinProblem, sqlx::Error> {
                 Ok(TwinProblem {
@@ -87,7 +90,9 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await
-        .map_err(|e| StorageError::query(format_args!("keeping a notice for {twin_id}'s owner"), &e))?;
+        .map_err(|e| {
+            StorageError::query(format_args!("keeping a notice for {twin_id}'s owner"), &e)
+        })?;
         Ok(())
     }
 
@@ -99,7 +104,9 @@ impl Store {
         .bind(twin_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| StorageError::query(format_args!("reading notices for {twin_id}'s owner"), &e))?;
+        .map_err(|e| {
+            StorageError::query(format_args!("reading notices for {twin_id}'s owner"), &e)
+        })?;
         rows.iter()
             .map(|row| -> Result<PendingNotice, sqlx::Error> {
                 Ok(PendingNotice {
@@ -108,7 +115,9 @@ impl Store {
                 })
             })
             .collect::<Result<_, _>>()
-            .map_err(|e| StorageError::query(format_args!("reading notices for {twin_id}'s owner"), &e))
+            .map_err(|e| {
+                StorageError::query(format_args!("reading notices for {twin_id}'s owner"), &e)
+            })
     }
 
     /// Forgets a delivered notice.
@@ -118,7 +127,9 @@ impl Store {
             .bind(key)
             .execute(&self.pool)
             .await
-            .map_err(|e| StorageError::query(format_args!("removing a notice for {twin_id}'s owner"), &e))?;
+            .map_err(|e| {
+                StorageError::query(format_args!("removing a notice for {twin_id}'s owner"), &e)
+            })?;
         Ok(())
     }
 }

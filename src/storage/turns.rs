@@ -45,7 +45,11 @@ pub struct TurnRecord<'a> {
 
 impl Store {
     /// The turn `twin_id` ran for `event_id`, if it ran.
-    pub async fn turn(&self, twin_id: &str, event_id: &str) -> Result<Option<TurnRow>, StorageError> {
+    pub async fn turn(
+        &self,
+        twin_id: &str,
+        event_id: &str,
+    ) -> Result<Option<TurnRow>, StorageError> {
         let what = || format!("reading the turn of {twin_id} for {event_id}");
         let row = sqlx::query(
             "SELECT twin_id, event_id, room_id, reply, requests, sent, requests_done FROM turns \
@@ -74,7 +78,12 @@ impl Store {
     /// Records a finished turn: its messages appended to the session and the turn itself, in
     /// one database transaction. `false` when the turn was recorded before (nothing changes).
     pub async fn record_turn(&self, turn: &TurnRecord<'_>) -> Result<bool, StorageError> {
-        let what = || format!("recording the turn of {} for {}", turn.twin_id, turn.event_id);
+        let what = || {
+            format!(
+                "recording the turn of {} for {}",
+                turn.twin_id, turn.event_id
+            )
+        };
         self.try_record_turn(turn)
             .await
             .map_err(|e| StorageError::query(what(), &e))

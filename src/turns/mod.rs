@@ -217,7 +217,11 @@ impl TurnRunner {
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
         let model = model_of(home.clone()).await?;
         let context = match job.speaker {
-            Speaker::Owner => self.negotiator.meetings_context(&job.twin, home.clone()).await,
+            Speaker::Owner => {
+                self.negotiator
+                    .meetings_context(&job.twin, home.clone())
+                    .await
+            }
             Speaker::Other => None,
         };
         let turn = Turn {
@@ -242,35 +246,39 @@ impl TurnRunner {
                 .map_err(|e| RoomError::Internal(e.to_string()))?;
             Ok::<_, RoomError>(self.kernel.run_turn(home.clone(), turn).await)
         };
-        let only_input = || vec![Message::User {
-            content: input.clone(),
-        }];
-        Ok(match tokio::time::timeout(self.deadline, kernel_turn).await {
-            Ok(Ok(Ok(outcome))) => Finished {
-                reply: outcome.reply,
-                messages: outcome.messages,
-                requests: outcome.requests,
+        let only_input = || {
+            vec![Message::User {
+                content: input.clone(),
+            }]
+        };
+        Ok(
+            match tokio::time::timeout(self.deadline, kernel_turn).await {
+                Ok(Ok(Ok(outcome))) => Finished {
+                    reply: outcome.reply,
+                    messages: outcome.messages,
+                    requests: outcome.requests,
+                },
+                Ok(Ok(Err(err))) => {
+                    tracing::warn!(room = %job.room, %err, "turn failed");
+                    self.metrics.turn_error(TurnErrorKind::Provider);
+                    Finished {
+                        reply: err.user_message(),
+                        messages: only_input(),
+                        requests: Vec::new(),
+                    }
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_) => {
+                    tracing::warn!(room = %job.room, deadline = ?self.deadline, "turn ran past its deadline");
+                    self.metrics.turn_error(TurnErrorKind::Deadline);
+                    Finished {
+                        reply: DEADLINE_REPLY.to_owned(),
+                        messages: only_input(),
+                        requests: Vec::new(),
+                    }
+                }
             },
-            Ok(Ok(Err(err))) => {
-                tracing::warn!(room = %job.room, %err, "turn failed");
-                self.metrics.turn_error(TurnErrorKind::Provider);
-                Finished {
-                    reply: err.user_message(),
-                    messages: only_input(),
-                    requests: Vec::new(),
-                }
-            }
-            Ok(Err(err)) => return Err(err),
-            Err(_) => {
-                tracing::warn!(room = %job.room, deadline = ?self.deadline, "turn ran past its deadline");
-                self.metrics.turn_error(TurnErrorKind::Deadline);
-                Finished {
-                    reply: DEADLINE_REPLY.to_owned(),
-                    messages: only_input(),
-                    requests: Vec::new(),
-                }
-            }
-        })
+        )
     }
 
     /// Records the finished turn (session messages and the turn, in one database transaction),

@@ -66,4 +66,3 @@ pub async fn meeting_policy_of(home: Arc<Home>) -> Result<MeetingPolicy, TwinErr
     .await
     .map_err(|e| TwinError::Internal(e.to_string()))
 }
-

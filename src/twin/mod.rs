@@ -24,11 +24,11 @@ use tokio::sync::Semaphore;
 
 use crate::{
     appservice::Provisioner,
-    metrics::Metrics,
-    negotiator::TwinLocks,
     crypto::{Crypto, CryptoError},
     home::{Home, HomeError},
     matrix::{MatrixClient, MatrixError, TwinNaming},
+    metrics::Metrics,
+    negotiator::TwinLocks,
     storage::{StorageError, Store, TwinRow},
 };
 
@@ -276,8 +276,13 @@ impl Twins {
             if !self.is_registered(&twin_id).await? {
                 self.register(owner, &twin_id).await?;
                 let name = self.display_name_of(&twin_id).await?;
-                Self::set_up(self.matrix.clone(), self.crypto.clone(), twin_id.clone(), name)
-                    .await?;
+                Self::set_up(
+                    self.matrix.clone(),
+                    self.crypto.clone(),
+                    twin_id.clone(),
+                    name,
+                )
+                .await?;
             }
         }
         self.crypto.ensure_device(&twin_id).await?;
