@@ -305,3 +305,53 @@ async fn a_key_arriving_while_its_event_is_being_kept_is_not_missed() {
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_key_never_comes_is_given_up_and_its_owner_told_once() {
+    fn expire_fast(config: &mut matrix_os::config::Config) {
+        config.encryption.undecryptable_expiry_secs = 2;
+    }
+    let env = TestEnv::start_with(EnvOptions {
+        proxy: true,
+        configure: Some(expire_fast),
+        ..Default::default()
+    })
+    .await;
+    let (alice, room) = encrypted_dm(&env, "alice").await;
+    let twin = env.twin_of("alice");
+    alice.send_text(&room, "warm up").await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+
+    // The key comes 4 s late, after the event was given up.
+    env.proxy.as_ref().unwrap().hold_back_room_keys(true);
+    room.discard_room_key().await.unwrap();
+    alice.send_text(&room, "lost in transit").await;
+    wait_for_text(
+        &alice,
+        &room,
+        &twin,
+        "could not read 1 encrypted message",
+        1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = alice.messages_from(&room, &twin).await;
+    assert!(
+        !seen.iter().any(|m| m.body().contains("lost in transit")),
+        "a given-up event is not answered later"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|m| m.body().contains("could not read"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        env.metric("matrixos_undecryptable_expired_total").await,
+        1.0
+    );
+    assert_eq!(
+        env.metric("matrixos_undecryptable_events_waiting").await,
+        0.0
+    );
+}

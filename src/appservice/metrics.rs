@@ -17,13 +17,14 @@ pub(crate) async fn get_metrics(State(state): State<AppState>) -> Response {
     };
     if let Err(err) = set_store_gauges(&state, metrics).await {
         tracing::warn!(%err, "cannot read the inbox for /metrics");
-        return ApiError::internal(err.to_string()).into_response();
+        return ApiError::internal("database unavailable").into_response();
     }
     metrics.refresh();
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
 }
 
-/// The gauges whose state is in the database: inbox depth and age, undecryptable events.
+/// The gauges whose state is in the database: inbox depth and age, undecryptable events,
+/// twins that cannot act.
 async fn set_store_gauges(
     state: &AppState,
     metrics: &Metrics,
@@ -36,6 +37,10 @@ async fn set_store_gauges(
     metrics
         .undecryptable_events_waiting
         .set(state.store.undecrypted_count().await?);
+    let unable = state.store.twin_problems().await?.len();
+    metrics
+        .twins_unable_to_act
+        .set(i64::try_from(unable).unwrap_or(i64::MAX));
     Ok(())
 }
 

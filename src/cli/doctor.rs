@@ -101,6 +101,9 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
         }
     };
 
+    if let Some(store) = &store {
+        check_twins(store, &mut report).await;
+    }
     check_encryption_registration(&registration, &mut report);
     check_homeserver(&config, &registration, store, &mut report).await;
     check_llm(&config, &mut report).await;
@@ -111,6 +114,37 @@ pub(super) async fn run(config_path: &Path) -> ExitCode {
     } else {
         println!("{} check(s) failed.", report.failures);
         ExitCode::FAILURE
+    }
+}
+
+/// Twins that cannot act (with what the homeserver said) and events waiting for room keys.
+async fn check_twins(store: &Store, report: &mut Report) {
+    match store.undecrypted_count().await {
+        Ok(0) => report.ok("room keys", "no event is waiting for its room key"),
+        Ok(waiting) => report.ok(
+            "room keys",
+            format!(
+                "{waiting} encrypted event(s) waiting for their room key (kept until it comes, \
+                 or given up after encryption.undecryptable_expiry_secs)"
+            ),
+        ),
+        Err(err) => report.fail("room keys", err),
+    }
+    match store.twin_problems().await {
+        Ok(problems) if problems.is_empty() => report.ok("twins", "every twin can act"),
+        Ok(problems) => {
+            for problem in problems {
+                report.fail(
+                    &format!("twin {}", problem.twin_id),
+                    format!(
+                        "cannot act: {} -> see the service's log; it tries again when the \
+                         twin next has work",
+                        problem.problem
+                    ),
+                );
+            }
+        }
+        Err(err) => report.fail("twins", err),
     }
 }
 

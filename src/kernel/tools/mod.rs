@@ -92,22 +92,72 @@ impl ToolContext {
     }
 }
 
-/// Names of every tool, in spec order.
-const OWNER_TOOLS: [&str; 10] = [
-    "read_file",
-    "write_file",
-    "edit_file",
-    "list_files",
-    "search_files",
-    "load_skill",
-    "remember",
-    "propose_meeting",
-    "cancel_meeting",
-    "answer_meeting",
-];
+/// Every tool the kernel has. Calls are dispatched on this, never on the name the model sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Read a file of the home.
+    ReadFile,
+    /// Write a file (owner only).
+    WriteFile,
+    /// Replace text in a file (owner only).
+    EditFile,
+    /// List a folder.
+    ListFiles,
+    /// Search the files.
+    SearchFiles,
+    /// Load a skill (owner only).
+    LoadSkill,
+    /// Remember something about the owner (owner only).
+    Remember,
+    /// Ask another twin for a meeting (owner only).
+    ProposeMeeting,
+    /// Call a meeting off (owner only).
+    CancelMeeting,
+    /// Answer a meeting request (owner only).
+    AnswerMeeting,
+}
 
-/// Names of the tools a public audience gets (each confined to `system/public/`).
-const PUBLIC_TOOLS: [&str; 3] = ["read_file", "list_files", "search_files"];
+impl Tool {
+    /// Every tool, in spec order.
+    pub const ALL: [Self; 10] = [
+        Self::ReadFile,
+        Self::WriteFile,
+        Self::EditFile,
+        Self::ListFiles,
+        Self::SearchFiles,
+        Self::LoadSkill,
+        Self::Remember,
+        Self::ProposeMeeting,
+        Self::CancelMeeting,
+        Self::AnswerMeeting,
+    ];
+
+    /// The name the model sees.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ReadFile => "read_file",
+            Self::WriteFile => "write_file",
+            Self::EditFile => "edit_file",
+            Self::ListFiles => "list_files",
+            Self::SearchFiles => "search_files",
+            Self::LoadSkill => "load_skill",
+            Self::Remember => "remember",
+            Self::ProposeMeeting => "propose_meeting",
+            Self::CancelMeeting => "cancel_meeting",
+            Self::AnswerMeeting => "answer_meeting",
+        }
+    }
+
+    /// The tool called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|tool| tool.name() == name)
+    }
+
+    /// Whether a public audience gets it (each such tool is confined to `system/public/`).
+    pub fn is_public(self) -> bool {
+        matches!(self, Self::ReadFile | Self::ListFiles | Self::SearchFiles)
+    }
+}
 
 /// The specs of every tool of the owner, in a stable order.
 pub fn specs() -> Vec<ToolSpec> {
@@ -130,9 +180,12 @@ pub fn specs_for(audience: &Audience, allowed_tools: Option<&[String]>) -> Vec<T
 }
 
 fn offered(audience: &Audience, allowed_tools: Option<&[String]>, name: &str) -> bool {
+    let Some(tool) = Tool::from_name(name) else {
+        return false;
+    };
     let by_audience = match audience {
-        Audience::Owner => OWNER_TOOLS.contains(&name),
-        Audience::Public { .. } => PUBLIC_TOOLS.contains(&name),
+        Audience::Owner => true,
+        Audience::Public { .. } => tool.is_public(),
     };
     by_audience && allowed_tools.is_none_or(|allowed| allowed.iter().any(|a| a == name))
 }
@@ -151,20 +204,23 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             shorten(raw, 200)
         ));
     }
+    let Some(tool) = Tool::from_name(&call.name) else {
+        return ToolOutput::error(refusal(ctx, &call.name));
+    };
     // The file tools confine themselves for a public audience; the others never run for one,
     // even if the check above were wrong.
-    let output = match (&ctx.audience, call.name.as_str()) {
-        (_, "read_file") => files::read_file(ctx, args).await,
-        (_, "list_files") => files::list_files(ctx, args).await,
-        (_, "search_files") => files::search_files(ctx, args).await,
-        (Audience::Owner, "write_file") => files::write_file(ctx, args).await,
-        (Audience::Owner, "edit_file") => files::edit_file(ctx, args).await,
-        (Audience::Owner, "load_skill") => skills::load_skill(ctx, args).await,
-        (Audience::Owner, "remember") => remember::remember(ctx, args).await,
-        (Audience::Owner, "propose_meeting") => meetings::propose_meeting(ctx, args).await,
-        (Audience::Owner, "answer_meeting") => meetings::answer_meeting(ctx, args).await,
-        (Audience::Owner, "cancel_meeting") => meetings::cancel_meeting(ctx, args).await,
-        (_, name) => Err(refusal(ctx, name)),
+    let output = match (&ctx.audience, tool) {
+        (_, Tool::ReadFile) => files::read_file(ctx, args).await,
+        (_, Tool::ListFiles) => files::list_files(ctx, args).await,
+        (_, Tool::SearchFiles) => files::search_files(ctx, args).await,
+        (Audience::Owner, Tool::WriteFile) => files::write_file(ctx, args).await,
+        (Audience::Owner, Tool::EditFile) => files::edit_file(ctx, args).await,
+        (Audience::Owner, Tool::LoadSkill) => skills::load_skill(ctx, args).await,
+        (Audience::Owner, Tool::Remember) => remember::remember(ctx, args).await,
+        (Audience::Owner, Tool::ProposeMeeting) => meetings::propose_meeting(ctx, args).await,
+        (Audience::Owner, Tool::AnswerMeeting) => meetings::answer_meeting(ctx, args).await,
+        (Audience::Owner, Tool::CancelMeeting) => meetings::cancel_meeting(ctx, args).await,
+        (Audience::Public { .. }, tool) => Err(refusal(ctx, tool.name())),
     };
     match output {
         Ok(text) => ToolOutput::ok(text),
@@ -183,7 +239,7 @@ fn refusal(ctx: &ToolContext, name: &str) -> String {
     } else {
         names.join(", ")
     };
-    if OWNER_TOOLS.contains(&name) {
+    if Tool::from_name(name).is_some() {
         format!("the tool {name} is not available in this conversation; the tools are {offered}")
     } else {
         format!("there is no tool called {name:?}; the tools are {offered}")

@@ -219,3 +219,17 @@ fn long_output_is_truncated_with_a_note() {
     );
     assert_eq!(ToolOutput::ok("short").content, "short");
 }
+
+#[test]
+fn every_offered_tool_is_a_known_tool_and_every_known_tool_is_offered_to_the_owner() {
+    let names: Vec<String> = specs().into_iter().map(|spec| spec.name).collect();
+    assert_eq!(
+        names,
+        Tool::ALL.map(|tool| tool.name().to_owned()).to_vec(),
+        "specs in the order of Tool::ALL"
+    );
+    for tool in Tool::ALL {
+        assert_eq!(Tool::from_name(tool.name()), Some(tool));
+    }
+    assert_eq!(Tool::from_name("shell"), None);
+}
