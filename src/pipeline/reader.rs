@@ -101,6 +101,15 @@ impl InboxReader {
             return;
         }
         let id = item.id;
+        // A parked room's events are skipped without being parsed: a long backlog is scanned
+        // cheaply.
+        if item
+            .room_id
+            .as_ref()
+            .is_some_and(|room| self.parked.contains_key(room))
+        {
+            return;
+        }
         let event = RoomEvent::parse(&item.event);
         let Some(room) = event.room_id().map(ToOwned::to_owned) else {
             // Nothing a room session acts on: done at once.
