@@ -429,3 +429,43 @@ async fn restrict(dir: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, errcode: &str, message: &str) -> MatrixError {
+        MatrixError::Api {
+            status,
+            errcode: errcode.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_lost_device_or_account_is_told_apart_from_other_refusals() {
+        assert!(is_gone(&api(400, "M_UNKNOWN_DEVICE", "no such device")));
+        assert!(is_gone(&api(
+            400,
+            "M_UNKNOWN",
+            "Application service trying to use a device that doesn't exist ('X' for @a)"
+        )));
+        assert!(is_gone(&api(
+            403,
+            "M_FORBIDDEN",
+            "Application service has not registered this user (@a_ai:x)"
+        )));
+        assert!(!is_gone(&api(403, "M_FORBIDDEN", "User not in room")));
+        assert!(!is_gone(&api(502, "M_UNKNOWN", "bad gateway")));
+        assert!(!is_gone(&MatrixError::Protocol("x".into())));
+    }
+
+    #[test]
+    fn device_ids_are_ours_and_random() {
+        let a = random_device_id();
+        assert!(a.as_str().starts_with("MXOS") && a.as_str().len() == 14);
+        assert_ne!(a, random_device_id());
+    }
+}

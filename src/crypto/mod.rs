@@ -229,6 +229,10 @@ impl Crypto {
         }
         let machine = Arc::new(machine);
         *open = Some(machine.clone());
+        // It works again: whatever kept it from acting is over.
+        if let Err(err) = self.store.clear_twin_problem(twin.as_str()).await {
+            tracing::warn!(%err, "cannot clear the twin's problem");
+        }
         Ok(Some(machine))
     }
 
@@ -506,7 +510,7 @@ impl Crypto {
 
 /// Compile-time guard: the futures room workers await must be `Send`.
 #[cfg(test)]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 fn futures_are_send(
     c: &Crypto,
     u: &UserId,

@@ -166,7 +166,7 @@ impl Negotiator {
         let event = match parse(event_type, content) {
             Ok(event) => event,
             Err(rejection) => {
-                tracing::warn!(%room, %sender, event_type, detail = %rejection.detail, "protocol event rejected");
+                tracing::warn!(%room, %sender, event_type, code = ?rejection.code, "protocol event rejected");
                 if let Some(reply) = rejection.reply(Some(event_id.as_str())) {
                     self.send_protocol(&step, &reply, event_id.as_str()).await?;
                 }

@@ -54,7 +54,7 @@ pub trait Worker: Send + Sync + 'static {
 
 /// A queue refused work: it is full.
 #[derive(Debug)]
-pub struct Full(pub Work);
+pub struct Full(pub Box<Work>);
 
 struct Queue {
     tx: mpsc::Sender<Work>,
@@ -131,7 +131,7 @@ impl RoomQueues {
         let work = match queues.get(room) {
             Some(queue) => match queue.tx.try_send(work) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(work)) => return Err(Full(work)),
+                Err(mpsc::error::TrySendError::Full(work)) => return Err(Full(Box::new(work))),
                 // The worker ended between lookup and send: start a new one.
                 Err(mpsc::error::TrySendError::Closed(work)) => work,
             },
@@ -297,7 +297,7 @@ mod tests {
         let mut refused = None;
         for id in 1..10 {
             if let Err(Full(work)) = queues.try_push(slow, event(id)) {
-                refused = Some(work);
+                refused = Some(*work);
                 break;
             }
         }

@@ -165,3 +165,38 @@ fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn kept(id: i64, room: &str, sender: &str) -> Undecrypted {
+        Undecrypted {
+            id,
+            room_id: room.into(),
+            twin_id: "@a_ai:x".into(),
+            session_id: "s".into(),
+            event_id: format!("$e{id}"),
+            event_json: format!(r#"{{"sender":"{sender}","content":{{"ciphertext":"secret"}}}}"#),
+            since_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_owner_reads_how_many_where_and_from_whom_never_the_content() {
+        let text = notice(&[
+            kept(1, "!r1:x", "@bob:x"),
+            kept(2, "!r1:x", "@bob:x"),
+            kept(3, "!r2:x", "@carol:y"),
+            kept(4, "!r2:x", "not a user"),
+        ]);
+        assert!(
+            text.contains("could not read 4 encrypted message(s)"),
+            "{text}"
+        );
+        assert!(text.contains("in !r1:x, from @bob:x\n"), "{text}");
+        assert!(text.contains("in !r2:x, from @carol:y, someone"), "{text}");
+        assert!(!text.contains("secret"));
+    }
+}
