@@ -8,6 +8,8 @@ mod postgres;
 
 use std::time::{Duration, Instant};
 
+use ruma::events::room::member::MembershipState;
+
 use matrix_os::storage::{Backend, InboxItem, InboxKind, StorageError, Store, TwinRow};
 
 /// A database to test against, kept alive for the test.
@@ -114,26 +116,48 @@ on_both!(
 
 async fn room_members_and_owner_dms(db: &Db) {
     let store = db.connect().await;
-    let (dm, group) = ("!dm:localhost", "!group:localhost");
+    let (dm, group) = (
+        ruma::room_id!("!dm:localhost"),
+        ruma::room_id!("!group:localhost"),
+    );
     assert!(!store.room_members_known(dm).await.unwrap());
     store
-        .set_room_member(dm, "@alice_ai:localhost", "join", Some("alice's AI"))
+        .set_room_member(
+            dm,
+            ruma::user_id!("@alice_ai:localhost"),
+            &MembershipState::Join,
+            Some("alice's AI"),
+        )
         .await
         .unwrap();
     store
-        .set_room_member(dm, "@alice:localhost", "join", Some("Alice"))
+        .set_room_member(
+            dm,
+            ruma::user_id!("@alice:localhost"),
+            &MembershipState::Join,
+            Some("Alice"),
+        )
         .await
         .unwrap();
-    for user in ["@alice_ai:localhost", "@alice:localhost", "@bob:localhost"] {
+    for user in [
+        ruma::user_id!("@alice_ai:localhost"),
+        ruma::user_id!("@alice:localhost"),
+        ruma::user_id!("@bob:localhost"),
+    ] {
         store
-            .set_room_member(group, user, "join", None)
+            .set_room_member(group, user, &MembershipState::Join, None)
             .await
             .unwrap();
     }
     assert!(store.room_members_known(dm).await.unwrap());
     // A later event without a name keeps the known one.
     store
-        .set_room_member(dm, "@alice:localhost", "join", None)
+        .set_room_member(
+            dm,
+            ruma::user_id!("@alice:localhost"),
+            &MembershipState::Join,
+            None,
+        )
         .await
         .unwrap();
     let members = store.room_members(dm).await.unwrap();
@@ -141,20 +165,31 @@ async fn room_members_and_owner_dms(db: &Db) {
     assert_eq!(members[0].display_name.as_deref(), Some("Alice"));
     assert_eq!(
         store
-            .owner_dms("@alice_ai:localhost", "@alice:localhost")
+            .owner_dms(
+                ruma::user_id!("@alice_ai:localhost"),
+                ruma::user_id!("@alice:localhost")
+            )
             .await
             .unwrap(),
         vec![dm.to_owned()]
     );
     // Bob leaves the group: it becomes a DM of the two.
     store
-        .set_room_member(group, "@bob:localhost", "leave", None)
+        .set_room_member(
+            group,
+            ruma::user_id!("@bob:localhost"),
+            &MembershipState::Leave,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.room_members(group).await.unwrap().len(), 2);
     assert_eq!(
         store
-            .owner_dms("@alice_ai:localhost", "@alice:localhost")
+            .owner_dms(
+                ruma::user_id!("@alice_ai:localhost"),
+                ruma::user_id!("@alice:localhost")
+            )
             .await
             .unwrap()
             .len(),
@@ -167,13 +202,13 @@ async fn room_members_and_owner_dms(db: &Db) {
 
 async fn room_log_is_bounded_and_ordered(db: &Db) {
     let store = db.connect().await;
-    let room = "!r:localhost";
+    let room = ruma::room_id!("!r:localhost");
     for i in 0..12 {
         store
             .log_message(
                 room,
-                &format!("$e{i}"),
-                "@bob:localhost",
+                &ruma::OwnedEventId::try_from(format!("$e{i}")).unwrap(),
+                ruma::user_id!("@bob:localhost"),
                 &format!("line {i} 🐱"),
                 5,
             )
@@ -182,10 +217,19 @@ async fn room_log_is_bounded_and_ordered(db: &Db) {
     }
     // A repeat changes nothing.
     store
-        .log_message(room, "$e11", "@bob:localhost", "other", 5)
+        .log_message(
+            room,
+            ruma::event_id!("$e11"),
+            ruma::user_id!("@bob:localhost"),
+            "other",
+            5,
+        )
         .await
         .unwrap();
-    let all = store.recent_log(room, "$none", 100).await.unwrap();
+    let all = store
+        .recent_log(room, ruma::event_id!("$none"), 100)
+        .await
+        .unwrap();
     let bodies: Vec<&str> = all.iter().map(|r| r.body.as_str()).collect();
     assert_eq!(
         bodies,
@@ -197,12 +241,19 @@ async fn room_log_is_bounded_and_ordered(db: &Db) {
             "line 11 🐱"
         ]
     );
-    let before = store.recent_log(room, "$e10", 2).await.unwrap();
+    let before = store
+        .recent_log(room, ruma::event_id!("$e10"), 2)
+        .await
+        .unwrap();
     let ids: Vec<&str> = before.iter().map(|r| r.event_id.as_str()).collect();
     assert_eq!(ids, ["$e8", "$e9"]);
     assert!(
         store
-            .recent_log("!other:localhost", "$e1", 10)
+            .recent_log(
+                ruma::room_id!("!other:localhost"),
+                ruma::event_id!("$e1"),
+                10
+            )
             .await
             .unwrap()
             .is_empty()
@@ -212,36 +263,67 @@ async fn room_log_is_bounded_and_ordered(db: &Db) {
 
 async fn twin_events_and_threads(db: &Db) {
     let store = db.connect().await;
-    let room = "!r:localhost";
+    let room = ruma::room_id!("!r:localhost");
     store
-        .add_twin_event(room, "$a", "@alice_ai:localhost", None)
+        .add_twin_event(
+            room,
+            ruma::event_id!("$a"),
+            ruma::user_id!("@alice_ai:localhost"),
+            None,
+        )
         .await
         .unwrap();
     store
-        .add_twin_event(room, "$b", "@bob_ai:localhost", Some("$root"))
+        .add_twin_event(
+            room,
+            ruma::event_id!("$b"),
+            ruma::user_id!("@bob_ai:localhost"),
+            Some(ruma::event_id!("$root")),
+        )
         .await
         .unwrap();
     store
-        .add_twin_event(room, "$b", "@bob_ai:localhost", Some("$root"))
+        .add_twin_event(
+            room,
+            ruma::event_id!("$b"),
+            ruma::user_id!("@bob_ai:localhost"),
+            Some(ruma::event_id!("$root")),
+        )
         .await
         .unwrap();
     assert_eq!(
-        store.twin_of_event(room, "$a").await.unwrap().as_deref(),
-        Some("@alice_ai:localhost")
+        store
+            .twin_of_event(room, ruma::event_id!("$a"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ruma::user_id!("@alice_ai:localhost"))
     );
-    assert_eq!(store.twin_of_event(room, "$zzz").await.unwrap(), None);
     assert_eq!(
-        store.twins_in_thread(room, "$root").await.unwrap(),
+        store
+            .twin_of_event(room, ruma::event_id!("$zzz"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .twins_in_thread(room, ruma::event_id!("$root"))
+            .await
+            .unwrap(),
         vec!["@bob_ai:localhost"]
     );
     // A thread rooted at a twin's own message includes it.
     assert_eq!(
-        store.twins_in_thread(room, "$a").await.unwrap(),
+        store
+            .twins_in_thread(room, ruma::event_id!("$a"))
+            .await
+            .unwrap(),
         vec!["@alice_ai:localhost"]
     );
     assert!(
         store
-            .twins_in_thread("!x:localhost", "$root")
+            .twins_in_thread(ruma::room_id!("!x:localhost"), ruma::event_id!("$root"))
             .await
             .unwrap()
             .is_empty()
@@ -253,16 +335,16 @@ async fn pairings_once_per_requester(db: &Db) {
     use matrix_os::storage::PairingRow;
     let store = db.connect().await;
     let row = PairingRow {
-        twin_id: "@alice_ai:localhost".into(),
-        requester: "@bob:remote".into(),
-        room_id: "!dm:localhost".into(),
-        event_id: "$first".into(),
+        twin_id: ruma::owned_user_id!("@alice_ai:localhost"),
+        requester: ruma::owned_user_id!("@bob:remote"),
+        room_id: ruma::owned_room_id!("!dm:localhost"),
+        event_id: ruma::owned_event_id!("$first"),
         body: "hello ✉".into(),
         status: "pending".into(),
     };
     assert!(store.add_pairing(&row).await.unwrap());
     let again = PairingRow {
-        event_id: "$second".into(),
+        event_id: ruma::owned_event_id!("$second"),
         ..row.clone()
     };
     assert!(!store.add_pairing(&again).await.unwrap());
@@ -278,7 +360,7 @@ async fn pairings_once_per_requester(db: &Db) {
     );
     assert!(
         !store
-            .set_pairing_status(&row.twin_id, "@eve:x", "approved")
+            .set_pairing_status(&row.twin_id, ruma::user_id!("@eve:x"), "approved")
             .await
             .unwrap()
     );
@@ -591,8 +673,14 @@ async fn inbox_rows_from_before_kinds_are_events(db: &Db) {
 
 async fn undecrypted_events_kept(db: &Db) {
     let store = db.connect().await;
-    let (room, other_room) = ("!r:localhost", "!q:localhost");
-    let (alice, bob) = ("@alice_ai:localhost", "@bob_ai:localhost");
+    let (room, other_room) = (
+        ruma::room_id!("!r:localhost"),
+        ruma::room_id!("!q:localhost"),
+    );
+    let (alice, bob) = (
+        ruma::user_id!("@alice_ai:localhost"),
+        ruma::user_id!("@bob_ai:localhost"),
+    );
     let json = |id: &str| {
         format!(
             r#"{{"type":"m.room.encrypted","event_id":"{id}","content":{{"algorithm":"m.megolm.v1.aes-sha2","session_id":"S","ciphertext":"AwgA…🔒"}}}}"#
@@ -606,24 +694,30 @@ async fn undecrypted_events_kept(db: &Db) {
         .unwrap()
         .as_millis() as i64;
     let a1 = store
-        .add_undecrypted(room, alice, "s1", "$e1", &json("$e1"))
+        .add_undecrypted(room, alice, "s1", ruma::event_id!("$e1"), &json("$e1"))
         .await
         .unwrap();
     let a2 = store
-        .add_undecrypted(room, alice, "s1", "$e2", &json("$e2"))
+        .add_undecrypted(room, alice, "s1", ruma::event_id!("$e2"), &json("$e2"))
         .await
         .unwrap();
     // The same event for another twin is a row of its own.
     let b1 = store
-        .add_undecrypted(room, bob, "s1", "$e1", &json("$e1"))
+        .add_undecrypted(room, bob, "s1", ruma::event_id!("$e1"), &json("$e1"))
         .await
         .unwrap();
     let a3 = store
-        .add_undecrypted(room, alice, "s2", "$e3", &json("$e3"))
+        .add_undecrypted(room, alice, "s2", ruma::event_id!("$e3"), &json("$e3"))
         .await
         .unwrap();
     let q1 = store
-        .add_undecrypted(other_room, alice, "s1", "$e4", &json("$e4"))
+        .add_undecrypted(
+            other_room,
+            alice,
+            "s1",
+            ruma::event_id!("$e4"),
+            &json("$e4"),
+        )
         .await
         .unwrap();
     assert!(a1 < a2 && a2 < b1 && b1 < a3 && a3 < q1);
@@ -632,14 +726,14 @@ async fn undecrypted_events_kept(db: &Db) {
     // Idempotent per (twin, event): same id, nothing changed, nothing added.
     assert_eq!(
         store
-            .add_undecrypted(room, alice, "s1", "$e1", &json("$e1"))
+            .add_undecrypted(room, alice, "s1", ruma::event_id!("$e1"), &json("$e1"))
             .await
             .unwrap(),
         a1
     );
     assert_eq!(
         store
-            .add_undecrypted(room, alice, "other", "$e1", "{}")
+            .add_undecrypted(room, alice, "other", ruma::event_id!("$e1"), "{}")
             .await
             .unwrap(),
         a1
@@ -649,14 +743,14 @@ async fn undecrypted_events_kept(db: &Db) {
     let s1 = store.undecrypted_for_session(room, "s1").await.unwrap();
     assert_eq!(
         s1.iter()
-            .map(|u| (u.id, u.twin_id.as_str(), u.event_id.as_str()))
+            .map(|u| (u.id, u.twin_id.as_ref(), u.event_id.as_str()))
             .collect::<Vec<_>>(),
         [(a1, alice, "$e1"), (a2, alice, "$e2"), (b1, bob, "$e1")]
     );
     let first = &s1[0];
     assert_eq!(
         (
-            first.room_id.as_str(),
+            first.room_id.as_ref(),
             first.session_id.as_str(),
             first.event_json.clone()
         ),
@@ -688,7 +782,7 @@ async fn undecrypted_events_kept(db: &Db) {
     assert_eq!(all, [a1, a2, b1, a3]);
     assert!(
         store
-            .undecrypted_for_room("!none:localhost")
+            .undecrypted_for_room(ruma::room_id!("!none:localhost"))
             .await
             .unwrap()
             .is_empty()
@@ -709,7 +803,7 @@ async fn undecrypted_events_kept(db: &Db) {
     assert_eq!(s1, [a1, b1]);
     // A removed event stored again is a new row, after the others.
     let again = store
-        .add_undecrypted(room, alice, "s1", "$e2", &json("$e2"))
+        .add_undecrypted(room, alice, "s1", ruma::event_id!("$e2"), &json("$e2"))
         .await
         .unwrap();
     assert!(again > q1);
@@ -731,13 +825,19 @@ async fn undecrypted_events_kept(db: &Db) {
 async fn concurrent_same_undecrypted_one_row(db: &Db) {
     let store = db.connect().await;
     for round in 0..5 {
-        let event_id = format!("$race{round}");
+        let event_id = ruma::OwnedEventId::try_from(format!("$race{round}")).unwrap();
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (store, event_id) = (store.clone(), event_id.clone());
                 tokio::spawn(async move {
                     store
-                        .add_undecrypted("!r:localhost", "@a_ai:localhost", "s", &event_id, "{}")
+                        .add_undecrypted(
+                            ruma::room_id!("!r:localhost"),
+                            ruma::user_id!("@a_ai:localhost"),
+                            "s",
+                            &event_id,
+                            "{}",
+                        )
                         .await
                         .unwrap()
                 })
@@ -755,7 +855,10 @@ async fn concurrent_same_undecrypted_one_row(db: &Db) {
 
 async fn room_encryption_cannot_be_turned_off(db: &Db) {
     let store = db.connect().await;
-    let (room, other) = ("!r:localhost", "!plain:localhost");
+    let (room, other) = (
+        ruma::room_id!("!r:localhost"),
+        ruma::room_id!("!plain:localhost"),
+    );
     assert_eq!(store.room_encrypted(room).await.unwrap(), None);
     // Unencrypted is recorded, and can become encrypted.
     store.set_room_encrypted(room, false).await.unwrap();
@@ -772,22 +875,28 @@ async fn room_encryption_cannot_be_turned_off(db: &Db) {
     assert_eq!(store.room_encrypted(room).await.unwrap(), Some(true));
     // Encrypted from the first record on.
     store
-        .set_room_encrypted("!e:localhost", true)
+        .set_room_encrypted(ruma::room_id!("!e:localhost"), true)
         .await
         .unwrap();
     store
-        .set_room_encrypted("!e:localhost", false)
+        .set_room_encrypted(ruma::room_id!("!e:localhost"), false)
         .await
         .unwrap();
     assert_eq!(
-        store.room_encrypted("!e:localhost").await.unwrap(),
+        store
+            .room_encrypted(ruma::room_id!("!e:localhost"))
+            .await
+            .unwrap(),
         Some(true)
     );
     // Rooms are independent.
     store.set_room_encrypted(other, false).await.unwrap();
     assert_eq!(store.room_encrypted(other).await.unwrap(), Some(false));
     assert_eq!(
-        store.room_encrypted("!never:localhost").await.unwrap(),
+        store
+            .room_encrypted(ruma::room_id!("!never:localhost"))
+            .await
+            .unwrap(),
         None
     );
     // Concurrent writers disagreeing: encrypted wins whatever the order.
@@ -796,7 +905,7 @@ async fn room_encryption_cannot_be_turned_off(db: &Db) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .set_room_encrypted("!race:localhost", i == 3)
+                    .set_room_encrypted(ruma::room_id!("!race:localhost"), i == 3)
                     .await
                     .unwrap();
             })
@@ -806,7 +915,10 @@ async fn room_encryption_cannot_be_turned_off(db: &Db) {
         task.await.unwrap();
     }
     assert_eq!(
-        store.room_encrypted("!race:localhost").await.unwrap(),
+        store
+            .room_encrypted(ruma::room_id!("!race:localhost"))
+            .await
+            .unwrap(),
         Some(true)
     );
     store.close().await;
@@ -821,11 +933,17 @@ async fn encryption_state_survives_restart(db: &Db) {
             .unwrap()
     );
     let id = store
-        .add_undecrypted("!r:localhost", "@a_ai:localhost", "s", "$e", "{}")
+        .add_undecrypted(
+            ruma::room_id!("!r:localhost"),
+            ruma::user_id!("@a_ai:localhost"),
+            "s",
+            ruma::event_id!("$e"),
+            "{}",
+        )
         .await
         .unwrap();
     store
-        .set_room_encrypted("!r:localhost", true)
+        .set_room_encrypted(ruma::room_id!("!r:localhost"), true)
         .await
         .unwrap();
 
@@ -842,19 +960,28 @@ async fn encryption_state_survives_restart(db: &Db) {
             .await
             .unwrap()
     );
-    let kept = store.undecrypted_for_room("!r:localhost").await.unwrap();
+    let kept = store
+        .undecrypted_for_room(ruma::room_id!("!r:localhost"))
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!((kept[0].id, kept[0].event_id.as_str()), (id, "$e"));
     assert_eq!(
-        store.room_encrypted("!r:localhost").await.unwrap(),
+        store
+            .room_encrypted(ruma::room_id!("!r:localhost"))
+            .await
+            .unwrap(),
         Some(true)
     );
     store
-        .set_room_encrypted("!r:localhost", false)
+        .set_room_encrypted(ruma::room_id!("!r:localhost"), false)
         .await
         .unwrap();
     assert_eq!(
-        store.room_encrypted("!r:localhost").await.unwrap(),
+        store
+            .room_encrypted(ruma::room_id!("!r:localhost"))
+            .await
+            .unwrap(),
         Some(true)
     );
     store.close().await;
@@ -1076,15 +1203,18 @@ async fn survives_restart(db: &Db) {
     store.finish_inbox(first[0].id).await.unwrap();
     store
         .upsert_twin(&TwinRow {
-            twin_id: "@alice_ai:localhost".into(),
-            owner_id: "@alice:localhost".into(),
+            twin_id: ruma::owned_user_id!("@alice_ai:localhost"),
+            owner_id: ruma::owned_user_id!("@alice:localhost"),
             registered: true,
             display_name: Some("Alice (AI)".into()),
         })
         .await
         .unwrap();
     let session = store
-        .current_session("!r:localhost", "@alice_ai:localhost")
+        .current_session(
+            ruma::room_id!("!r:localhost"),
+            ruma::user_id!("@alice_ai:localhost"),
+        )
         .await
         .unwrap();
     store
@@ -1107,14 +1237,17 @@ async fn survives_restart(db: &Db) {
     );
     assert!(
         store
-            .get_twin("@alice_ai:localhost")
+            .get_twin(ruma::user_id!("@alice_ai:localhost"))
             .await
             .unwrap()
             .is_some()
     );
     assert_eq!(
         store
-            .current_session("!r:localhost", "@alice_ai:localhost")
+            .current_session(
+                ruma::room_id!("!r:localhost"),
+                ruma::user_id!("@alice_ai:localhost")
+            )
             .await
             .unwrap(),
         session
@@ -1142,10 +1275,16 @@ async fn survives_restart(db: &Db) {
 
 async fn twins_and_memberships(db: &Db) {
     let store = db.connect().await;
-    assert_eq!(store.get_twin("@nobody_ai:localhost").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_twin(ruma::user_id!("@nobody_ai:localhost"))
+            .await
+            .unwrap(),
+        None
+    );
     let mut twin = TwinRow {
-        twin_id: "@bob_ai:localhost".into(),
-        owner_id: "@bob:localhost".into(),
+        twin_id: ruma::owned_user_id!("@bob_ai:localhost"),
+        owner_id: ruma::owned_user_id!("@bob:localhost"),
         registered: false,
         display_name: None,
     };
@@ -1168,54 +1307,108 @@ async fn twins_and_memberships(db: &Db) {
         Some(twin.clone())
     );
 
-    assert!(store.room_twins("!r:localhost").await.unwrap().is_empty());
+    assert!(
+        store
+            .room_twins(ruma::room_id!("!r:localhost"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store
-        .set_membership("!r:localhost", "@bob_ai:localhost", "invite")
+        .set_membership(
+            ruma::room_id!("!r:localhost"),
+            ruma::user_id!("@bob_ai:localhost"),
+            &MembershipState::Invite,
+        )
         .await
         .unwrap();
     store
-        .set_membership("!r:localhost", "@alice_ai:localhost", "join")
+        .set_membership(
+            ruma::room_id!("!r:localhost"),
+            ruma::user_id!("@alice_ai:localhost"),
+            &MembershipState::Join,
+        )
         .await
         .unwrap();
     store
-        .set_membership("!other:localhost", "@bob_ai:localhost", "join")
+        .set_membership(
+            ruma::room_id!("!other:localhost"),
+            ruma::user_id!("@bob_ai:localhost"),
+            &MembershipState::Join,
+        )
         .await
         .unwrap();
     store
-        .set_membership("!r:localhost", "@bob_ai:localhost", "join")
+        .set_membership(
+            ruma::room_id!("!r:localhost"),
+            ruma::user_id!("@bob_ai:localhost"),
+            &MembershipState::Join,
+        )
         .await
         .unwrap();
     assert_eq!(
-        store.room_twins("!r:localhost").await.unwrap(),
+        store
+            .room_twins(ruma::room_id!("!r:localhost"))
+            .await
+            .unwrap(),
         vec![
-            ("@alice_ai:localhost".to_string(), "join".to_string()),
-            ("@bob_ai:localhost".to_string(), "join".to_string())
+            (
+                ruma::owned_user_id!("@alice_ai:localhost"),
+                MembershipState::Join
+            ),
+            (
+                ruma::owned_user_id!("@bob_ai:localhost"),
+                MembershipState::Join
+            )
         ]
     );
     store
-        .set_membership("!r:localhost", "@alice_ai:localhost", "leave")
+        .set_membership(
+            ruma::room_id!("!r:localhost"),
+            ruma::user_id!("@alice_ai:localhost"),
+            &MembershipState::Leave,
+        )
         .await
         .unwrap();
     assert_eq!(
-        store.room_twins("!r:localhost").await.unwrap()[0],
-        ("@alice_ai:localhost".into(), "leave".into())
+        store
+            .room_twins(ruma::room_id!("!r:localhost"))
+            .await
+            .unwrap()[0],
+        (
+            ruma::owned_user_id!("@alice_ai:localhost"),
+            MembershipState::Leave
+        )
     );
-    assert_eq!(store.room_twins("!other:localhost").await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .room_twins(ruma::room_id!("!other:localhost"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     store.close().await;
 }
 
 async fn sessions_and_messages(db: &Db) {
     let store = db.connect().await;
-    let (room, twin) = ("!r:localhost", "@alice_ai:localhost");
+    let (room, twin) = (
+        ruma::room_id!("!r:localhost"),
+        ruma::user_id!("@alice_ai:localhost"),
+    );
     let s1 = store.current_session(room, twin).await.unwrap();
-    assert_eq!((s1.room_id.as_str(), s1.twin_id.as_str()), (room, twin));
+    assert_eq!((s1.room_id.as_ref(), s1.twin_id.as_ref()), (room, twin));
     assert_eq!(store.current_session(room, twin).await.unwrap(), s1);
     // Another twin in the same room, and the same twin in another room, have their own.
     let other_twin = store
-        .current_session(room, "@bob_ai:localhost")
+        .current_session(room, ruma::user_id!("@bob_ai:localhost"))
         .await
         .unwrap();
-    let other_room = store.current_session("!q:localhost", twin).await.unwrap();
+    let other_room = store
+        .current_session(ruma::room_id!("!q:localhost"), twin)
+        .await
+        .unwrap();
     assert!(other_twin.id != s1.id && other_room.id != s1.id && other_twin.id != other_room.id);
 
     assert!(store.recent_messages(s1.id, 10).await.unwrap().is_empty());
@@ -1253,9 +1446,15 @@ async fn sessions_and_messages(db: &Db) {
         vec!["fresh"]
     );
     // new_session on a pair that never had one works too.
-    let s3 = store.new_session("!new:localhost", twin).await.unwrap();
+    let s3 = store
+        .new_session(ruma::room_id!("!new:localhost"), twin)
+        .await
+        .unwrap();
     assert_eq!(
-        store.current_session("!new:localhost", twin).await.unwrap(),
+        store
+            .current_session(ruma::room_id!("!new:localhost"), twin)
+            .await
+            .unwrap(),
         s3
     );
     // A big batch, past the insert chunk size.
@@ -1278,7 +1477,10 @@ async fn concurrent_sessions(db: &Db) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .current_session("!c:localhost", "@c_ai:localhost")
+                    .current_session(
+                        ruma::room_id!("!c:localhost"),
+                        ruma::user_id!("@c_ai:localhost"),
+                    )
                     .await
                     .unwrap()
             })
@@ -1298,7 +1500,10 @@ async fn concurrent_sessions(db: &Db) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .new_session("!c:localhost", "@c_ai:localhost")
+                    .new_session(
+                        ruma::room_id!("!c:localhost"),
+                        ruma::user_id!("@c_ai:localhost"),
+                    )
                     .await
                     .unwrap()
             })
@@ -1309,7 +1514,10 @@ async fn concurrent_sessions(db: &Db) {
         made.push(task.await.unwrap().id);
     }
     let current = store
-        .current_session("!c:localhost", "@c_ai:localhost")
+        .current_session(
+            ruma::room_id!("!c:localhost"),
+            ruma::user_id!("@c_ai:localhost"),
+        )
         .await
         .unwrap();
     assert!(made.contains(&current.id));

@@ -73,13 +73,13 @@ impl Crypto {
         match self.replace_device(twin, open).await {
             Ok(device) => {
                 self.metrics.devices_recreated.inc();
-                if let Err(err) = self.store.clear_twin_problem(twin.as_str()).await {
+                if let Err(err) = self.store.clear_twin_problem(twin).await {
                     tracing::warn!(%err, "cannot clear the twin's problem");
                 }
                 let key = format!("new-device:{device}");
                 if let Err(err) = self
                     .store
-                    .add_owner_notice(twin.as_str(), &key, NEW_DEVICE_NOTICE)
+                    .add_owner_notice(twin, &key, NEW_DEVICE_NOTICE)
                     .await
                 {
                     tracing::warn!(%err, "cannot keep the new-device notice for the owner");
@@ -149,7 +149,7 @@ impl Crypto {
     }
 
     async fn record_problem(&self, twin: &UserId, problem: &str) {
-        if let Err(err) = self.store.set_twin_problem(twin.as_str(), problem).await {
+        if let Err(err) = self.store.set_twin_problem(twin, problem).await {
             tracing::warn!(%err, "cannot record the twin's problem");
         }
     }

@@ -230,7 +230,7 @@ impl Crypto {
         let machine = Arc::new(machine);
         *open = Some(machine.clone());
         // It works again: whatever kept it from acting is over.
-        if let Err(err) = self.store.clear_twin_problem(twin.as_str()).await {
+        if let Err(err) = self.store.clear_twin_problem(twin).await {
             tracing::warn!(%err, "cannot clear the twin's problem");
         }
         Ok(Some(machine))

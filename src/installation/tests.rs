@@ -29,8 +29,8 @@ impl Setup {
 async fn add_twin(store: &Store) {
     store
         .upsert_twin(&TwinRow {
-            twin_id: "@alice_ai:example.org".into(),
-            owner_id: "@alice:example.org".into(),
+            twin_id: ruma::owned_user_id!("@alice_ai:example.org"),
+            owner_id: ruma::owned_user_id!("@alice:example.org"),
             registered: true,
             display_name: None,
         })

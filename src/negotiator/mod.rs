@@ -183,7 +183,7 @@ impl Negotiator {
             },
             ProtocolEvent::Reject(_) => None,
         };
-        let negotiation = match self.store.negotiation(twin.as_str(), id.as_str()).await? {
+        let negotiation = match self.store.negotiation(twin, id.as_str()).await? {
             Some(row) => serde_json::from_str::<Negotiation>(&row.state).map_err(internal)?,
             None if hello.is_some() => Negotiation::new(
                 id.clone(),
@@ -208,17 +208,9 @@ impl Negotiator {
                 return Ok(());
             }
         };
-        if hello.is_some()
-            && self
-                .store
-                .a2a_room(twin.as_str(), sender.as_str())
-                .await?
-                .is_none()
-        {
+        if hello.is_some() && self.store.a2a_room(twin, sender).await?.is_none() {
             // Reused when this twin later asks the other one.
-            self.store
-                .set_a2a_room(twin.as_str(), sender.as_str(), room.as_str())
-                .await?;
+            self.store.set_a2a_room(twin, sender, room).await?;
         }
         // Who the peer's owner is: known from the negotiation, or introduced by this hello.
         let peer_owner: Option<OwnedUserId> = negotiation
@@ -259,7 +251,7 @@ impl Negotiator {
         cause: &str,
     ) -> Result<Result<String, String>, RoomError> {
         let _one_at_a_time = self.locks.lock(twin).await;
-        let open = self.store.open_negotiations(twin.as_str()).await?;
+        let open = self.store.open_negotiations(twin).await?;
         let waiting: Vec<(NegotiationRow, Negotiation)> = open
             .into_iter()
             .filter(|row| id.is_none_or(|id| row.id == id))
@@ -283,7 +275,7 @@ impl Negotiator {
                 )));
             }
         };
-        let Some(room) = row.room_id.and_then(|r| OwnedRoomId::try_from(r).ok()) else {
+        let Some(room) = row.room_id else {
             return Ok(Err(
                 "That negotiation has no room; it cannot be answered.".into()
             ));
@@ -316,14 +308,14 @@ impl Negotiator {
         cause: &str,
     ) -> Result<Result<String, String>, RoomError> {
         let _one_at_a_time = self.locks.lock(twin).await;
-        let Some(row) = self.store.negotiation(twin.as_str(), id).await? else {
+        let Some(row) = self.store.negotiation(twin, id).await? else {
             return Ok(Err(format!("I know no meeting negotiation {id}.")));
         };
         let negotiation: Negotiation = serde_json::from_str(&row.state).map_err(internal)?;
         if negotiation.is_finished() {
             return Ok(Err(format!("The negotiation {id} is already over.")));
         }
-        let Some(room) = row.room_id.and_then(|r| OwnedRoomId::try_from(r).ok()) else {
+        let Some(room) = row.room_id else {
             return Ok(Err("That negotiation has no room.".into()));
         };
         let step = self.step_for(twin, owner, &room).await?;
@@ -342,7 +334,7 @@ impl Negotiator {
     /// works" can be passed on with the right id); `None` when there are none or they cannot
     /// be read (the turn goes on without).
     pub async fn meetings_context(&self, twin: &UserId, home: Arc<Home>) -> Option<String> {
-        let rows = match self.store.open_negotiations(twin.as_str()).await {
+        let rows = match self.store.open_negotiations(twin).await {
             Ok(rows) => rows,
             Err(err) => {
                 tracing::warn!(%err, "cannot read negotiations for the turn");
@@ -372,9 +364,8 @@ impl Negotiator {
         Ok(rows
             .into_iter()
             .filter_map(|row| {
-                let twin = OwnedUserId::try_from(row.twin_id).ok()?;
-                let room = OwnedRoomId::try_from(row.room_id?).ok()?;
-                Some((twin, row.id, room))
+                let room = row.room_id?;
+                Some((row.twin_id, row.id, room))
             })
             .collect())
     }
@@ -385,7 +376,7 @@ impl Negotiator {
         let Err(err) = self.tick_one(twin, id).await else {
             return;
         };
-        let failures = match self.store.add_tick_failure(twin.as_str(), id).await {
+        let failures = match self.store.add_tick_failure(twin, id).await {
             Ok(failures) => failures,
             Err(store_err) => {
                 tracing::warn!(%store_err, "cannot count a failed tick");
@@ -402,7 +393,7 @@ impl Negotiator {
     async fn tick_one(&self, twin: &UserId, id: &str) -> Result<(), RoomError> {
         let _one_at_a_time = self.locks.lock(twin).await;
         // Read again under the lock: a step may have moved it on since the due list was read.
-        let Some(row) = self.store.negotiation(twin.as_str(), id).await? else {
+        let Some(row) = self.store.negotiation(twin, id).await? else {
             return Ok(());
         };
         let now = Utc::now().timestamp_millis();
@@ -414,11 +405,7 @@ impl Negotiator {
             .naming()
             .owner_of(twin)
             .ok_or_else(|| internal("not a twin"))?;
-        let room = row
-            .room_id
-            .as_deref()
-            .and_then(|r| OwnedRoomId::try_from(r).ok())
-            .ok_or_else(|| internal("no room"))?;
+        let room = row.room_id.clone().ok_or_else(|| internal("no room"))?;
         let negotiation: Negotiation = serde_json::from_str(&row.state).map_err(internal)?;
         let step = self.step_for(twin, &owner, &room).await?;
         let cause = format!("tick-{}", row.deadline_ms.unwrap_or_default());
@@ -527,10 +514,10 @@ impl Negotiator {
             );
         }
         let row = NegotiationRow {
-            twin_id: step.twin.to_string(),
+            twin_id: step.twin.to_owned(),
             id: negotiation.id().as_str().to_owned(),
-            peer_twin: peer.map(|p| p.twin.to_string()),
-            room_id: Some(step.room.to_string()),
+            peer_twin: peer.map(|p| p.twin.to_owned()),
+            room_id: Some(step.room.to_owned()),
             state: serde_json::to_string(&negotiation).map_err(internal)?,
             deadline_ms: negotiation.deadline().map(|d| d.timestamp_millis()),
             finished: negotiation.is_finished(),
@@ -651,18 +638,11 @@ impl Negotiator {
 
     /// The encrypted room `twin` shares with `peer_twin`, created (peer invited) when needed.
     async fn a2a_room(&self, twin: &UserId, peer_twin: &UserId) -> Result<OwnedRoomId, RoomError> {
-        if let Some(room) = self
-            .store
-            .a2a_room(twin.as_str(), peer_twin.as_str())
-            .await?
-            .and_then(|r| OwnedRoomId::try_from(r).ok())
-        {
+        if let Some(room) = self.store.a2a_room(twin, peer_twin).await? {
             return Ok(room);
         }
         let room = self.outbox.open_dm(twin, peer_twin).await?;
-        self.store
-            .set_a2a_room(twin.as_str(), peer_twin.as_str(), room.as_str())
-            .await?;
+        self.store.set_a2a_room(twin, peer_twin, &room).await?;
         tracing::info!(%twin, %peer_twin, %room, "opened a room with another twin");
         Ok(room)
     }

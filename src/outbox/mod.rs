@@ -76,7 +76,7 @@ impl Outbox {
         content: RoomMessageEventContent,
     ) -> Result<OwnedEventId, RoomError> {
         let thread_root = match &content.relates_to {
-            Some(Relation::Thread(thread)) => Some(thread.event_id.to_string()),
+            Some(Relation::Thread(thread)) => Some(thread.event_id.clone()),
             _ => None,
         };
         let raw = Raw::new(&AnyMessageLikeEventContent::RoomMessage(content))
@@ -86,12 +86,7 @@ impl Outbox {
             .await?;
         if let Err(err) = self
             .store
-            .add_twin_event(
-                room.as_str(),
-                event_id.as_str(),
-                twin.as_str(),
-                thread_root.as_deref(),
-            )
+            .add_twin_event(room, &event_id, twin, thread_root.as_deref())
             .await
         {
             tracing::warn!(%err, "cannot record a sent event");
@@ -199,13 +194,11 @@ impl Outbox {
 
     /// Whether `room` is encrypted: as recorded, else asked from the homeserver (and recorded).
     async fn is_encrypted(&self, twin: &UserId, room: &RoomId) -> Result<bool, RoomError> {
-        Ok(match self.store.room_encrypted(room.as_str()).await? {
+        Ok(match self.store.room_encrypted(room).await? {
             Some(encrypted) => encrypted,
             None => {
                 let encrypted = self.matrix.room_is_encrypted(twin, room).await?;
-                self.store
-                    .set_room_encrypted(room.as_str(), encrypted)
-                    .await?;
+                self.store.set_room_encrypted(room, encrypted).await?;
                 encrypted
             }
         })

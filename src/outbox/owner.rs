@@ -1,6 +1,7 @@
 //! Telling an owner things in their DM with the twin: which room that is, opening one when
 //! there is none, and keeping a notice until a usable DM exists.
 
+use ruma::events::room::member::MembershipState;
 use ruma::{OwnedRoomId, UserId};
 
 use super::{Outbox, ReplyTo};
@@ -12,11 +13,8 @@ use crate::{
 impl Outbox {
     /// The owner's DM with the twin (opened when there is none).
     pub async fn owner_dm(&self, twin: &UserId, owner: &UserId) -> Result<OwnedRoomId, RoomError> {
-        let rooms = self.store.owner_dms(twin.as_str(), owner.as_str()).await?;
-        if let Some(room) = rooms
-            .into_iter()
-            .find_map(|r| OwnedRoomId::try_from(r).ok())
-        {
+        let rooms = self.store.owner_dms(twin, owner).await?;
+        if let Some(room) = rooms.into_iter().next() {
             return Ok(room);
         }
         let room = self.open_dm(twin, owner).await?;
@@ -27,15 +25,15 @@ impl Outbox {
     /// Creates an encrypted direct chat of `twin` with `other` and records it.
     pub async fn open_dm(&self, twin: &UserId, other: &UserId) -> Result<OwnedRoomId, RoomError> {
         let room = self.matrix.create_dm(twin, other).await?;
-        self.store.set_room_encrypted(room.as_str(), true).await?;
+        self.store.set_room_encrypted(&room, true).await?;
         self.store
-            .set_membership(room.as_str(), twin.as_str(), "join")
+            .set_membership(&room, twin, &MembershipState::Join)
             .await?;
         self.store
-            .set_room_member(room.as_str(), twin.as_str(), "join", None)
+            .set_room_member(&room, twin, &MembershipState::Join, None)
             .await?;
         self.store
-            .set_room_member(room.as_str(), other.as_str(), "invite", None)
+            .set_room_member(&room, other, &MembershipState::Invite, None)
             .await?;
         Ok(room)
     }
@@ -60,7 +58,7 @@ impl Outbox {
     /// each once. A DM that the homeserver refuses (a room of a homeserver whose data was
     /// reset, a room the owner left) is forgotten, and the notices wait for the next one.
     pub async fn deliver_owner_notices(&self, twin: &UserId, owner: &UserId) {
-        let notices = match self.store.owner_notices(twin.as_str()).await {
+        let notices = match self.store.owner_notices(twin).await {
             Ok(notices) if notices.is_empty() => return,
             Ok(notices) => notices,
             Err(err) => {
@@ -68,7 +66,7 @@ impl Outbox {
                 return;
             }
         };
-        let rooms = match self.store.owner_dms(twin.as_str(), owner.as_str()).await {
+        let rooms = match self.store.owner_dms(twin, owner).await {
             Ok(rooms) => {
                 tracing::debug!(%twin, notices = notices.len(), dms = rooms.len(), "delivering notices kept for the owner");
                 rooms
@@ -78,10 +76,7 @@ impl Outbox {
                 return;
             }
         };
-        for room in rooms
-            .into_iter()
-            .filter_map(|r| OwnedRoomId::try_from(r).ok())
-        {
+        for room in rooms {
             let mut usable = true;
             for notice in &notices {
                 let txn = txn_id_for(twin.as_str(), &notice.key, TxnPart::OwnerNotice);
@@ -97,11 +92,7 @@ impl Outbox {
                     .await
                 {
                     Ok(_) => {
-                        if let Err(err) = self
-                            .store
-                            .remove_owner_notice(twin.as_str(), &notice.key)
-                            .await
-                        {
+                        if let Err(err) = self.store.remove_owner_notice(twin, &notice.key).await {
                             tracing::warn!(%err, "cannot forget a delivered notice");
                         }
                     }
@@ -121,11 +112,11 @@ impl Outbox {
             }
             let forgotten = self
                 .store
-                .set_membership(room.as_str(), twin.as_str(), "leave")
+                .set_membership(&room, twin, &MembershipState::Leave)
                 .await;
             let left = self
                 .store
-                .set_room_member(room.as_str(), twin.as_str(), "leave", None)
+                .set_room_member(&room, twin, &MembershipState::Leave, None)
                 .await;
             if let Err(err) = forgotten.and(left) {
                 tracing::warn!(%err, "cannot forget an unusable DM");

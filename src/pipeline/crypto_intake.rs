@@ -198,7 +198,7 @@ impl CryptoIntake {
         for key in arrived {
             let waiting = match self
                 .store
-                .undecrypted_for_session(key.room_id.as_str(), &key.session_id)
+                .undecrypted_for_session(&key.room_id, &key.session_id)
                 .await
             {
                 Ok(waiting) => waiting,

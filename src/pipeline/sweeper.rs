@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use ruma::{OwnedRoomId, OwnedUserId};
+use ruma::OwnedUserId;
 use tokio::sync::watch;
 
 use super::queues::{RoomQueues, Work};
@@ -73,9 +73,7 @@ impl Sweeper {
         let mut last = cursor;
         for kept in page {
             last = kept.id;
-            let Ok(room) = OwnedRoomId::try_from(kept.room_id.as_str()) else {
-                continue;
-            };
+            let room = kept.room_id.clone();
             if self.queues.try_push(&room, Work::Retry(kept)).is_err() {
                 // The room is busy; the next sweep tries again.
                 continue;
@@ -108,9 +106,7 @@ impl Sweeper {
             }
             self.metrics.undecryptable_expired.inc();
             tracing::warn!(room = %kept.room_id, event = %kept.event_id, "gave up on an event whose room key never arrived");
-            if let Ok(twin) = OwnedUserId::try_from(kept.twin_id.as_str()) {
-                by_twin.entry(twin).or_default().push(kept);
-            }
+            by_twin.entry(kept.twin_id.clone()).or_default().push(kept);
         }
         for (twin, events) in by_twin {
             let Some(owner) = self.twins.naming().owner_of(&twin) else {
@@ -169,15 +165,17 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use ruma::OwnedRoomId;
+
     use super::*;
 
     fn kept(id: i64, room: &str, sender: &str) -> Undecrypted {
         Undecrypted {
             id,
-            room_id: room.into(),
-            twin_id: "@a_ai:x".into(),
+            room_id: OwnedRoomId::try_from(room).unwrap(),
+            twin_id: ruma::owned_user_id!("@a_ai:x"),
             session_id: "s".into(),
-            event_id: format!("$e{id}"),
+            event_id: ruma::OwnedEventId::try_from(format!("$e{id}")).unwrap(),
             event_json: format!(r#"{{"sender":"{sender}","content":{{"ciphertext":"secret"}}}}"#),
             since_ms: 0,
         }

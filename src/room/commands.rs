@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ruma::events::room::member::MembershipState;
 use ruma::{EventId, RoomId, UserId};
 
 use super::{
@@ -114,9 +115,7 @@ impl CommandRunner {
             ),
             Command::Status => self.status(twin_id, owner, room, &home).await?,
             Command::Reset => {
-                self.store
-                    .new_session(room.as_str(), twin_id.as_str())
-                    .await?;
+                self.store.new_session(room, twin_id).await?;
                 "🔄 New conversation: I no longer use this room's earlier messages.".to_owned()
             }
             Command::Leave => "👋 Leaving this room. Invite me again any time.".to_owned(),
@@ -185,7 +184,7 @@ impl CommandRunner {
             None => self.kernel.describe(),
         };
         let backlog = self.store.inbox_backlog().await?;
-        let encrypted = self.store.room_encrypted(room.as_str()).await?;
+        let encrypted = self.store.room_encrypted(room).await?;
         let device = match self.crypto.device_id(twin_id).await {
             Some(device) => format!("device `{device}`"),
             None => "no device yet".to_owned(),
@@ -195,7 +194,7 @@ impl CommandRunner {
             Some(false) => format!("not encrypted; {device}"),
             None => format!("unknown yet; {device}"),
         };
-        let members = self.store.room_members(room.as_str()).await?.len();
+        let members = self.store.room_members(room).await?.len();
         Ok(format!(
             "**Status of {twin_id}**\n\n\
              - Model: {model}\n\
@@ -355,7 +354,7 @@ impl CommandRunner {
             .await?;
         self.matrix.leave_room(twin_id, room, None).await?;
         self.store
-            .set_membership(room.as_str(), twin_id.as_str(), "leave")
+            .set_membership(room, twin_id, &MembershipState::Leave)
             .await?;
         Ok(())
     }

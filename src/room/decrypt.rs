@@ -57,13 +57,7 @@ impl RoomSession {
         let (row, new) = loop {
             attempt += 1;
             match store
-                .keep_undecrypted(
-                    room.as_str(),
-                    first.as_str(),
-                    session_id.unwrap_or_default(),
-                    event_id.as_str(),
-                    json,
-                )
+                .keep_undecrypted(room, first, session_id.unwrap_or_default(), event_id, json)
                 .await
             {
                 Ok(kept) => break kept,
@@ -105,9 +99,7 @@ impl RoomSession {
 
     /// Tries a kept event again (its key arrived, or a sweep); handles it when it decrypts now.
     pub async fn retry_undecrypted(&self, kept: Undecrypted) {
-        let Ok(room) = ruma::OwnedRoomId::try_from(kept.room_id.as_str()) else {
-            return;
-        };
+        let room = kept.room_id.clone();
         let Ok(raw) = ruma::serde::Raw::from_json_string(kept.event_json.clone()) else {
             // Not even JSON: it never will decrypt.
             let _ = self.parts.store.remove_undecrypted(kept.id).await;

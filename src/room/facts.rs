@@ -71,21 +71,11 @@ impl RoomSession {
             _ => (None, None),
         };
         let replied_twin = match &reply_to {
-            Some(id) => {
-                self.parts
-                    .store
-                    .twin_of_event(room.as_str(), id.as_str())
-                    .await?
-            }
+            Some(id) => self.parts.store.twin_of_event(room, id).await?,
             None => None,
         };
         let thread_twins = match &thread_root {
-            Some(root) => {
-                self.parts
-                    .store
-                    .twins_in_thread(room.as_str(), root.as_str())
-                    .await?
-            }
+            Some(root) => self.parts.store.twins_in_thread(room, root).await?,
             None => Vec::new(),
         };
         let members = self.known_members(room, joined).await?;
@@ -105,7 +95,7 @@ impl RoomSession {
                 .find(|m| m.user_id == twin.as_str())
                 .and_then(|m| m.display_name.clone());
             twins.push(TwinFacts {
-                replied_to: replied_twin.as_deref() == Some(twin.as_str()),
+                replied_to: replied_twin.as_deref() == Some(&twin),
                 in_thread: thread_twins.iter().any(|t| t == twin.as_str()),
                 twin,
                 owner,
@@ -129,10 +119,10 @@ impl RoomSession {
         joined: &[OwnedUserId],
     ) -> Result<Vec<crate::storage::MemberRow>, RoomError> {
         if let Some(twin) = joined.first()
-            && !self.parts.store.room_members_known(room.as_str()).await?
+            && !self.parts.store.room_members_known(room).await?
         {
             self.seed_members(twin, room).await;
         }
-        Ok(self.parts.store.room_members(room.as_str()).await?)
+        Ok(self.parts.store.room_members(room).await?)
     }
 }

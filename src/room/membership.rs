@@ -19,12 +19,12 @@ impl RoomSession {
         parts.matrix.join_room(twin, room).await?;
         parts
             .store
-            .set_membership(room.as_str(), twin.as_str(), MembershipState::Join.as_str())
+            .set_membership(room, twin, &MembershipState::Join)
             .await?;
         self.seed_members(twin, room).await;
         tracing::info!(%twin, %room, "joined on an invite");
         // A new DM with the owner is where notices that found no usable DM go.
-        let members = parts.store.room_members(room.as_str()).await?;
+        let members = parts.store.room_members(room).await?;
         let with_owner = members.len() == 2 && members.iter().any(|m| m.user_id == owner.as_str());
         if with_owner {
             parts.outbox.deliver_owner_notices(twin, &owner).await;
@@ -65,7 +65,7 @@ impl RoomSession {
                 for (user, name) in members {
                     if let Err(err) = parts
                         .store
-                        .set_room_member(room.as_str(), user.as_str(), "join", name.as_deref())
+                        .set_room_member(room, &user, &MembershipState::Join, name.as_deref())
                         .await
                     {
                         tracing::warn!(%err, "cannot record a room member");

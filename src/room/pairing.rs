@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use ruma::{EventId, OwnedRoomId, RoomId, UserId};
+use ruma::events::room::member::MembershipState;
+use ruma::{EventId, RoomId, UserId};
 
 use super::{RoomError, decide::ReplyTo, limits::Limits};
 use crate::{
@@ -53,10 +54,10 @@ impl Pairing {
         text: &str,
     ) -> Result<(), RoomError> {
         let row = PairingRow {
-            twin_id: twin.to_string(),
-            requester: sender.to_string(),
-            room_id: room.to_string(),
-            event_id: event_id.to_string(),
+            twin_id: twin.to_owned(),
+            requester: sender.to_owned(),
+            room_id: room.to_owned(),
+            event_id: event_id.to_owned(),
             body: text.to_owned(),
             status: "pending".into(),
         };
@@ -158,12 +159,10 @@ impl Pairing {
         let status = if approve { "approved" } else { "denied" };
         let known = self
             .store
-            .set_pairing_status(twin.as_str(), requester.as_str(), status)
+            .set_pairing_status(twin, requester, status)
             .await?;
         let pairing = if known {
-            self.store
-                .pairing(twin.as_str(), requester.as_str())
-                .await?
+            self.store.pairing(twin, requester).await?
         } else {
             None
         };
@@ -174,14 +173,7 @@ impl Pairing {
                 format!("🚫 {requester} is now blocked.")
             });
         };
-        let (Ok(room), Ok(first)) = (
-            OwnedRoomId::try_from(pairing.room_id.as_str()),
-            ruma::OwnedEventId::try_from(pairing.event_id.as_str()),
-        ) else {
-            return Ok(format!(
-                "Done, but the request of {requester} was unreadable."
-            ));
-        };
+        let (room, first) = (pairing.room_id, pairing.event_id);
         let txn = txn_id_for(twin.as_str(), command_event.as_str(), TxnPart::ToRequester);
         if approve {
             let hello =
@@ -211,7 +203,7 @@ impl Pairing {
                 tracing::warn!(%err, "could not leave the denied DM");
             }
             self.store
-                .set_membership(room.as_str(), twin.as_str(), "leave")
+                .set_membership(&room, twin, &MembershipState::Leave)
                 .await?;
             Ok(format!(
                 "🚫 {requester} is blocked; I told them and left our DM."
@@ -221,11 +213,7 @@ impl Pairing {
 
     /// The owner's DM with the twin; created (encrypted, owner invited) when there is none.
     async fn name_of(&self, room: &RoomId, user: &UserId) -> String {
-        let members: Vec<MemberRow> = self
-            .store
-            .room_members(room.as_str())
-            .await
-            .unwrap_or_default();
+        let members: Vec<MemberRow> = self.store.room_members(room).await.unwrap_or_default();
         match members
             .into_iter()
             .find(|m| m.user_id == user.as_str())

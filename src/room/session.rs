@@ -71,7 +71,7 @@ impl RoomSession {
         if matches!(
             event,
             RoomEvent::EncryptionEnabled { .. } | RoomEvent::Encrypted { .. }
-        ) && let Err(err) = store.set_room_encrypted(room.as_str(), true).await
+        ) && let Err(err) = store.set_room_encrypted(&room, true).await
         {
             tracing::error!(%err, "cannot record that the room is encrypted");
         }
@@ -158,11 +158,11 @@ impl RoomSession {
         Ok(self
             .parts
             .store
-            .room_twins(room.as_str())
+            .room_twins(room)
             .await?
             .into_iter()
-            .filter(|(_, membership)| membership == MembershipState::Join.as_str())
-            .filter_map(|(twin, _)| OwnedUserId::try_from(twin).ok())
+            .filter(|(_, membership)| *membership == MembershipState::Join)
+            .map(|(twin, _)| twin)
             .collect())
     }
 
@@ -179,12 +179,7 @@ impl RoomSession {
                 ..
             } => {
                 store
-                    .set_room_member(
-                        room_id.as_str(),
-                        target.as_str(),
-                        membership.as_str(),
-                        display_name.as_deref(),
-                    )
+                    .set_room_member(room_id, target, membership, display_name.as_deref())
                     .await
             }
             RoomEvent::Text {
@@ -197,22 +192,11 @@ impl RoomSession {
                 ..
             } if !joined.is_empty() => {
                 store
-                    .log_message(
-                        room_id.as_str(),
-                        event_id.as_str(),
-                        sender.as_str(),
-                        body,
-                        ROOM_LOG_KEEP,
-                    )
+                    .log_message(room_id, event_id, sender, body, ROOM_LOG_KEEP)
                     .await?;
                 if self.parts.twins.naming().is_twin(sender) {
                     store
-                        .add_twin_event(
-                            room_id.as_str(),
-                            event_id.as_str(),
-                            sender.as_str(),
-                            refs.thread_root.as_ref().map(|r| r.as_str()),
-                        )
+                        .add_twin_event(room_id, event_id, sender, refs.thread_root.as_deref())
                         .await?;
                 }
                 Ok(())
@@ -231,10 +215,7 @@ impl RoomSession {
                 room,
                 membership,
             } => {
-                parts
-                    .store
-                    .set_membership(room.as_str(), twin.as_str(), membership.as_str())
-                    .await?;
+                parts.store.set_membership(room, twin, membership).await?;
             }
             Action::Join { twin, room } => self.join(twin, room).await?,
             Action::Decline { twin, room, reason } => self.decline(twin, room, reason).await?,

@@ -3,7 +3,9 @@
 
 use sqlx::Row;
 
-use super::{StorageError, Store, Undecrypted, now_ms};
+use ruma::{EventId, RoomId, UserId};
+
+use super::{StorageError, Store, Undecrypted, id_column, now_ms};
 
 /// Reads the columns of [`Undecrypted`], in the order `undecrypted_row` expects.
 macro_rules! select_undecrypted {
@@ -19,10 +21,10 @@ macro_rules! select_undecrypted {
 fn undecrypted_row(row: &sqlx::any::AnyRow) -> Result<Undecrypted, sqlx::Error> {
     Ok(Undecrypted {
         id: row.try_get(0)?,
-        room_id: row.try_get(1)?,
-        twin_id: row.try_get(2)?,
+        room_id: id_column(row, 1)?,
+        twin_id: id_column(row, 2)?,
         session_id: row.try_get(3)?,
-        event_id: row.try_get(4)?,
+        event_id: id_column(row, 4)?,
         event_json: row.try_get(5)?,
         since_ms: row.try_get(6)?,
     })
@@ -37,10 +39,10 @@ impl Store {
     /// `since_ms`).
     pub async fn add_undecrypted(
         &self,
-        room_id: &str,
-        twin_id: &str,
+        room_id: &RoomId,
+        twin_id: &UserId,
         session_id: &str,
-        event_id: &str,
+        event_id: &EventId,
         event_json: &str,
     ) -> Result<i64, StorageError> {
         // The no-op update makes a repeat return the existing id in the same statement, which
@@ -52,10 +54,10 @@ impl Store {
              ON CONFLICT (twin_id, event_id) DO UPDATE SET event_id = undecrypted.event_id \
              RETURNING id",
         )
-        .bind(room_id)
-        .bind(twin_id)
+        .bind(room_id.as_str())
+        .bind(twin_id.as_str())
         .bind(session_id)
-        .bind(event_id)
+        .bind(event_id.as_str())
         .bind(event_json)
         .bind(now_ms())
         .fetch_one(&self.pool)
@@ -72,10 +74,10 @@ impl Store {
     /// the first time, `(row id, false)` when it was kept already (key requests go out once).
     pub async fn keep_undecrypted(
         &self,
-        room_id: &str,
-        twin_id: &str,
+        room_id: &RoomId,
+        twin_id: &UserId,
         session_id: &str,
-        event_id: &str,
+        event_id: &EventId,
         event_json: &str,
     ) -> Result<(i64, bool), StorageError> {
         let what = || format!("keeping undecrypted event {event_id} of {twin_id} in {room_id}");
@@ -85,10 +87,10 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (twin_id, event_id) DO NOTHING RETURNING id",
         )
-        .bind(room_id)
-        .bind(twin_id)
+        .bind(room_id.as_str())
+        .bind(twin_id.as_str())
         .bind(session_id)
-        .bind(event_id)
+        .bind(event_id.as_str())
         .bind(event_json)
         .bind(now_ms())
         .fetch_optional(&self.pool)
@@ -107,14 +109,14 @@ impl Store {
     /// oldest first (every twin's).
     pub async fn undecrypted_for_session(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         session_id: &str,
     ) -> Result<Vec<Undecrypted>, StorageError> {
         let what = || format!("reading undecrypted events of session {session_id} in {room_id}");
         let rows = sqlx::query(select_undecrypted!(
             "WHERE room_id = $1 AND session_id = $2 ORDER BY id"
         ))
-        .bind(room_id)
+        .bind(room_id.as_str())
         .bind(session_id)
         .fetch_all(&self.pool)
         .await
@@ -128,11 +130,11 @@ impl Store {
     /// Undecrypted events of a room, whatever their session and twin, oldest first.
     pub async fn undecrypted_for_room(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
     ) -> Result<Vec<Undecrypted>, StorageError> {
         let what = || format!("reading undecrypted events in {room_id}");
         let rows = sqlx::query(select_undecrypted!("WHERE room_id = $1 ORDER BY id"))
-            .bind(room_id)
+            .bind(room_id.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(|e| StorageError::query(what(), &e))?;
@@ -216,7 +218,7 @@ impl Store {
     /// recorded unencrypted, is stored.
     pub async fn set_room_encrypted(
         &self,
-        room_id: &str,
+        room_id: &RoomId,
         encrypted: bool,
     ) -> Result<(), StorageError> {
         sqlx::query(
@@ -224,7 +226,7 @@ impl Store {
              ON CONFLICT (room_id) DO UPDATE SET encrypted = excluded.encrypted, \
              updated_at = excluded.updated_at WHERE room_encryption.encrypted = 0",
         )
-        .bind(room_id)
+        .bind(room_id.as_str())
         .bind(i32::from(encrypted))
         .bind(now_ms())
         .execute(&self.pool)
@@ -240,10 +242,10 @@ impl Store {
 
     /// Whether a room is encrypted, as recorded by [`Store::set_room_encrypted`]; `None` when
     /// nothing was ever recorded for it.
-    pub async fn room_encrypted(&self, room_id: &str) -> Result<Option<bool>, StorageError> {
+    pub async fn room_encrypted(&self, room_id: &RoomId) -> Result<Option<bool>, StorageError> {
         let encrypted: Option<i64> =
             sqlx::query_scalar("SELECT encrypted FROM room_encryption WHERE room_id = $1")
-                .bind(room_id)
+                .bind(room_id.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| {

@@ -41,7 +41,8 @@ pub use self::{
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::{Any, AnyPool, Transaction};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -158,13 +159,13 @@ pub struct Undecrypted {
     /// Row id, for [`Store::remove_undecrypted`]; increases with the time of storing.
     pub id: i64,
     /// Room of the event.
-    pub room_id: String,
+    pub room_id: OwnedRoomId,
     /// Twin that could not decrypt it.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
     /// Megolm session id the room key is missing for.
     pub session_id: String,
     /// The event's id.
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     /// The encrypted event's JSON, as received.
     pub event_json: String,
     /// When it was first stored, in Unix milliseconds.
@@ -175,9 +176,9 @@ pub struct Undecrypted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TwinRow {
     /// The twin's MXID.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
     /// The owner's MXID.
-    pub owner_id: String,
+    pub owner_id: OwnedUserId,
     /// Whether the account exists on the homeserver.
     pub registered: bool,
     /// Display name last set.
@@ -190,9 +191,9 @@ pub struct SessionRow {
     /// Session id.
     pub id: i64,
     /// Room.
-    pub room_id: String,
+    pub room_id: OwnedRoomId,
     /// Twin.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
 }
 
 /// The store: a connection pool to SQLite or PostgreSQL. Cheap to clone (clones share the pool).
@@ -260,6 +261,36 @@ impl Store {
 }
 
 /// Now, in Unix milliseconds.
+/// Reads a column holding a Matrix ID (room, user or event), as its typed ID; text that is not a
+/// valid ID is a decode error, never passed on as a string.
+fn id_column<T>(row: &sqlx::any::AnyRow, index: usize) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    let text: String = row.try_get(index)?;
+    parse_id(index, text)
+}
+
+/// Like [`id_column`], for a nullable column.
+fn id_column_opt<T>(row: &sqlx::any::AnyRow, index: usize) -> Result<Option<T>, sqlx::Error>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    let text: Option<String> = row.try_get(index)?;
+    text.map(|text| parse_id(index, text)).transpose()
+}
+
+/// Parses the text of column `index` as a Matrix ID.
+fn parse_id<T>(index: usize, text: String) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    T::try_from(text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: Box::new(e),
+    })
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -314,6 +345,20 @@ mod tests {
     use sqlx::Row;
 
     #[test]
+    fn stored_ids_are_parsed_and_bad_ones_are_decode_errors() {
+        let room: OwnedRoomId = parse_id(1, "!r:example.org".to_owned()).unwrap();
+        assert_eq!(room.as_str(), "!r:example.org");
+        let user: OwnedUserId = parse_id(2, "@a:example.org".to_owned()).unwrap();
+        assert_eq!(user.server_name(), "example.org");
+        let bad = parse_id::<OwnedUserId>(3, "not an id".to_owned()).unwrap_err();
+        assert!(
+            matches!(&bad, sqlx::Error::ColumnDecode { index, .. } if index == "3"),
+            "{bad}"
+        );
+        assert!(parse_id::<OwnedEventId>(0, "no-sigil".to_owned()).is_err());
+    }
+
+    #[test]
     fn values_rows_numbers_placeholders() {
         assert_eq!(
             values_rows(3, &["$1"], 1, 2),
@@ -362,7 +407,10 @@ mod tests {
         );
         store.finish_inbox(items[0].id).await.unwrap();
         assert_eq!(store.inbox_backlog().await.unwrap(), 2);
-        let session = store.current_session("!r:x", "@a_ai:x").await.unwrap();
+        let session = store
+            .current_session(ruma::room_id!("!r:x"), ruma::user_id!("@a_ai:x"))
+            .await
+            .unwrap();
         store
             .append_messages(session.id, &["a".into(), "b".into()])
             .await
@@ -395,12 +443,24 @@ mod tests {
         assert_eq!(InboxKind::from_column("other"), None);
 
         let id = store
-            .add_undecrypted("!r:x", "@a_ai:x", "s1", "$e", "{}")
+            .add_undecrypted(
+                ruma::room_id!("!r:x"),
+                ruma::user_id!("@a_ai:x"),
+                "s1",
+                ruma::event_id!("$e"),
+                "{}",
+            )
             .await
             .unwrap();
         assert_eq!(
             store
-                .add_undecrypted("!r:x", "@a_ai:x", "s1", "$e", "{}")
+                .add_undecrypted(
+                    ruma::room_id!("!r:x"),
+                    ruma::user_id!("@a_ai:x"),
+                    "s1",
+                    ruma::event_id!("$e"),
+                    "{}"
+                )
                 .await
                 .unwrap(),
             id
@@ -409,10 +469,22 @@ mod tests {
         store.remove_undecrypted(id).await.unwrap();
         assert_eq!(store.undecrypted_count().await.unwrap(), 0);
 
-        assert_eq!(store.room_encrypted("!r:x").await.unwrap(), None);
-        store.set_room_encrypted("!r:x", true).await.unwrap();
-        store.set_room_encrypted("!r:x", false).await.unwrap();
-        assert_eq!(store.room_encrypted("!r:x").await.unwrap(), Some(true));
+        assert_eq!(
+            store.room_encrypted(ruma::room_id!("!r:x")).await.unwrap(),
+            None
+        );
+        store
+            .set_room_encrypted(ruma::room_id!("!r:x"), true)
+            .await
+            .unwrap();
+        store
+            .set_room_encrypted(ruma::room_id!("!r:x"), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.room_encrypted(ruma::room_id!("!r:x")).await.unwrap(),
+            Some(true)
+        );
         store.close().await;
     }
 }

@@ -3,19 +3,21 @@
 
 use sqlx::Row;
 
-use super::{StorageError, Store, now_ms};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{StorageError, Store, id_column, id_column_opt, now_ms, parse_id};
 
 /// One twin's side of a negotiation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiationRow {
     /// The twin.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
     /// The negotiation id (shared by both sides).
     pub id: String,
     /// The other twin, once known.
-    pub peer_twin: Option<String>,
+    pub peer_twin: Option<OwnedUserId>,
     /// The room of the negotiation, once known.
-    pub room_id: Option<String>,
+    pub room_id: Option<OwnedRoomId>,
     /// The state machine, as JSON.
     pub state: String,
     /// When it times out, Unix milliseconds.
@@ -26,10 +28,10 @@ pub struct NegotiationRow {
 
 fn row_of(row: &sqlx::any::AnyRow) -> Result<NegotiationRow, sqlx::Error> {
     Ok(NegotiationRow {
-        twin_id: row.try_get(0)?,
+        twin_id: id_column(row, 0)?,
         id: row.try_get(1)?,
-        peer_twin: row.try_get(2)?,
-        room_id: row.try_get(3)?,
+        peer_twin: id_column_opt(row, 2)?,
+        room_id: id_column_opt(row, 3)?,
         state: row.try_get(4)?,
         deadline_ms: row.try_get(5)?,
         finished: row.try_get::<i32, _>(6)? == 1,
@@ -59,10 +61,10 @@ impl Store {
              deadline_ms = excluded.deadline_ms, finished = excluded.finished, \
              updated_at = excluded.updated_at, tick_failures = 0",
         )
-        .bind(&row.twin_id)
+        .bind(row.twin_id.as_str())
         .bind(&row.id)
-        .bind(row.peer_twin.as_deref())
-        .bind(row.room_id.as_deref())
+        .bind(row.peer_twin.as_ref().map(|twin| twin.as_str()))
+        .bind(row.room_id.as_ref().map(|room| room.as_str()))
         .bind(&row.state)
         .bind(row.deadline_ms)
         .bind(i32::from(row.finished))
@@ -76,11 +78,11 @@ impl Store {
     /// A twin's side of a negotiation.
     pub async fn negotiation(
         &self,
-        twin_id: &str,
+        twin_id: &UserId,
         id: &str,
     ) -> Result<Option<NegotiationRow>, StorageError> {
         let row = sqlx::query(select_negotiations!("WHERE twin_id = $1 AND id = $2"))
-            .bind(twin_id)
+            .bind(twin_id.as_str())
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -114,12 +116,12 @@ impl Store {
     }
 
     /// Counts a failed tick of a negotiation; returns the failures in a row so far.
-    pub async fn add_tick_failure(&self, twin_id: &str, id: &str) -> Result<i64, StorageError> {
+    pub async fn add_tick_failure(&self, twin_id: &UserId, id: &str) -> Result<i64, StorageError> {
         sqlx::query_scalar::<_, i64>(
             "UPDATE negotiations SET tick_failures = tick_failures + 1 \
              WHERE twin_id = $1 AND id = $2 RETURNING tick_failures",
         )
-        .bind(twin_id)
+        .bind(twin_id.as_str())
         .bind(id)
         .fetch_optional(&self.pool)
         .await
@@ -130,12 +132,12 @@ impl Store {
     /// A twin's unfinished negotiations, newest first.
     pub async fn open_negotiations(
         &self,
-        twin_id: &str,
+        twin_id: &UserId,
     ) -> Result<Vec<NegotiationRow>, StorageError> {
         let rows = sqlx::query(select_negotiations!(
             "WHERE twin_id = $1 AND finished = 0 ORDER BY updated_at DESC"
         ))
-        .bind(twin_id)
+        .bind(twin_id.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(|e| StorageError::query(format_args!("reading negotiations of {twin_id}"), &e))?;
@@ -148,34 +150,38 @@ impl Store {
     /// The room `twin_id` shares with `peer_twin`.
     pub async fn a2a_room(
         &self,
-        twin_id: &str,
-        peer_twin: &str,
-    ) -> Result<Option<String>, StorageError> {
-        sqlx::query_scalar::<_, String>(
+        twin_id: &UserId,
+        peer_twin: &UserId,
+    ) -> Result<Option<OwnedRoomId>, StorageError> {
+        let what = || format!("reading the room with {peer_twin}");
+        let room = sqlx::query_scalar::<_, String>(
             "SELECT room_id FROM a2a_rooms WHERE twin_id = $1 AND peer_twin = $2",
         )
-        .bind(twin_id)
-        .bind(peer_twin)
+        .bind(twin_id.as_str())
+        .bind(peer_twin.as_str())
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| StorageError::query(format_args!("reading the room with {peer_twin}"), &e))
+        .map_err(|e| StorageError::query(what(), &e))?;
+        room.map(|room| parse_id(0, room))
+            .transpose()
+            .map_err(|e| StorageError::query(what(), &e))
     }
 
     /// Records the room `twin_id` shares with `peer_twin`.
     pub async fn set_a2a_room(
         &self,
-        twin_id: &str,
-        peer_twin: &str,
-        room_id: &str,
+        twin_id: &UserId,
+        peer_twin: &UserId,
+        room_id: &RoomId,
     ) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO a2a_rooms (twin_id, peer_twin, room_id, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (twin_id, peer_twin) DO UPDATE SET \
              room_id = excluded.room_id, updated_at = excluded.updated_at",
         )
-        .bind(twin_id)
-        .bind(peer_twin)
-        .bind(room_id)
+        .bind(twin_id.as_str())
+        .bind(peer_twin.as_str())
+        .bind(room_id.as_str())
         .bind(now_ms())
         .execute(&self.pool)
         .await

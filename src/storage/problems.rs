@@ -3,13 +3,15 @@
 
 use sqlx::Row;
 
-use super::{StorageError, Store, now_ms};
+use ruma::{OwnedUserId, UserId};
+
+use super::{StorageError, Store, id_column, now_ms};
 
 /// A twin that cannot act, with what the homeserver said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TwinProblem {
     /// The twin.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
     /// What went wrong, as the homeserver said it (no message text, no token).
     pub problem: String,
     /// Since when, Unix milliseconds.
@@ -27,12 +29,16 @@ pub struct PendingNotice {
 
 impl Store {
     /// Records that `twin_id` cannot act (the first time's `since` is kept).
-    pub async fn set_twin_problem(&self, twin_id: &str, problem: &str) -> Result<(), StorageError> {
+    pub async fn set_twin_problem(
+        &self,
+        twin_id: &UserId,
+        problem: &str,
+    ) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO twin_problems (twin_id, problem, since_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (twin_id) DO UPDATE SET problem = excluded.problem",
         )
-        .bind(twin_id)
+        .bind(twin_id.as_str())
         .bind(problem)
         .bind(now_ms())
         .execute(&self.pool)
@@ -42,9 +48,9 @@ impl Store {
     }
 
     /// Forgets `twin_id`'s problem (it can act again).
-    pub async fn clear_twin_problem(&self, twin_id: &str) -> Result<(), StorageError> {
+    pub async fn clear_twin_problem(&self, twin_id: &UserId) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM twin_problems WHERE twin_id = $1")
-            .bind(twin_id)
+            .bind(twin_id.as_str())
             .execute(&self.pool)
             .await
             .map_err(|e| {
@@ -63,7 +69,7 @@ impl Store {
         rows.iter()
             .map(|row| -> Result<TwinProblem, sqlx::Error> {
                 Ok(TwinProblem {
-                    twin_id: row.try_get(0)?,
+                    twin_id: id_column(row, 0)?,
                     problem: row.try_get(1)?,
                     since_ms: row.try_get(2)?,
                 })
@@ -76,7 +82,7 @@ impl Store {
     /// no-op).
     pub async fn add_owner_notice(
         &self,
-        twin_id: &str,
+        twin_id: &UserId,
         key: &str,
         body: &str,
     ) -> Result<(), StorageError> {
@@ -84,7 +90,7 @@ impl Store {
             "INSERT INTO owner_notices (twin_id, notice_key, body, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (twin_id, notice_key) DO NOTHING",
         )
-        .bind(twin_id)
+        .bind(twin_id.as_str())
         .bind(key)
         .bind(body)
         .bind(now_ms())
@@ -97,11 +103,14 @@ impl Store {
     }
 
     /// Notices waiting for `twin_id`'s owner, oldest first.
-    pub async fn owner_notices(&self, twin_id: &str) -> Result<Vec<PendingNotice>, StorageError> {
+    pub async fn owner_notices(
+        &self,
+        twin_id: &UserId,
+    ) -> Result<Vec<PendingNotice>, StorageError> {
         let rows = sqlx::query(
             "SELECT notice_key, body FROM owner_notices WHERE twin_id = $1 ORDER BY created_at",
         )
-        .bind(twin_id)
+        .bind(twin_id.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(|e| {
@@ -121,9 +130,13 @@ impl Store {
     }
 
     /// Forgets a delivered notice.
-    pub async fn remove_owner_notice(&self, twin_id: &str, key: &str) -> Result<(), StorageError> {
+    pub async fn remove_owner_notice(
+        &self,
+        twin_id: &UserId,
+        key: &str,
+    ) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM owner_notices WHERE twin_id = $1 AND notice_key = $2")
-            .bind(twin_id)
+            .bind(twin_id.as_str())
             .bind(key)
             .execute(&self.pool)
             .await

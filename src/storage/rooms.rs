@@ -3,15 +3,18 @@
 
 use sqlx::Row;
 
-use super::{StorageError, Store, now_ms};
+use ruma::events::room::member::MembershipState;
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{StorageError, Store, id_column, now_ms, parse_id};
 
 /// A member of a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRow {
     /// The member's MXID.
-    pub user_id: String,
-    /// `join`, `invite`, `leave`, `ban`, `knock`.
-    pub membership: String,
+    pub user_id: OwnedUserId,
+    /// Their membership.
+    pub membership: MembershipState,
     /// Display name in the room, when set.
     pub display_name: Option<String>,
 }
@@ -20,9 +23,9 @@ pub struct MemberRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRow {
     /// Event id.
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     /// Author.
-    pub sender: String,
+    pub sender: OwnedUserId,
     /// Plain text body.
     pub body: String,
     /// When it was recorded, Unix milliseconds.
@@ -33,13 +36,13 @@ pub struct LogRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairingRow {
     /// The twin asked.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
     /// Who asks.
-    pub requester: String,
+    pub requester: OwnedUserId,
     /// The room they asked in.
-    pub room_id: String,
+    pub room_id: OwnedRoomId,
     /// Their first message (answered once approved).
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     /// What it said.
     pub body: String,
     /// `pending`, `approved`, `denied`.
@@ -50,9 +53,9 @@ impl Store {
     /// Records `user_id`'s membership in a room, keeping the known display name when `None`.
     pub async fn set_room_member(
         &self,
-        room_id: &str,
-        user_id: &str,
-        membership: &str,
+        room_id: &RoomId,
+        user_id: &UserId,
+        membership: &MembershipState,
         display_name: Option<&str>,
     ) -> Result<(), StorageError> {
         sqlx::query(
@@ -62,9 +65,9 @@ impl Store {
              display_name = COALESCE(excluded.display_name, room_members.display_name), \
              updated_at = excluded.updated_at",
         )
-        .bind(room_id)
-        .bind(user_id)
-        .bind(membership)
+        .bind(room_id.as_str())
+        .bind(user_id.as_str())
+        .bind(membership.as_str())
         .bind(display_name)
         .bind(now_ms())
         .execute(&self.pool)
@@ -76,20 +79,20 @@ impl Store {
     }
 
     /// Members of a room with membership `join` or `invite`, by MXID.
-    pub async fn room_members(&self, room_id: &str) -> Result<Vec<MemberRow>, StorageError> {
+    pub async fn room_members(&self, room_id: &RoomId) -> Result<Vec<MemberRow>, StorageError> {
         let rows = sqlx::query(
             "SELECT user_id, membership, display_name FROM room_members \
              WHERE room_id = $1 AND membership IN ('join', 'invite') ORDER BY user_id",
         )
-        .bind(room_id)
+        .bind(room_id.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(|e| StorageError::query(format_args!("reading members of {room_id}"), &e))?;
         rows.iter()
             .map(|row| {
                 Ok(MemberRow {
-                    user_id: row.try_get(0)?,
-                    membership: row.try_get(1)?,
+                    user_id: id_column(row, 0)?,
+                    membership: MembershipState::from(row.try_get::<String, _>(1)?),
                     display_name: row.try_get(2)?,
                 })
             })
@@ -98,9 +101,9 @@ impl Store {
     }
 
     /// Whether the members of a room were ever recorded.
-    pub async fn room_members_known(&self, room_id: &str) -> Result<bool, StorageError> {
+    pub async fn room_members_known(&self, room_id: &RoomId) -> Result<bool, StorageError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
-            .bind(room_id)
+            .bind(room_id.as_str())
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StorageError::query(format_args!("counting members of {room_id}"), &e))?;
@@ -111,10 +114,11 @@ impl Store {
     /// with the twin, most recently changed first.
     pub async fn owner_dms(
         &self,
-        twin_id: &str,
-        owner_id: &str,
-    ) -> Result<Vec<String>, StorageError> {
-        sqlx::query_scalar::<_, String>(
+        twin_id: &UserId,
+        owner_id: &UserId,
+    ) -> Result<Vec<OwnedRoomId>, StorageError> {
+        let what = || format!("finding DMs of {twin_id}");
+        let rooms = sqlx::query_scalar::<_, String>(
             "SELECT m.room_id FROM room_members m \
              WHERE m.user_id = $1 AND m.membership = 'join' \
              AND EXISTS (SELECT 1 FROM room_members o WHERE o.room_id = m.room_id \
@@ -123,19 +127,20 @@ impl Store {
                   AND c.membership IN ('join', 'invite')) = 2 \
              ORDER BY m.updated_at DESC",
         )
-        .bind(twin_id)
-        .bind(owner_id)
+        .bind(twin_id.as_str())
+        .bind(owner_id.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| StorageError::query(format_args!("finding DMs of {twin_id}"), &e))
+        .map_err(|e| StorageError::query(what(), &e))?;
+        parse_ids(rooms).map_err(|e| StorageError::query(what(), &e))
     }
 
     /// Logs a text message of a room (a repeat is a no-op) and keeps only the newest `keep`.
     pub async fn log_message(
         &self,
-        room_id: &str,
-        event_id: &str,
-        sender: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
+        sender: &UserId,
         body: &str,
         keep: i64,
     ) -> Result<(), StorageError> {
@@ -146,9 +151,9 @@ impl Store {
             "INSERT INTO room_log (room_id, event_id, sender, body, ts) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, event_id) DO NOTHING",
         )
-        .bind(room_id)
-        .bind(event_id)
-        .bind(sender)
+        .bind(room_id.as_str())
+        .bind(event_id.as_str())
+        .bind(sender.as_str())
         .bind(body)
         .bind(now_ms())
         .execute(&self.pool)
@@ -158,7 +163,7 @@ impl Store {
             "DELETE FROM room_log WHERE room_id = $1 AND id <= \
              (SELECT id FROM room_log WHERE room_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
         )
-        .bind(room_id)
+        .bind(room_id.as_str())
         .bind(keep)
         .execute(&self.pool)
         .await
@@ -170,8 +175,8 @@ impl Store {
     /// oldest first.
     pub async fn recent_log(
         &self,
-        room_id: &str,
-        before_event: &str,
+        room_id: &RoomId,
+        before_event: &EventId,
         limit: i64,
     ) -> Result<Vec<LogRow>, StorageError> {
         let rows = sqlx::query(
@@ -180,8 +185,8 @@ impl Store {
                       9223372036854775807) \
              ORDER BY id DESC LIMIT $3",
         )
-        .bind(room_id)
-        .bind(before_event)
+        .bind(room_id.as_str())
+        .bind(before_event.as_str())
         .bind(limit)
         .fetch_all(&self.pool)
         .await
@@ -190,8 +195,8 @@ impl Store {
             .iter()
             .map(|row| {
                 Ok(LogRow {
-                    event_id: row.try_get(0)?,
-                    sender: row.try_get(1)?,
+                    event_id: id_column(row, 0)?,
+                    sender: id_column(row, 1)?,
                     body: row.try_get(2)?,
                     ts: row.try_get(3)?,
                 })
@@ -205,19 +210,19 @@ impl Store {
     /// Records an event a twin sent, with the thread it is in (a repeat is a no-op).
     pub async fn add_twin_event(
         &self,
-        room_id: &str,
-        event_id: &str,
-        twin_id: &str,
-        thread_root: Option<&str>,
+        room_id: &RoomId,
+        event_id: &EventId,
+        twin_id: &UserId,
+        thread_root: Option<&EventId>,
     ) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO twin_events (room_id, event_id, twin_id, thread_root) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, event_id) DO NOTHING",
         )
-        .bind(room_id)
-        .bind(event_id)
-        .bind(twin_id)
-        .bind(thread_root)
+        .bind(room_id.as_str())
+        .bind(event_id.as_str())
+        .bind(twin_id.as_str())
+        .bind(thread_root.map(EventId::as_str))
         .execute(&self.pool)
         .await
         .map_err(|e| StorageError::query(format_args!("recording event {event_id}"), &e))?;
@@ -227,34 +232,40 @@ impl Store {
     /// The twin that sent `event_id`, if a twin did.
     pub async fn twin_of_event(
         &self,
-        room_id: &str,
-        event_id: &str,
-    ) -> Result<Option<String>, StorageError> {
-        sqlx::query_scalar::<_, String>(
+        room_id: &RoomId,
+        event_id: &EventId,
+    ) -> Result<Option<OwnedUserId>, StorageError> {
+        let what = || format!("looking up event {event_id}");
+        let twin = sqlx::query_scalar::<_, String>(
             "SELECT twin_id FROM twin_events WHERE room_id = $1 AND event_id = $2",
         )
-        .bind(room_id)
-        .bind(event_id)
+        .bind(room_id.as_str())
+        .bind(event_id.as_str())
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| StorageError::query(format_args!("looking up event {event_id}"), &e))
+        .map_err(|e| StorageError::query(what(), &e))?;
+        twin.map(|twin| parse_id(0, twin))
+            .transpose()
+            .map_err(|e| StorageError::query(what(), &e))
     }
 
     /// Twins that took part in the thread rooted at `root` (sent the root or a message in it).
     pub async fn twins_in_thread(
         &self,
-        room_id: &str,
-        root: &str,
-    ) -> Result<Vec<String>, StorageError> {
-        sqlx::query_scalar::<_, String>(
+        room_id: &RoomId,
+        root: &EventId,
+    ) -> Result<Vec<OwnedUserId>, StorageError> {
+        let what = || format!("reading thread {root}");
+        let twins = sqlx::query_scalar::<_, String>(
             "SELECT DISTINCT twin_id FROM twin_events WHERE room_id = $1 \
              AND (thread_root = $2 OR event_id = $2) ORDER BY twin_id",
         )
-        .bind(room_id)
-        .bind(root)
+        .bind(room_id.as_str())
+        .bind(root.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| StorageError::query(format_args!("reading thread {root}"), &e))
+        .map_err(|e| StorageError::query(what(), &e))?;
+        parse_ids(twins).map_err(|e| StorageError::query(what(), &e))
     }
 
     /// Records a pending pairing request; returns `false` when one already exists for this
@@ -265,10 +276,10 @@ impl Store {
              (twin_id, requester, room_id, event_id, body, status, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (twin_id, requester) DO NOTHING",
         )
-        .bind(&pairing.twin_id)
-        .bind(&pairing.requester)
-        .bind(&pairing.room_id)
-        .bind(&pairing.event_id)
+        .bind(pairing.twin_id.as_str())
+        .bind(pairing.requester.as_str())
+        .bind(pairing.room_id.as_str())
+        .bind(pairing.event_id.as_str())
         .bind(&pairing.body)
         .bind(&pairing.status)
         .bind(now_ms())
@@ -283,24 +294,24 @@ impl Store {
     /// The pairing request of `requester` to `twin_id`.
     pub async fn pairing(
         &self,
-        twin_id: &str,
-        requester: &str,
+        twin_id: &UserId,
+        requester: &UserId,
     ) -> Result<Option<PairingRow>, StorageError> {
         let row = sqlx::query(
             "SELECT twin_id, requester, room_id, event_id, body, status FROM pairings \
              WHERE twin_id = $1 AND requester = $2",
         )
-        .bind(twin_id)
-        .bind(requester)
+        .bind(twin_id.as_str())
+        .bind(requester.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StorageError::query(format_args!("reading pairing of {requester}"), &e))?;
         row.map(|row| {
             Ok(PairingRow {
-                twin_id: row.try_get(0)?,
-                requester: row.try_get(1)?,
-                room_id: row.try_get(2)?,
-                event_id: row.try_get(3)?,
+                twin_id: id_column(&row, 0)?,
+                requester: id_column(&row, 1)?,
+                room_id: id_column(&row, 2)?,
+                event_id: id_column(&row, 3)?,
                 body: row.try_get(4)?,
                 status: row.try_get(5)?,
             })
@@ -314,16 +325,16 @@ impl Store {
     /// Sets the status of a pairing request (`approved`, `denied`); `false` when there is none.
     pub async fn set_pairing_status(
         &self,
-        twin_id: &str,
-        requester: &str,
+        twin_id: &UserId,
+        requester: &UserId,
         status: &str,
     ) -> Result<bool, StorageError> {
         let done = sqlx::query(
             "UPDATE pairings SET status = $3, updated_at = $4 \
              WHERE twin_id = $1 AND requester = $2",
         )
-        .bind(twin_id)
-        .bind(requester)
+        .bind(twin_id.as_str())
+        .bind(requester.as_str())
         .bind(status)
         .bind(now_ms())
         .execute(&self.pool)
@@ -331,4 +342,12 @@ impl Store {
         .map_err(|e| StorageError::query(format_args!("updating pairing of {requester}"), &e))?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// Parses a column of IDs read with `query_scalar`.
+fn parse_ids<T>(texts: Vec<String>) -> Result<Vec<T>, sqlx::Error>
+where
+    T: TryFrom<String, Error = ruma::IdParseError>,
+{
+    texts.into_iter().map(|text| parse_id(0, text)).collect()
 }

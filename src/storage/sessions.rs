@@ -2,7 +2,9 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{SessionRow, StorageError, Store, is_unique_violation, now_ms, values_rows};
+use ruma::{RoomId, UserId};
+
+use super::{SessionRow, StorageError, Store, id_column, is_unique_violation, now_ms, values_rows};
 
 /// Messages per multi-row `INSERT` (two placeholders each, plus two shared).
 const MESSAGE_CHUNK: usize = 500;
@@ -18,8 +20,8 @@ const INSERT_CURRENT: &str = "INSERT INTO sessions (room_id, twin_id, is_current
 fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
     Ok(SessionRow {
         id: row.try_get(0)?,
-        room_id: row.try_get(1)?,
-        twin_id: row.try_get(2)?,
+        room_id: id_column(row, 1)?,
+        twin_id: id_column(row, 2)?,
     })
 }
 
@@ -27,14 +29,14 @@ impl Store {
     /// The current session of a twin in a room, created when missing.
     pub async fn current_session(
         &self,
-        room_id: &str,
-        twin_id: &str,
+        room_id: &RoomId,
+        twin_id: &UserId,
     ) -> Result<SessionRow, StorageError> {
         let what = || format!("finding the session of {twin_id} in {room_id}");
         for _ in 0..SESSION_ATTEMPTS {
             let found = sqlx::query(SELECT_CURRENT)
-                .bind(room_id)
-                .bind(twin_id)
+                .bind(room_id.as_str())
+                .bind(twin_id.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| StorageError::query(what(), &e))?;
@@ -43,8 +45,8 @@ impl Store {
             }
             // Missing: create it, unless someone else just did (then read theirs).
             let created = sqlx::query(INSERT_CURRENT)
-                .bind(room_id)
-                .bind(twin_id)
+                .bind(room_id.as_str())
+                .bind(twin_id.as_str())
                 .bind(now_ms())
                 .fetch_optional(&self.pool)
                 .await
@@ -63,8 +65,8 @@ impl Store {
     /// session and its messages stay stored.
     pub async fn new_session(
         &self,
-        room_id: &str,
-        twin_id: &str,
+        room_id: &RoomId,
+        twin_id: &UserId,
     ) -> Result<SessionRow, StorageError> {
         let what = || format!("starting a new session of {twin_id} in {room_id}");
         let mut last = None;
@@ -90,18 +92,18 @@ impl Store {
     /// `None` when a concurrent writer got in between: try again.
     async fn try_new_session(
         &self,
-        room_id: &str,
-        twin_id: &str,
+        room_id: &RoomId,
+        twin_id: &UserId,
     ) -> Result<Option<SessionRow>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE sessions SET is_current = 0 WHERE room_id = $1 AND twin_id = $2 AND is_current = 1")
-            .bind(room_id)
-            .bind(twin_id)
+            .bind(room_id.as_str())
+            .bind(twin_id.as_str())
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(INSERT_CURRENT)
-            .bind(room_id)
-            .bind(twin_id)
+            .bind(room_id.as_str())
+            .bind(twin_id.as_str())
             .bind(now_ms())
             .fetch_optional(&mut *tx)
             .await?;

@@ -3,17 +3,19 @@
 
 use sqlx::Row;
 
-use super::{StorageError, Store, now_ms, values_rows};
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{StorageError, Store, id_column, now_ms, values_rows};
 
 /// A turn a twin ran for an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnRow {
     /// The twin.
-    pub twin_id: String,
+    pub twin_id: OwnedUserId,
     /// The event the turn answered.
-    pub event_id: String,
+    pub event_id: OwnedEventId,
     /// Its room.
-    pub room_id: String,
+    pub room_id: OwnedRoomId,
     /// The reply to post, in Markdown.
     pub reply: String,
     /// The requests the turn's tools left (JSON list).
@@ -32,11 +34,11 @@ pub struct TurnRecord<'a> {
     /// The turn's new messages (JSON texts), appended to the session in order.
     pub messages: &'a [String],
     /// The twin.
-    pub twin_id: &'a str,
+    pub twin_id: &'a UserId,
     /// The event the turn answered.
-    pub event_id: &'a str,
+    pub event_id: &'a EventId,
     /// Its room.
-    pub room_id: &'a str,
+    pub room_id: &'a RoomId,
     /// The reply to post.
     pub reply: &'a str,
     /// The requests of the turn's tools (JSON list).
@@ -47,24 +49,24 @@ impl Store {
     /// The turn `twin_id` ran for `event_id`, if it ran.
     pub async fn turn(
         &self,
-        twin_id: &str,
-        event_id: &str,
+        twin_id: &UserId,
+        event_id: &EventId,
     ) -> Result<Option<TurnRow>, StorageError> {
         let what = || format!("reading the turn of {twin_id} for {event_id}");
         let row = sqlx::query(
             "SELECT twin_id, event_id, room_id, reply, requests, sent, requests_done FROM turns \
              WHERE twin_id = $1 AND event_id = $2",
         )
-        .bind(twin_id)
-        .bind(event_id)
+        .bind(twin_id.as_str())
+        .bind(event_id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StorageError::query(what(), &e))?;
         row.map(|row| -> Result<TurnRow, sqlx::Error> {
             Ok(TurnRow {
-                twin_id: row.try_get(0)?,
-                event_id: row.try_get(1)?,
-                room_id: row.try_get(2)?,
+                twin_id: id_column(&row, 0)?,
+                event_id: id_column(&row, 1)?,
+                room_id: id_column(&row, 2)?,
                 reply: row.try_get(3)?,
                 requests: row.try_get(4)?,
                 sent: row.try_get::<i32, _>(5)? == 1,
@@ -96,9 +98,9 @@ impl Store {
              created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, $6) \
              ON CONFLICT (twin_id, event_id) DO NOTHING",
         )
-        .bind(turn.twin_id)
-        .bind(turn.event_id)
-        .bind(turn.room_id)
+        .bind(turn.twin_id.as_str())
+        .bind(turn.event_id.as_str())
+        .bind(turn.room_id.as_str())
         .bind(turn.reply)
         .bind(turn.requests)
         .bind(now_ms())
@@ -144,15 +146,19 @@ impl Store {
     }
 
     /// Marks a turn's reply sent.
-    pub async fn set_turn_sent(&self, twin_id: &str, event_id: &str) -> Result<(), StorageError> {
+    pub async fn set_turn_sent(
+        &self,
+        twin_id: &UserId,
+        event_id: &EventId,
+    ) -> Result<(), StorageError> {
         self.set_turn_flag("sent", twin_id, event_id).await
     }
 
     /// Marks a turn's requests carried out.
     pub async fn set_turn_requests_done(
         &self,
-        twin_id: &str,
-        event_id: &str,
+        twin_id: &UserId,
+        event_id: &EventId,
     ) -> Result<(), StorageError> {
         self.set_turn_flag("requests_done", twin_id, event_id).await
     }
@@ -160,14 +166,14 @@ impl Store {
     async fn set_turn_flag(
         &self,
         column: &'static str,
-        twin_id: &str,
-        event_id: &str,
+        twin_id: &UserId,
+        event_id: &EventId,
     ) -> Result<(), StorageError> {
         // `column` is one of two literals above, never input.
         let sql = format!("UPDATE turns SET {column} = 1 WHERE twin_id = $1 AND event_id = $2");
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(twin_id)
-            .bind(event_id)
+            .bind(twin_id.as_str())
+            .bind(event_id.as_str())
             .execute(&self.pool)
             .await
             .map_err(|e| {

@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
+use ruma::{OwnedUserId, UserId};
+
 use crate::{room::decide::Speaker, storage::LogRow};
 
 /// How a person is named to the model: `Bob (@bob:example.org)`.
-pub(crate) fn person(names: &HashMap<String, String>, user: &str) -> String {
+pub(crate) fn person(names: &HashMap<OwnedUserId, String>, user: &UserId) -> String {
     match names.get(user) {
-        Some(name) if name != user => format!("{name} ({user})"),
-        _ => user.to_owned(),
+        Some(name) if name != user.as_str() => format!("{name} ({user})"),
+        _ => user.to_string(),
     }
 }
 
@@ -17,11 +19,11 @@ pub(crate) fn person(names: &HashMap<String, String>, user: &str) -> String {
 /// owner, who says it, and (in a group) what was said before in the room.
 pub(crate) fn compose_input(
     text: &str,
-    sender: &str,
+    sender: &UserId,
     speaker: Speaker,
     group: bool,
     log: &[LogRow],
-    names: &HashMap<String, String>,
+    names: &HashMap<OwnedUserId, String>,
 ) -> String {
     if !group && speaker == Speaker::Owner {
         return text.to_owned();
@@ -49,39 +51,53 @@ mod tests {
 
     #[test]
     fn group_input_names_who_said_what() {
-        let names: HashMap<String, String> = [
-            ("@bob:x".to_owned(), "Bob".to_owned()),
-            ("@carol:x".to_owned(), "Carol".to_owned()),
+        let names: HashMap<OwnedUserId, String> = [
+            (ruma::owned_user_id!("@bob:x"), "Bob".to_owned()),
+            (ruma::owned_user_id!("@carol:x"), "Carol".to_owned()),
         ]
         .into();
         let log = vec![
             LogRow {
-                event_id: "$1".into(),
-                sender: "@bob:x".into(),
+                event_id: ruma::owned_event_id!("$1"),
+                sender: ruma::owned_user_id!("@bob:x"),
                 body: "lunch at noon?".into(),
                 ts: 0,
             },
             LogRow {
-                event_id: "$2".into(),
-                sender: "@dave:x".into(),
+                event_id: ruma::owned_event_id!("$2"),
+                sender: ruma::owned_user_id!("@dave:x"),
                 body: "fine\nby me".into(),
                 ts: 0,
             },
         ];
         insta::assert_snapshot!(compose_input(
             "what do you think?",
-            "@carol:x",
+            ruma::user_id!("@carol:x"),
             Speaker::Other,
             true,
             &log,
             &names
         ));
         assert_eq!(
-            compose_input("hi", "@alice:x", Speaker::Owner, false, &log, &names),
+            compose_input(
+                "hi",
+                ruma::user_id!("@alice:x"),
+                Speaker::Owner,
+                false,
+                &log,
+                &names
+            ),
             "hi"
         );
         assert_eq!(
-            compose_input("hi", "@bob:x", Speaker::Other, false, &[], &names),
+            compose_input(
+                "hi",
+                ruma::user_id!("@bob:x"),
+                Speaker::Other,
+                false,
+                &[],
+                &names
+            ),
             "Message to you from Bob (@bob:x):\nhi"
         );
     }

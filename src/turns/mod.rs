@@ -102,11 +102,7 @@ impl TurnRunner {
     /// not carried out). Errors are those before the kernel ran; afterwards nothing is
     /// returned as an error, since redoing the turn would run the model and its tools twice.
     pub async fn run(&self, job: &TurnJob) -> Result<(), RoomError> {
-        if let Some(row) = self
-            .store
-            .turn(job.twin.as_str(), job.event_id.as_str())
-            .await?
-        {
+        if let Some(row) = self.store.turn(&job.twin, &job.event_id).await? {
             self.finish_recorded(job, row).await;
             return Ok(());
         }
@@ -150,12 +146,7 @@ impl TurnRunner {
             .observe(started.elapsed().as_secs_f64());
         let recorded = self.record(job, &twin.home, &finished).await;
         self.send_reply(job, &finished.reply).await;
-        if recorded
-            && let Err(err) = self
-                .store
-                .set_turn_sent(job.twin.as_str(), job.event_id.as_str())
-                .await
-        {
+        if recorded && let Err(err) = self.store.set_turn_sent(&job.twin, &job.event_id).await {
             tracing::warn!(%err, "cannot mark a turn's reply sent");
         }
         if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
@@ -165,7 +156,7 @@ impl TurnRunner {
         if recorded
             && let Err(err) = self
                 .store
-                .set_turn_requests_done(job.twin.as_str(), job.event_id.as_str())
+                .set_turn_requests_done(&job.twin, &job.event_id)
                 .await
         {
             tracing::warn!(%err, "cannot mark a turn's requests done");
@@ -176,10 +167,7 @@ impl TurnRunner {
     /// The context and the kernel, within the deadline. A failed or timed-out model call is a
     /// reply too (the room is told); only a failure to gather the context is an error.
     async fn think(&self, job: &TurnJob, home: &Arc<Home>) -> Result<Finished, RoomError> {
-        let session = self
-            .store
-            .current_session(job.room.as_str(), job.twin.as_str())
-            .await?;
+        let session = self.store.current_session(&job.room, &job.twin).await?;
         let history: Vec<Message> = self
             .store
             .recent_messages(session.id, self.history_limit as i64)
@@ -187,32 +175,21 @@ impl TurnRunner {
             .iter()
             .filter_map(|json| serde_json::from_str(json).ok())
             .collect();
-        let names: HashMap<String, String> = self
+        let names: HashMap<OwnedUserId, String> = self
             .store
-            .room_members(job.room.as_str())
+            .room_members(&job.room)
             .await?
             .into_iter()
             .filter_map(|m| m.display_name.map(|name| (m.user_id, name)))
             .collect();
         let log = if job.group {
             self.store
-                .recent_log(
-                    job.room.as_str(),
-                    job.event_id.as_str(),
-                    self.context_messages as i64,
-                )
+                .recent_log(&job.room, &job.event_id, self.context_messages as i64)
                 .await?
         } else {
             Vec::new()
         };
-        let input = compose_input(
-            &job.text,
-            job.sender.as_str(),
-            job.speaker,
-            job.group,
-            &log,
-            &names,
-        );
+        let input = compose_input(&job.text, &job.sender, job.speaker, job.group, &log, &names);
         let (_, settings) =
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
         let model = model_of(home.clone()).await?;
@@ -231,7 +208,7 @@ impl TurnRunner {
             audience: match job.speaker {
                 Speaker::Owner => Audience::Owner,
                 Speaker::Other => Audience::Public {
-                    person: person(&names, job.sender.as_str()),
+                    person: person(&names, &job.sender),
                 },
             },
             allowed_tools: settings.tools.clone(),
@@ -295,17 +272,14 @@ impl TurnRunner {
         let recorded = loop {
             attempt += 1;
             let result = async {
-                let session = self
-                    .store
-                    .current_session(job.room.as_str(), job.twin.as_str())
-                    .await?;
+                let session = self.store.current_session(&job.room, &job.twin).await?;
                 self.store
                     .record_turn(&TurnRecord {
                         session_id: session.id,
                         messages: &messages,
-                        twin_id: job.twin.as_str(),
-                        event_id: job.event_id.as_str(),
-                        room_id: job.room.as_str(),
+                        twin_id: &job.twin,
+                        event_id: &job.event_id,
+                        room_id: &job.room,
                         reply: &finished.reply,
                         requests: &requests,
                     })

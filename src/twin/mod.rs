@@ -208,7 +208,7 @@ impl Twins {
     async fn is_registered(&self, twin_id: &UserId) -> Result<bool, TwinError> {
         Ok(self
             .store
-            .get_twin(twin_id.as_str())
+            .get_twin(twin_id)
             .await?
             .is_some_and(|row| row.registered))
     }
@@ -228,8 +228,8 @@ impl Twins {
         .unwrap_or_else(|| format!("{}'s AI", owner.localpart()));
         self.store
             .upsert_twin(&TwinRow {
-                twin_id: twin_id.to_string(),
-                owner_id: owner.to_string(),
+                twin_id: twin_id.to_owned(),
+                owner_id: owner.to_owned(),
                 registered: true,
                 display_name: Some(display_name),
             })
@@ -297,7 +297,7 @@ impl Twins {
     async fn display_name_of(&self, twin_id: &UserId) -> Result<Option<String>, TwinError> {
         Ok(self
             .store
-            .get_twin(twin_id.as_str())
+            .get_twin(twin_id)
             .await?
             .and_then(|row| row.display_name))
     }
