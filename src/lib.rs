@@ -23,6 +23,7 @@ pub mod negotiator;
 pub mod outbox;
 pub mod pipeline;
 pub mod policy;
+pub mod private_file;
 pub mod protocol;
 pub mod registration;
 pub mod room;

@@ -94,6 +94,52 @@ pub enum RegistrationError {
         /// What differs.
         message: String,
     },
+    /// A token anyone could guess: a placeholder, too short, or both tokens the same.
+    #[error(
+        "registration file {path}: {key} {problem}; anyone who reaches the service could \
+         forge transactions with it. Run `matrix-os generate-registration -c <config> --force` \
+         for fresh tokens and give the new file to the homeserver"
+    )]
+    WeakToken {
+        /// The file.
+        path: String,
+        /// `as_token` or `hs_token`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+/// Shortest token `serve` accepts (generated ones have 64 characters).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Text that marks a token as a placeholder someone forgot to replace (long enough that a
+/// random generated token never contains one by chance).
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "replace_me",
+    "replaceme",
+    "change_me",
+    "changeme",
+    "placeholder",
+    "example",
+    "generate-registration",
+    "<",
+];
+
+/// Why a token is too weak to serve with, if it is.
+fn weakness(token: &str) -> Option<&'static str> {
+    let lower = token.to_ascii_lowercase();
+    if PLACEHOLDER_WORDS.iter().any(|word| lower.contains(word)) {
+        return Some("is a placeholder");
+    }
+    if token.chars().count() < MIN_TOKEN_CHARS {
+        return Some("is shorter than 32 characters");
+    }
+    let first = token.chars().next();
+    if token.chars().all(|c| Some(c) == first) {
+        return Some("repeats one character");
+    }
+    None
 }
 
 /// Escapes regex metacharacters in a literal (server names contain dots and colons).
@@ -157,10 +203,7 @@ impl Registration {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let tmp = path.with_extension("yaml.tmp");
-        std::fs::write(&tmp, self.to_yaml()).map_err(io)?;
-        restrict_permissions(&tmp).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::private_file::write_private(path, self.to_yaml().as_bytes()).map_err(io)
     }
 
     /// Reads and parses `path`.
@@ -182,10 +225,30 @@ impl Registration {
         Ok(reg)
     }
 
-    /// Reads `path` and checks that it belongs to `config` (same id and sender).
+    /// Refuses tokens anyone could guess (see [`RegistrationError::WeakToken`]).
+    pub fn check_tokens(&self, path: &Path) -> Result<(), RegistrationError> {
+        let weak = |key, problem| RegistrationError::WeakToken {
+            path: path.display().to_string(),
+            key,
+            problem,
+        };
+        for (key, token) in [("as_token", &self.as_token), ("hs_token", &self.hs_token)] {
+            if let Some(problem) = weakness(token.expose()) {
+                return Err(weak(key, problem));
+            }
+        }
+        if self.as_token.expose() == self.hs_token.expose() {
+            return Err(weak("hs_token", "is the same as as_token"));
+        }
+        Ok(())
+    }
+
+    /// Reads `path`, checks that it belongs to `config` (same id and sender) and that its
+    /// tokens are not guessable.
     pub fn read_for(config: &Config) -> Result<Self, RegistrationError> {
         let path = &config.appservice.registration;
         let reg = Self::read(path)?;
+        reg.check_tokens(path)?;
         let mismatch = |message: String| RegistrationError::Mismatch {
             path: path.display().to_string(),
             message,
@@ -204,17 +267,6 @@ impl Registration {
         }
         Ok(reg)
     }
-}
-
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -267,6 +319,41 @@ url = "http://127.0.0.1:8009"
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/registration.yaml");
         let reg = Registration::read(Path::new(path)).unwrap();
         assert_eq!(reg.namespaces.users[0].regex, r"@.*_ai:example\.org$");
+    }
+
+    #[test]
+    fn placeholder_short_and_equal_tokens_are_refused() {
+        let path = Path::new("registration.yaml");
+        let example = Registration::read(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/registration.yaml"
+        )))
+        .unwrap();
+        let err = example.check_tokens(path).unwrap_err().to_string();
+        assert!(err.contains("as_token is a placeholder"), "{err}");
+        let mut reg = Registration::generate(&config());
+        reg.check_tokens(path).unwrap();
+        reg.hs_token = Secret::new("short");
+        assert!(
+            reg.check_tokens(path)
+                .unwrap_err()
+                .to_string()
+                .contains("hs_token is shorter")
+        );
+        reg.hs_token = Secret::new("a".repeat(40));
+        assert!(
+            reg.check_tokens(path)
+                .unwrap_err()
+                .to_string()
+                .contains("repeats")
+        );
+        reg.hs_token = reg.as_token.clone();
+        assert!(
+            reg.check_tokens(path)
+                .unwrap_err()
+                .to_string()
+                .contains("same as as_token")
+        );
     }
 
     #[test]

@@ -112,6 +112,32 @@ fn serve_without_a_registration_says_how_to_make_one() {
     assert!(out.contains("generate-registration"), "{out}");
 }
 
+#[test]
+fn serve_refuses_the_example_registration_and_weak_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/registration.yaml");
+    std::fs::copy(example, dir.path().join("registration.yaml")).unwrap();
+    let (code, out) = matrix_os(&["serve", "-c", "config.toml"], dir.path());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("as_token is a placeholder"), "{out}");
+    assert!(out.contains("generate-registration"), "{out}");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace(
+            "as_token: REPLACE_ME_run_matrix-os_generate-registration",
+            "as_token: short",
+        )
+        .replace(
+            "hs_token: REPLACE_ME_run_matrix-os_generate-registration",
+            "hs_token: Yq8w3N5zR2kT7vB1mX4cL9pD6sF0hJ2gA5eU8iO3",
+        );
+    std::fs::write(dir.path().join("registration.yaml"), text).unwrap();
+    let (code, out) = matrix_os(&["serve", "-c", "config.toml"], dir.path());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("as_token is shorter than 32"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_a_real_homeserver_and_names_what_to_fix() {
     let pending = TestHomeserver::reserve();

@@ -155,7 +155,7 @@ async fn a_group_twin_stays_silent_until_addressed_answers_in_threads_and_knows_
         "Lunch at noon tomorrow?",
         "carol (@carol:",
         "not the pizza place",
-        "Message to you from alice (@alice:",
+        "Message to you from your owner, alice (@alice:",
     ] {
         assert!(
             request.contains(expected),

@@ -5,22 +5,32 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::wording::slot_text;
-use crate::protocol::{Negotiation, negotiation::Phase};
+use crate::{
+    kernel::quote,
+    protocol::{Negotiation, negotiation::Phase},
+};
+
+/// Longest meeting title shown, in characters.
+pub const MAX_TITLE_CHARS: usize = 80;
+/// Most meetings listed per part of the brief, so many requests cannot grow every prompt.
+pub const MAX_LINES_PER_PART: usize = 10;
 
 /// What the model should know about its owner's negotiations in an owner's turn: meetings
 /// waiting for the owner's answer (with the free slot put to them), meetings still being
 /// negotiated, and agreed meetings still ahead, each with the id its tools take. `None` when
-/// there is nothing.
+/// there is nothing. Titles (a peer's text) are one quoted line of at most
+/// [`MAX_TITLE_CHARS`]; each part lists at most [`MAX_LINES_PER_PART`].
 pub fn meetings_brief(negotiations: &[Negotiation], now: DateTime<Utc>, tz: Tz) -> Option<String> {
     let mut asked = Vec::new();
     let mut running = Vec::new();
     let mut agreed = Vec::new();
     for negotiation in negotiations {
         let id = negotiation.id().as_str();
+        // A peer wrote the title: one bounded line, quoted, never an instruction.
         let title = negotiation
             .request()
-            .map(|r| r.title.as_str())
-            .unwrap_or("(no title yet)");
+            .map(|r| format!("{:?}", quote::one_line(&r.title, MAX_TITLE_CHARS)))
+            .unwrap_or_else(|| "(no title yet)".to_owned());
         let with = negotiation
             .peer()
             .map(|p| p.owner.to_string())
@@ -52,7 +62,14 @@ pub fn meetings_brief(negotiations: &[Negotiation], now: DateTime<Utc>, tz: Tz) 
         ),
     ] {
         if !lines.is_empty() {
-            brief.push_str(&format!("\n{heading}\n{}", lines.join("\n")));
+            let more = lines.len().saturating_sub(MAX_LINES_PER_PART);
+            brief.push_str(&format!(
+                "\n{heading}\n{}",
+                lines[..lines.len().min(MAX_LINES_PER_PART)].join("\n")
+            ));
+            if more > 0 {
+                brief.push_str(&format!("\n- and {more} more"));
+            }
         }
     }
     brief.contains('\n').then_some(brief)
@@ -79,14 +96,14 @@ mod tests {
         let alice = brief(&pair.alice, pair.now).unwrap();
         assert!(
             alice.contains(
-                "Being negotiated with other twins:\n- `n-42`: **Roadmap coffee** with @bob:hs2"
+                "Being negotiated with other twins:\n- `n-42`: **\"Roadmap coffee\"** with @bob:hs2"
             ),
             "{alice}"
         );
         let bob = brief(&pair.bob, pair.now).unwrap();
         assert!(
             bob.contains("Waiting for your owner's answer")
-                && bob.contains("- `n-42`: **Roadmap coffee** with @alice:hs1, free Mon 04 May, 09:00–09:30 (Europe/London)"),
+                && bob.contains("- `n-42`: **\"Roadmap coffee\"** with @alice:hs1, free Mon 04 May, 09:00–09:30 (Europe/London)"),
             "{bob}"
         );
         let Phase::AwaitingOwner { candidates } = pair.bob.n.phase().clone() else {

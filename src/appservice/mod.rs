@@ -153,6 +153,18 @@ async fn health(State(state): State<AppState>) -> axum::response::Response {
     let counter = |read: fn(&crate::metrics::Metrics) -> u64| {
         state.metrics.as_deref().map(read).unwrap_or_default()
     };
+    // Events not acted on because they broke a trust rule, by reason.
+    let refused: serde_json::Map<String, serde_json::Value> = crate::metrics::RefusedReason::ALL
+        .iter()
+        .map(|reason| {
+            let count = state
+                .metrics
+                .as_deref()
+                .map(|m| m.refused_count(*reason))
+                .unwrap_or_default();
+            (reason.as_str().to_owned(), count.into())
+        })
+        .collect();
     let cannot_act: Vec<serde_json::Value> = problems
         .iter()
         .map(|p| {
@@ -171,6 +183,7 @@ async fn health(State(state): State<AppState>) -> axum::response::Response {
         "transactions_received": counter(|m| m.transactions_received.get()),
         "twins_open": counter(|m| u64::try_from(m.twins_open.get()).unwrap_or_default()),
         "twins_unable_to_act": cannot_act,
+        "events_refused": refused,
     }))
     .into_response()
 }

@@ -19,6 +19,7 @@ use std::{
     time::Instant,
 };
 
+use matrix_sdk_common::deserialized_responses::{VerificationLevel, VerificationState};
 use matrix_sdk_crypto::{
     DecryptionSettings, EncryptionSettings, EncryptionSyncChanges, MegolmError, TrustRequirement,
     types::requests::{AnyOutgoingRequest, ToDeviceRequest},
@@ -110,6 +111,30 @@ pub enum DecryptError {
     /// The twin's machine could not be used now.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+}
+
+/// How far the device that sent a decrypted event is vouched for by its user's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderTrust {
+    /// The device is cross-signed by its user's identity (whether or not the twin verified
+    /// that identity).
+    CrossSigned,
+    /// The device is not signed by its user's identity, the user has none, or the identity
+    /// changed after it was verified.
+    NotCrossSigned,
+    /// The device is not known (its keys could not be linked to the session).
+    UnknownDevice,
+}
+
+/// A decrypted event: the plaintext with the envelope's `room_id`, `sender`, `event_id` and
+/// `origin_server_ts` (the homeserver's, never what the sender put in the plaintext), and how
+/// far the sending device is vouched for.
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    /// The event JSON.
+    pub event: Value,
+    /// The sending device's standing.
+    pub sender_trust: SenderTrust,
 }
 
 /// A room key that arrived; events waiting for it can be retried.
@@ -346,7 +371,7 @@ impl Crypto {
         twin: &UserId,
         room: &RoomId,
         raw: &Raw<AnyTimelineEvent>,
-    ) -> Result<Value, DecryptError> {
+    ) -> Result<Decrypted, DecryptError> {
         let Some(machine) = self.machine(twin, false).await? else {
             return Err(DecryptError::Crypto(CryptoError::NoDevice));
         };
@@ -367,17 +392,47 @@ impl Crypto {
             .await
         {
             Ok(decrypted) => {
+                let sender_trust = match &decrypted.encryption_info.verification_state {
+                    VerificationState::Verified
+                    | VerificationState::Unverified(VerificationLevel::UnverifiedIdentity) => {
+                        SenderTrust::CrossSigned
+                    }
+                    VerificationState::Unverified(VerificationLevel::MismatchedSender) => {
+                        // The session belongs to someone other than the envelope's sender.
+                        return Err(DecryptError::Failed(
+                            "the room key belongs to a different sender".into(),
+                        ));
+                    }
+                    VerificationState::Unverified(VerificationLevel::None(_)) => {
+                        SenderTrust::UnknownDevice
+                    }
+                    VerificationState::Unverified(_) => SenderTrust::NotCrossSigned,
+                };
                 let mut event: Value = serde_json::from_str(decrypted.event.json().get())
                     .map_err(|e| DecryptError::Failed(e.to_string()))?;
                 let original: Value = serde_json::from_str(raw.json().get()).unwrap_or(Value::Null);
-                if let Value::Object(map) = &mut event {
-                    for key in ["room_id", "sender", "event_id", "origin_server_ts"] {
-                        if let Some(value) = original.get(key) {
-                            map.entry(key).or_insert_with(|| value.clone());
+                let Value::Object(map) = &mut event else {
+                    return Err(DecryptError::Failed(
+                        "the plaintext is not an object".into(),
+                    ));
+                };
+                // The homeserver's envelope decides who sent what where; a plaintext claiming
+                // another sender must not be believed.
+                for key in ["room_id", "sender", "event_id", "origin_server_ts"] {
+                    match original.get(key) {
+                        Some(value) => {
+                            map.insert(key.to_owned(), value.clone());
+                        }
+                        None => {
+                            map.remove(key);
                         }
                     }
                 }
-                Ok(event)
+                map.remove("unsigned");
+                Ok(Decrypted {
+                    event,
+                    sender_trust,
+                })
             }
             Err(MegolmError::MissingRoomKey(_))
             | Err(MegolmError::Decryption(

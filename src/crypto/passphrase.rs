@@ -23,15 +23,8 @@ pub fn load_or_create_passphrase(
     }
     std::fs::create_dir_all(store_dir).map_err(|e| CryptoError::io(store_dir, e))?;
     let secret = Secret::random_token();
-    let tmp = store_dir.join("passphrase.tmp");
-    std::fs::write(&tmp, secret.expose()).map_err(|e| CryptoError::io(&tmp, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| CryptoError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| CryptoError::io(&path, e))?;
+    crate::private_file::write_private(&path, secret.expose().as_bytes())
+        .map_err(|e| CryptoError::io(&path, e))?;
     Ok(secret)
 }
 

@@ -162,13 +162,5 @@ pub(crate) fn tail_lines(text: &str, max_lines: usize) -> String {
 
 /// Writes `contents` to `path` through a temporary file and a rename, with mode 0600 on Unix.
 pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), DevError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).map_err(DevError::io(&tmp))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(DevError::io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(DevError::io(path))
+    crate::private_file::write_private(path, contents.as_bytes()).map_err(DevError::io(path))
 }

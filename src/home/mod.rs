@@ -8,9 +8,12 @@
 mod git;
 mod ops;
 mod paths;
+mod policy_files;
 mod skills;
 mod template;
 mod walk;
+
+pub use self::policy_files::{POLICY_FILES, POLICY_FOLDERS, POLICY_NAMES};
 
 #[cfg(test)]
 mod tests;
@@ -112,6 +115,11 @@ impl Home {
             owner_id: owner_id.to_owned(),
             lock: Mutex::new(()),
         })
+    }
+
+    /// The home's root with symbolic links resolved.
+    pub(crate) fn canonical_root(&self) -> &Path {
+        &self.canonical_root
     }
 
     /// The home's folder.

@@ -103,11 +103,11 @@ pub(super) fn write_atomic(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        // tempfile creates 0600 files; a new file should get ordinary permissions and a
-        // rewritten file keep its own (including an executable bit).
+        // A new file is the owner's private data: 0600 (the home itself is 0700). A rewritten
+        // file keeps its own mode (including an executable bit).
         let permissions = fs::metadata(path)
             .map(|m| m.permissions())
-            .unwrap_or_else(|_| fs::Permissions::from_mode(0o644));
+            .unwrap_or_else(|_| fs::Permissions::from_mode(0o600));
         builder.permissions(permissions);
     }
     let write_err = |e: io::Error| HomeError::Other(format!("cannot write {rel:?}: {e}"));

@@ -51,14 +51,18 @@ pub(super) fn ensure_home(
     owner_id: &str,
 ) -> Result<(), HomeError> {
     if root.join(".git").exists() {
-        return Ok(());
+        // Homes made before homes were private: close them now.
+        return restrict(root);
     }
     let owner = Owner::new(owner_id);
     match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => create_fresh(root, template, &owner),
         // A folder prepared by hand (or left by an interrupted creation): fill it in without
         // overwriting anything that is already there.
-        Ok(meta) if meta.is_dir() => populate(root, template, &owner),
+        Ok(meta) if meta.is_dir() => {
+            restrict(root)?;
+            populate(root, template, &owner)
+        }
         Ok(_) => Err(HomeError::Other(format!(
             "{} exists but is not a folder",
             root.display()
@@ -107,6 +111,8 @@ fn create_fresh(root: &Path, template: Option<&Path>, owner: &Owner<'_>) -> Resu
         .prefix(&format!(".{name}.creating-"))
         .tempdir_in(parent)
         .map_err(|e| other("create a folder in", parent, &e))?;
+    // Private before anything is in it: only the service's user reads an owner's home.
+    restrict(staging.path())?;
     populate(staging.path(), template, owner)?;
     match fs::rename(staging.path(), root) {
         Ok(()) => {
@@ -118,6 +124,20 @@ fn create_fresh(root: &Path, template: Option<&Path>, owner: &Owner<'_>) -> Resu
         Err(_) if root.join(".git").exists() => Ok(()),
         Err(e) => Err(other("move the new home to", root, &e)),
     }
+}
+
+/// Makes a home folder readable by the service's user only (mode 0700 on Unix).
+fn restrict(dir: &Path) -> Result<(), HomeError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+        if !private {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| other("make private", dir, &e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies the template into `dir`, skipping files that exist, then makes the first commit.

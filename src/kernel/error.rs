@@ -2,7 +2,7 @@
 
 use super::provider::ProviderError;
 
-/// A turn failed; [`KernelError::user_message`] is what the room is told.
+/// A turn failed; [`KernelError::room_message`] is what the room is told.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     /// The model provider kept failing (free-form; prefer [`KernelError::Model`]).
@@ -20,12 +20,28 @@ pub enum KernelError {
     Setup(String),
 }
 
+/// What anyone but the owner in their own DM is told when a turn fails: one fixed text, so
+/// nothing of the provider's answer, the configuration or an internal error reaches a room
+/// others read.
+pub const FIXED_FAILURE_REPLY: &str = "⚠️ I can't answer right now. Please try again later.";
+
 impl KernelError {
-    /// A short, clear message for the room.
+    /// What the room is told: with `detailed` (the owner in their DM with nobody else), a
+    /// short fixed text per kind of failure saying what an admin could fix; otherwise
+    /// [`FIXED_FAILURE_REPLY`]. Never any text the provider sent: that is in the log only.
+    pub fn room_message(&self, detailed: bool) -> String {
+        if detailed {
+            self.user_message()
+        } else {
+            FIXED_FAILURE_REPLY.to_owned()
+        }
+    }
+
+    /// The detailed text for the owner (fixed per kind; no provider text).
     pub fn user_message(&self) -> String {
         match self {
-            Self::Provider(detail) => {
-                format!("⚠️ The language model failed ({detail}). Please try again in a moment.")
+            Self::Provider(_) => {
+                "⚠️ The language model failed. Please try again in a moment.".to_owned()
             }
             Self::Model(error) => model_message(error),
             Self::NotConfigured(_) => super::setup::UNCONFIGURED_REPLY.to_owned(),
@@ -54,11 +70,9 @@ fn model_message(error: &ProviderError) -> String {
             "⚠️ I couldn't reach the language model (HTTP {status}{tries}). Please try again in \
              a moment."
         ),
-        ProviderError::Status {
-            status, message, ..
-        } => format!(
-            "⚠️ The language model refused my request (HTTP {status}: {message}). An admin may \
-             need to check the `[llm]` settings."
+        ProviderError::Status { status, .. } => format!(
+            "⚠️ The language model refused my request (HTTP {status}). An admin may need to \
+             check the `[llm]` settings; the service's log has the details."
         ),
         ProviderError::Timeout { timeout, .. } => format!(
             "⚠️ The language model didn't answer in time ({} s{tries}). Please try again in a \
@@ -134,6 +148,19 @@ mod tests {
             message: "bad".into(),
         });
         assert!(auth.user_message().contains("API key"));
+        let refused = KernelError::Model(ProviderError::Status {
+            status: 400,
+            url: "u".into(),
+            message: "secret provider detail".into(),
+            retry_after: None,
+        });
+        assert!(!refused.user_message().contains("secret provider detail"));
+        assert_eq!(refused.room_message(false), FIXED_FAILURE_REPLY);
+        assert!(
+            !KernelError::Provider("internal detail".into())
+                .room_message(true)
+                .contains("internal detail")
+        );
         let timeout = gave_up(
             ProviderError::Timeout {
                 url: "u".into(),

@@ -16,6 +16,7 @@ mod message;
 mod prompt;
 pub mod provider;
 mod public;
+pub mod quote;
 mod reword;
 mod setup;
 pub mod tools;
@@ -26,7 +27,7 @@ use std::{sync::Arc, time::Duration};
 pub use self::{
     action::{MeetingAsk, ToolRequest},
     audience::Audience,
-    error::KernelError,
+    error::{FIXED_FAILURE_REPLY, KernelError},
     message::{Message, ToolCall},
     setup::UNCONFIGURED_REPLY,
 };

@@ -66,7 +66,7 @@ pub(crate) fn push_file(prompt: &mut String, path: &str, text: &str) {
 
 /// Puts the prompt together.
 pub(crate) fn compose(parts: &HomeParts, room_id: &str, now: SystemTime) -> String {
-    let mut prompt = String::from(PREAMBLE);
+    let mut prompt = format!("{PREAMBLE} {}", super::quote::RULE);
     for (path, text) in &parts.files {
         push_file(&mut prompt, path, text);
     }

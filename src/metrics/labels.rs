@@ -66,6 +66,36 @@ pub(super) fn allowed(label: &str) -> Option<Vec<&'static str>> {
     match label {
         "kind" => Some(TurnErrorKind::ALL.iter().map(|k| k.as_str()).collect()),
         "direction" => Some(TokenDirection::ALL.iter().map(|d| d.as_str()).collect()),
+        "reason" => Some(RefusedReason::ALL.iter().map(|r| r.as_str()).collect()),
         _ => None,
+    }
+}
+
+/// Why an event was refused: the `reason` label of `matrixos_events_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusedReason {
+    /// A plaintext message or protocol event in a room that is encrypted.
+    PlaintextInEncryptedRoom,
+    /// A decrypted payload that was not a message-like event (a `state_key`, a state type).
+    NotMessageLike,
+    /// The owner wrote from a device their identity has not cross-signed.
+    UnverifiedOwnerDevice,
+}
+
+impl RefusedReason {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 3] = [
+        Self::PlaintextInEncryptedRoom,
+        Self::NotMessageLike,
+        Self::UnverifiedOwnerDevice,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlaintextInEncryptedRoom => "plaintext_in_encrypted_room",
+            Self::NotMessageLike => "not_message_like",
+            Self::UnverifiedOwnerDevice => "unverified_owner_device",
+        }
     }
 }

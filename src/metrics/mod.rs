@@ -19,7 +19,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
-pub use self::labels::{TokenDirection, TurnErrorKind};
+pub use self::labels::{RefusedReason, TokenDirection, TurnErrorKind};
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -59,6 +59,7 @@ pub struct Metrics {
     refresh: RwLock<Option<RefreshHook>>,
     turn_errors: IntCounterVec,
     model_tokens: IntCounterVec,
+    events_refused: IntCounterVec,
 
     /// `matrixos_transactions_received_total`: transactions stored (repeats not counted).
     pub transactions_received: IntCounter,
@@ -146,6 +147,20 @@ impl Metrics {
                 &["direction"],
             ),
         )?;
+        let events_refused = register(
+            r,
+            "matrixos_events_refused_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "matrixos_events_refused_total",
+                    "Events not acted on because they broke a trust rule, by reason.",
+                ),
+                &["reason"],
+            ),
+        )?;
+        for reason in RefusedReason::ALL {
+            events_refused.with_label_values(&[reason.as_str()]);
+        }
         // Every label value present from the start, so a rate over a series that has not
         // moved yet reads 0 rather than nothing.
         for kind in TurnErrorKind::ALL {
@@ -157,6 +172,7 @@ impl Metrics {
         Ok(Self {
             turn_errors,
             model_tokens,
+            events_refused,
             transactions_received: counter(
                 r,
                 "matrixos_transactions_received_total",
@@ -267,6 +283,20 @@ impl Metrics {
             registry,
             refresh: RwLock::new(None),
         })
+    }
+
+    /// Counts an event refused for `reason`.
+    pub fn refused(&self, reason: RefusedReason) {
+        self.events_refused
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// How many events were refused for `reason`.
+    pub fn refused_count(&self, reason: RefusedReason) -> u64 {
+        self.events_refused
+            .with_label_values(&[reason.as_str()])
+            .get()
     }
 
     /// Counts a failed turn.

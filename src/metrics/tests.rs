@@ -139,13 +139,14 @@ fn every_metric_is_prefixed_documented_and_present() {
         "matrixos_undecryptable_events_waiting",
         "matrixos_twins_open",
         "matrixos_twins_unable_to_act",
+        "matrixos_events_refused_total",
     ] {
         assert!(
             names.contains(&expected),
             "{expected} missing from {names:?}"
         );
     }
-    assert_eq!(names.len(), 27, "{names:?}");
+    assert_eq!(names.len(), 28, "{names:?}");
     for family in &families {
         assert!(family.name().starts_with("matrixos_"), "{}", family.name());
         assert!(!family.help().is_empty(), "{} has no help", family.name());

@@ -11,10 +11,14 @@
 use std::time::Duration;
 
 use ruma::{EventId, OwnedUserId, RoomId, UserId};
-use serde_json::Value;
 
 use super::{RoomSession, event::RoomEvent};
-use crate::{crypto::DecryptError, room::event::EncryptedRaw, storage::Undecrypted};
+use crate::{
+    crypto::{DecryptError, Decrypted},
+    metrics::RefusedReason,
+    room::event::EncryptedRaw,
+    storage::Undecrypted,
+};
 
 /// Attempts at keeping an event that cannot be decrypted yet.
 const KEEP_ATTEMPTS: u32 = 4;
@@ -22,7 +26,7 @@ const KEEP_ATTEMPTS: u32 = 4;
 /// How decrypting with every twin of the room went.
 enum Outcome {
     /// One twin decrypted it.
-    Plain(Value),
+    Plain(Decrypted),
     /// No twin has the key (yet), or a twin could not be asked now: keep it.
     Keep,
     /// It cannot be decrypted, whatever arrives later (malformed, unknown scheme).
@@ -43,7 +47,7 @@ impl RoomSession {
         // No joined twin: nobody here could have been given the key.
         let first = joined.first()?;
         match self.try_decrypt(room, raw, joined).await {
-            Outcome::Plain(plain) => return Some(RoomEvent::parse(&plain.to_string())),
+            Outcome::Plain(plain) => return self.accept(room, event_id, &plain),
             Outcome::Drop(why) => {
                 self.parts.metrics.decryption_failures.inc();
                 tracing::warn!(%room, %event_id, %sender, %why, "event cannot be decrypted; dropped");
@@ -66,7 +70,7 @@ impl RoomSession {
                     tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
                     // Its key may have come meanwhile.
                     if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
-                        return Some(RoomEvent::parse(&plain.to_string()));
+                        return self.accept(room, event_id, &plain);
                     }
                 }
                 Err(err) => {
@@ -78,7 +82,7 @@ impl RoomSession {
         // The key may have arrived while the row was being stored.
         if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
             return match store.remove_undecrypted(row).await {
-                Ok(true) => Some(RoomEvent::parse(&plain.to_string())),
+                Ok(true) => self.accept(room, event_id, &plain),
                 Ok(false) => None,
                 Err(err) => {
                     tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
@@ -123,14 +127,26 @@ impl RoomSession {
             Outcome::Plain(plain) => match self.parts.store.remove_undecrypted(kept.id).await {
                 Ok(true) => {
                     tracing::info!(%room, event = %kept.event_id, "room key arrived; handling the kept event");
-                    let event = RoomEvent::parse(&plain.to_string());
-                    self.act(&event, &joined, true).await;
+                    if let Some(event) = self.accept(&room, &kept.event_id, &plain) {
+                        self.act(&event, &joined, true).await;
+                    }
                 }
                 // Handled already, by the check right after it was kept.
                 Ok(false) => {}
                 Err(err) => tracing::warn!(%err, "cannot claim a kept event"),
             },
         }
+    }
+
+    /// What a decrypted payload may be: only message-like events
+    /// ([`RoomEvent::parse_decrypted`]); anything else is refused and counted.
+    fn accept(&self, room: &RoomId, event_id: &EventId, plain: &Decrypted) -> Option<RoomEvent> {
+        let event = RoomEvent::parse_decrypted(&plain.event.to_string());
+        if event.is_none() {
+            self.parts.metrics.refused(RefusedReason::NotMessageLike);
+            tracing::warn!(%room, %event_id, "a decrypted payload was not a message; ignored");
+        }
+        event
     }
 
     /// Decrypts with each joined twin in turn until one can.

@@ -212,6 +212,22 @@ impl RoomEvent {
         }
     }
 
+    /// Parses a decrypted payload. Only message-like events count: a text message or a protocol
+    /// event without a `state_key`. Anything else inside an encrypted envelope (a membership,
+    /// the encryption state, another encrypted event, any `state_key`) is `None`: state comes
+    /// from the homeserver's room state, never from what a sender encrypted.
+    pub fn parse_decrypted(json: &str) -> Option<Self> {
+        let head: Head = serde_json::from_str(json).ok()?;
+        if head.state_key.is_some() {
+            return None;
+        }
+        match Self::parse(json) {
+            event @ (Self::Text { .. } | Self::Protocol { .. }) => Some(event),
+            Self::Other => Some(Self::Other),
+            Self::Member { .. } | Self::Encrypted { .. } | Self::EncryptionEnabled { .. } => None,
+        }
+    }
+
     /// Parses an event's JSON; events that are not understood become [`RoomEvent::Other`].
     pub fn parse(json: &str) -> Self {
         let Ok(head) = serde_json::from_str::<Head>(json) else {
@@ -303,6 +319,25 @@ impl RoomEvent {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decrypted_payloads_are_only_messages() {
+        let member = r#"{"type":"m.room.member","room_id":"!r:x","sender":"@eve:x","state_key":"@alice_ai:x","event_id":"$e","content":{"membership":"leave"}}"#;
+        assert_eq!(RoomEvent::parse_decrypted(member), None);
+        let text_with_state_key = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@eve:x","event_id":"$e","state_key":"","content":{"msgtype":"m.text","body":"x"}}"#;
+        assert_eq!(RoomEvent::parse_decrypted(text_with_state_key), None);
+        let encryption = r#"{"type":"m.room.encryption","room_id":"!r:x","sender":"@eve:x","event_id":"$e","content":{"algorithm":"m.megolm.v1.aes-sha2"}}"#;
+        assert!(matches!(
+            RoomEvent::parse_decrypted(encryption),
+            None | Some(RoomEvent::Other)
+        ));
+        let text = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@eve:x","event_id":"$e","content":{"msgtype":"m.text","body":"hi"}}"#;
+        assert!(matches!(
+            RoomEvent::parse_decrypted(text),
+            Some(RoomEvent::Text { .. })
+        ));
+        assert_eq!(RoomEvent::parse_decrypted("not json"), None);
+    }
 
     #[test]
     fn invite_is_parsed() {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ruma::{OwnedUserId, UserId, events::room::member::MembershipState};
+use ruma::{OwnedUserId, RoomId, UserId, events::room::member::MembershipState};
 
 use super::{
     CommandRunner, Pairing, ROOM_LOG_KEEP, RoomError,
@@ -13,7 +13,7 @@ use crate::{
     config::AccessConfig,
     crypto::Crypto,
     matrix::MatrixClient,
-    metrics::Metrics,
+    metrics::{Metrics, RefusedReason},
     negotiator::Negotiator,
     outbox::Outbox,
     storage::{StorageError, Store},
@@ -106,11 +106,36 @@ impl RoomSession {
                 }
             }
             event => {
+                if matches!(event, RoomEvent::Text { .. } | RoomEvent::Protocol { .. })
+                    && self.refuse_plaintext(&room, &event).await
+                {
+                    return;
+                }
                 self.act(&event, &joined, false).await;
                 return;
             }
         };
         self.act(&event, &joined, true).await;
+    }
+
+    /// Whether a plaintext message (or protocol event) must be refused because its room is
+    /// encrypted: in an encrypted room, only what arrived encrypted is believed.
+    async fn refuse_plaintext(&self, room: &RoomId, event: &RoomEvent) -> bool {
+        match self.parts.store.room_encrypted(room).await {
+            Ok(Some(true)) => {
+                self.parts
+                    .metrics
+                    .refused(RefusedReason::PlaintextInEncryptedRoom);
+                tracing::warn!(%room, kind = event.kind(), "plaintext event in an encrypted room; ignored");
+                true
+            }
+            Ok(_) => false,
+            Err(err) => {
+                // Fail closed: without knowing, a plaintext message might be a forgery.
+                tracing::error!(%err, %room, "cannot read whether the room is encrypted; event ignored");
+                true
+            }
+        }
     }
 
     /// Records, decides and acts on an event (`arrived_encrypted` when it was decrypted).

@@ -16,7 +16,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use tokio::sync::Semaphore;
 
-pub(crate) use self::input::{compose_input, person};
+pub(crate) use self::input::compose_input;
 use crate::{
     config::{AccessConfig, Config},
     home::Home,
@@ -208,7 +208,9 @@ impl TurnRunner {
             audience: match job.speaker {
                 Speaker::Owner => Audience::Owner,
                 Speaker::Other => Audience::Public {
-                    person: person(&names, &job.sender),
+                    // The MXID only: a display name is anyone's text and stays out of the
+                    // system prompt.
+                    person: crate::kernel::quote::one_line(job.sender.as_str(), 255),
                 },
             },
             allowed_tools: settings.tools.clone(),
@@ -239,7 +241,8 @@ impl TurnRunner {
                     tracing::warn!(room = %job.room, %err, "turn failed");
                     self.metrics.turn_error(TurnErrorKind::Provider);
                     Finished {
-                        reply: err.user_message(),
+                        // Details only for the owner in their own DM; a fixed text elsewhere.
+                        reply: err.room_message(!job.group && job.speaker == Speaker::Owner),
                         messages: only_input(),
                         requests: Vec::new(),
                     }

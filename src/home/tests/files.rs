@@ -71,7 +71,7 @@ fn write_creates_parents_and_leaves_no_temp_files() {
 
 #[cfg(unix)]
 #[test]
-fn written_files_get_ordinary_permissions() {
+fn written_files_are_private_to_the_service_user() {
     use std::os::unix::fs::PermissionsExt;
     let (_dir, home) = new_home();
     home.write_atomic("data/x.md", b"x").expect("write");
@@ -79,11 +79,15 @@ fn written_files_get_ordinary_permissions() {
         .expect("meta")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o600, 0o600, "{mode:o}");
-    assert_ne!(
-        mode & 0o044,
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let root = std::fs::metadata(home.root())
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(
+        root & 0o077,
         0,
-        "new files should be readable like any other file: {mode:o}"
+        "the home is not readable by others: {root:o}"
     );
 }
 

@@ -108,7 +108,8 @@ pub(crate) fn compose(parts: &PublicParts, person: &str, room_id: &str, now: Sys
          notes, plans, contacts or other conversations is available to you. Never claim or \
          reveal anything beyond that; when asked for anything else, say you cannot share it \
          rather than guess. Offer to pass a message on to {owner}. Your tools here only read the public files under {PUBLIC_DIR}/ \
-         (paths are relative to your home). Answer in Markdown."
+         (paths are relative to your home). Answer in Markdown. {}",
+        crate::kernel::quote::RULE
     );
     for (path, text) in &parts.files {
         crate::kernel::prompt::push_file(&mut prompt, path, text);

@@ -150,6 +150,19 @@ fn folder_or_default(path: Option<String>, public: bool) -> String {
     }
 }
 
+/// Refuses a write to a policy file: those change only by the owner's own `!ai` commands, so
+/// nobody's words in a conversation can change what the twin may do.
+fn refuse_policy(home: &Home, rel: &str) -> Result<(), HomeError> {
+    if home.is_policy_path(rel)? {
+        return Err(HomeError::Other(format!(
+            "{rel:?} is a policy file (it decides what you may do), and no tool may change it. \
+             Only your owner changes it, with !ai commands in their DM with you (!ai help lists \
+             them); tell them what you would change and why"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct PathArgs {
     path: String,
@@ -198,6 +211,7 @@ pub(super) async fn write_file(ctx: &ToolContext, args: &Value) -> ToolResult {
     let bytes = content.len();
     let target = path.clone();
     blocking(ctx, move |home| {
+        refuse_policy(home, &target)?;
         home.write_atomic(&target, content.as_bytes())
     })
     .await?;
@@ -222,7 +236,11 @@ pub(super) async fn edit_file(ctx: &ToolContext, args: &Value) -> ToolResult {
         );
     }
     let target = path.clone();
-    blocking(ctx, move |home| home.edit(&target, &old_text, &new_text)).await?;
+    blocking(ctx, move |home| {
+        refuse_policy(home, &target)?;
+        home.edit(&target, &old_text, &new_text)
+    })
+    .await?;
     let note = commit(ctx, "edit_file", &path).await.unwrap_or_default();
     Ok(format!("Edited {path}.{note}"))
 }
