@@ -119,7 +119,10 @@ async fn an_obedient_model_cannot_turn_a_strangers_words_into_policy() {
             "system/settings.toml",
         ];
         let snapshot = || -> Vec<Option<Vec<u8>>> {
-            WATCHED.iter().map(|f| std::fs::read(home.join(f)).ok()).collect()
+            WATCHED
+                .iter()
+                .map(|f| std::fs::read(home.join(f)).ok())
+                .collect()
         };
         let before = snapshot();
         let eve_room = eve.room(&room.room_id().to_owned());
