@@ -125,6 +125,36 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// Registers the idle owners `from..to` on the homeserver, as the appservice.
+async fn register_owners(http: &reqwest::Client, hs: &str, as_token: &str, from: usize, to: usize) {
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    stream::iter(from..to)
+        .for_each_concurrent(IN_FLIGHT, |n| {
+            let failures = failures.clone();
+            async move {
+                let ok = http
+                    .post(format!("{hs}/_matrix/client/v3/register"))
+                    .bearer_auth(as_token)
+                    .json(&serde_json::json!({
+                        "type": "m.login.application_service",
+                        "username": format!("idle{n}"),
+                        "inhibit_login": true,
+                    }))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+        .await;
+    let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        println!("  ({failed} owner registrations failed)");
+    }
+}
+
 /// Provisions twins `from..to` through the appservice user query; returns the seconds it took
 /// until every query was answered and until every device was set up.
 async fn provision(
@@ -179,7 +209,19 @@ async fn main() {
     let pending = TestHomeserver::reserve();
     let port = free_port();
     let config = pending.appservice_config(&format!("http://127.0.0.1:{port}"));
-    let registration = Registration::generate(&config);
+    let mut registration = Registration::generate(&config);
+    // Idle owners are registered by the appservice itself (cheap: no password to hash); the
+    // service gives twins only to owners the homeserver knows.
+    registration
+        .namespaces
+        .users
+        .push(matrix_os::registration::Namespace {
+            exclusive: false,
+            regex: format!(
+                "@idle[0-9]+:{}$",
+                config.homeserver.server_name.replace('.', "\\.")
+            ),
+        });
     registration
         .write(&config.appservice.registration, true)
         .unwrap();
@@ -241,6 +283,8 @@ async fn main() {
     let token = registration.hs_token.expose().to_owned();
     let crypto = dir.join("crypto");
     let server = hs.server_name().to_owned();
+    let as_token = registration.as_token.expose().to_owned();
+    register_owners(&http, hs.client_url(), &as_token, 0, total).await;
     println!("provisioning through the appservice user query, {IN_FLIGHT} queries in flight:");
     let (answered, ready) = provision(&http, &appservice, &token, &server, &crypto, 0, first).await;
     println!(

@@ -9,6 +9,7 @@
 
 pub mod a2a;
 pub mod appservice;
+pub mod bounded_body;
 pub mod calendar;
 pub mod cli;
 pub mod config;

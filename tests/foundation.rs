@@ -266,7 +266,7 @@ async fn transactions_are_authenticated_validated_and_deduplicated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_query_provisions_allowed_twins_only() {
+async fn user_query_provisions_allowed_twins_of_existing_owners_only() {
     let env = TestEnv::start().await;
     let token = env.registration.hs_token.expose().to_owned();
     let query = |user: String| {
@@ -283,6 +283,18 @@ async fn user_query_provisions_allowed_twins_only() {
         }
     };
     let server = env.server_name().to_owned();
+    // No twin, account or home for an owner the homeserver does not know.
+    assert_eq!(query(format!("@ghost_ai:{server}")).await, 404);
+    assert!(!env.home_of("ghost").exists());
+    let ghost = reqwest::get(format!(
+        "{}/_matrix/client/v3/profile/@ghost_ai:{server}",
+        env.hs.client_url()
+    ))
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(ghost, 404, "the twin's account was not registered");
+    env.human("carol").await;
     assert_eq!(query(format!("@carol_ai:{server}")).await, 200);
     assert_eq!(query(format!("@carol:{server}")).await, 404);
     assert_eq!(query("@carol_ai:elsewhere.example".into()).await, 404);

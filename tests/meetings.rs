@@ -803,3 +803,122 @@ async fn an_unanswered_ask_times_out_and_both_owners_are_told() {
     assert!(to_alice.contains("Quick chat"), "{to_alice}");
     assert!(events(&calendar(&hs1, "alice")).is_empty());
 }
+
+/// The negotiations Alice's twin keeps, read from its database.
+async fn open_negotiations(env: &TestEnv) -> Vec<matrix_os::storage::NegotiationRow> {
+    let store =
+        matrix_os::storage::Store::connect(&format!("sqlite://{}", env.sqlite_path().display()))
+            .await
+            .unwrap();
+    let rows = store
+        .open_negotiations(&env.twin_of("alice"))
+        .await
+        .unwrap();
+    store.close().await;
+    rows
+}
+
+/// A peer the policy refuses leaves nothing behind; one peer's flood of hellos is capped; and
+/// a peer naming the UID of the owner's own event can neither replace nor remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_and_flooding_peers_leave_nothing_and_cannot_touch_the_owners_events() {
+    let env = TestEnv::start_with(EnvOptions {
+        federated: true,
+        ..EnvOptions::default()
+    })
+    .await;
+    let (alice, alice_dm) = owner_with_dm(&env, "alice").await;
+    let alice_ai = env.twin_of("alice");
+    let peer = env.peer.as_ref().unwrap().server_name().to_owned();
+    let d1 = day(1);
+    let own_event = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//alice//EN\r\nBEGIN:VEVENT\r\nUID:team-weekly\r\n\
+         DTSTAMP:20240101T000000Z\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:Team weekly\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        (d1 + Days::hours(15)).format("%Y%m%dT%H%M%SZ"),
+        (d1 + Days::hours(16)).format("%Y%m%dT%H%M%SZ"),
+    );
+    env.write_home_file("alice", "data/calendar.ics", &own_event);
+    env.write_home_file(
+        "alice",
+        "system/meetings.toml",
+        &format!("{EVERY_DAY}auto_accept = [\"@carol:{peer}\"]\n"),
+    );
+    env.write_home_file("alice", "system/access.toml", "federation = [\"*\"]\n");
+    let carol_ai = env.remote_human("carol_ai").await;
+    let room = carol_ai.create_dm(&alice_ai, true).await;
+    carol_ai.wait_for_join(&room, &alice_ai, WAIT).await;
+    carol_ai.sync().await;
+
+    // A hello whose twin does not follow the owner's name: refused, nothing stored.
+    let mut forged = hello_for(&peer, carol_ai.user_id.as_str(), "forged-0001");
+    forged["owner"] = json!(format!("@mallory:{peer}"));
+    forged["agent_card"]["owner"] = json!(format!("@mallory:{peer}"));
+    room.send_raw("dev.matrixos.a2a.hello", forged)
+        .await
+        .unwrap();
+    let (_, reject) = wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.reject" && c["negotiation_id"] == "forged-0001"
+    })
+    .await;
+    assert_eq!(reject["code"], "not_allowed", "{reject}");
+    assert!(open_negotiations(&env).await.is_empty());
+
+    // Ten hellos from one peer: three are kept, the rest refused.
+    for n in 0..10 {
+        let id = format!("flood-{n:04}");
+        room.send_raw(
+            "dev.matrixos.a2a.hello",
+            hello_for(&peer, carol_ai.user_id.as_str(), &id),
+        )
+        .await
+        .unwrap();
+    }
+    wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.reject" && c["negotiation_id"] == "flood-0009"
+    })
+    .await;
+    let kept = open_negotiations(&env).await;
+    assert_eq!(kept.len(), 3, "{kept:?}");
+
+    // One of the kept ones agrees a slot and confirms it under the owner's own event's UID.
+    let id = "flood-0000";
+    let slot = json!({"start": at(d1 + Days::hours(10)), "end": at(d1 + Days::hours(10) + Days::minutes(30))});
+    room.send_raw(
+        "dev.matrixos.a2a.request",
+        json!({
+            "version": "1", "negotiation_id": id, "seq": 2, "title": "Take over",
+            "duration_minutes": 30, "window": {"start": at(d1), "end": at(d1 + Days::days(1))},
+            "time_zone": "UTC", "slots": [slot.clone()]
+        }),
+    )
+    .await
+    .unwrap();
+    wait_for_protocol(&carol_ai, &room, &alice_ai, |(t, c)| {
+        t == "dev.matrixos.a2a.accept" && c["negotiation_id"] == id
+    })
+    .await;
+    room.send_raw(
+        "dev.matrixos.a2a.confirm",
+        json!({"version": "1", "negotiation_id": id, "seq": 3, "slot": slot, "uid": "team-weekly"}),
+    )
+    .await
+    .unwrap();
+    wait_for_notice(&alice, &alice_dm, &alice_ai, "Take over").await;
+    room.send_raw(
+        "dev.matrixos.a2a.cancel",
+        json!({"version": "1", "negotiation_id": id, "seq": 4, "uid": "team-weekly", "reason": "gone"}),
+    )
+    .await
+    .unwrap();
+    wait_for_notice(&alice, &alice_dm, &alice_ai, "cancelled").await;
+    let ics = calendar(&env, "alice");
+    assert_eq!(
+        events(&ics),
+        vec![(
+            "team-weekly".to_owned(),
+            (d1 + Days::hours(15)).format("%Y%m%dT%H%M%SZ").to_string()
+        )],
+        "the owner's event is as she wrote it: {ics}"
+    );
+    assert!(ics.contains("SUMMARY:Team weekly"), "{ics}");
+}

@@ -128,7 +128,16 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+        // Every request, its body included, within a bound: a slow or stalled client cannot
+        // hold a connection's handler for ever.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
 }
+
+/// Longest time a request may take, reading its body included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn ping() -> Json<serde_json::Value> {
     Json(serde_json::json!({}))

@@ -99,7 +99,13 @@ pub struct NewEvent {
     /// `ATTENDEE`s: `mailto:`/`matrix:` URIs, e-mail addresses or Matrix user IDs (the latter
     /// two are turned into URIs; anything else is left out).
     pub attendees: Vec<String>,
+    /// The negotiation that agreed it, written as [`NEGOTIATION_PROPERTY`]: only that
+    /// negotiation may later replace or remove the event.
+    pub negotiation: Option<String>,
 }
+
+/// The property naming the negotiation that wrote an event.
+pub const NEGOTIATION_PROPERTY: &str = "X-MATRIXOS-NEGOTIATION";
 
 impl Default for Calendar {
     /// An empty calendar (what a missing file reads as).
@@ -223,6 +229,21 @@ impl Calendar {
         let before = self.entries.len();
         self.entries.retain(|e| !e.is_event(uid));
         self.entries.len() != before
+    }
+
+    /// Who wrote the event with this UID: `None` when there is no such event, `Some(None)`
+    /// when it was not written by a negotiation (the owner's own), `Some(Some(id))` when
+    /// negotiation `id` wrote it.
+    pub fn negotiation_of(&self, uid: &str) -> Option<Option<String>> {
+        let entry = self.entries.iter().find(|e| e.is_event(uid))?;
+        let prefix = format!("{NEGOTIATION_PROPERTY}:");
+        Some(
+            entry
+                .text
+                .lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .map(|id| id.trim_end().to_owned()),
+        )
     }
 
     /// Whether an event with this UID exists.

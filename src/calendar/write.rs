@@ -27,6 +27,13 @@ pub(super) fn event(event: &NewEvent, stamp: DateTime<Utc>) -> (String, EventInf
             None => tracing::warn!(attendee, "not a mailto: or matrix: attendee; left out"),
         }
     }
+    if let Some(negotiation) = &event.negotiation {
+        push(
+            &mut out,
+            super::NEGOTIATION_PROPERTY,
+            &one_line(negotiation),
+        );
+    }
     push(&mut out, "STATUS", "CONFIRMED");
     out.push_str("END:VEVENT\r\n");
     let info = EventInfo {

@@ -12,7 +12,7 @@ use ruma::{
         appservice::request_ping,
         membership::{get_member_events, join_room_by_id, joined_members, leave_room},
         message::send_message_event,
-        profile::set_display_name,
+        profile::{get_profile, set_display_name},
         receipt::create_receipt::{self, v3::ReceiptType},
         room::create_room,
         state::get_state_event_for_key,
@@ -46,6 +46,20 @@ impl MatrixClient {
     pub async fn set_display_name(&self, user: &UserId, name: &str) -> Result<(), MatrixError> {
         let request = set_display_name::v3::Request::new(user.to_owned(), Some(name.to_owned()));
         self.send(request, Some(user)).await.map(|_| ())
+    }
+
+    /// Whether `user` exists on the homeserver (its profile is found). A user the homeserver
+    /// does not know answers 404.
+    pub async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError> {
+        match self
+            .send(get_profile::v3::Request::new(user.to_owned()), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            // `M_NOT_FOUND` by the spec; Synapse also answers 404 `M_UNKNOWN` ("No row found").
+            Err(MatrixError::Api { status: 404, .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// Joins a room (accepting an invite).

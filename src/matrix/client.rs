@@ -16,6 +16,9 @@ use serde::Deserialize;
 use super::MatrixError;
 use crate::secret::Secret;
 
+/// Largest answer read from the homeserver (a big `/keys/query` stays well below it).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 /// How hard to try one call.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -207,12 +210,14 @@ impl MatrixClient {
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
-        let bytes = response
-            .bytes()
+        let bytes = crate::bounded_body::read(response, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| MatrixError::Unreachable {
-                url: self.base_url.clone(),
-                message: describe_reqwest_error(&e),
+            .map_err(|e| match e {
+                crate::bounded_body::BodyError::Read(e) => MatrixError::Unreachable {
+                    url: self.base_url.clone(),
+                    message: describe_reqwest_error(&e),
+                },
+                too_large => MatrixError::Protocol(too_large.to_string()),
             })?;
         if !status.is_success() {
             let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();

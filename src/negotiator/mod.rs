@@ -10,6 +10,7 @@
 //! rooms apart.
 
 mod locks;
+mod rate;
 
 use std::sync::Arc;
 
@@ -58,6 +59,10 @@ const REWORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How far ahead busy times are read (the protocol's longest window).
 const HORIZON_DAYS: i64 = 92;
+/// Most open negotiations with one peer twin; a further hello from it is refused.
+pub const MAX_OPEN_PER_PEER: usize = 3;
+/// Most open negotiations of one twin; a further hello from anyone is refused.
+pub const MAX_OPEN_PER_TWIN: usize = 20;
 
 /// Where a step runs.
 struct Step<'a> {
@@ -82,6 +87,8 @@ pub struct Negotiator {
     /// One negotiation step of a twin at a time.
     locks: TwinLocks,
     access_defaults: AccessConfig,
+    /// Protocol events accepted per peer and twin.
+    rate: rate::ProtocolRate,
 }
 
 impl Negotiator {
@@ -100,6 +107,7 @@ impl Negotiator {
             outbox,
             locks: TwinLocks::default(),
             access_defaults,
+            rate: rate::ProtocolRate::default(),
         }
     }
 
@@ -161,6 +169,11 @@ impl Negotiator {
         event_type: &str,
         content: &serde_json::Value,
     ) -> Result<(), RoomError> {
+        if !self.rate.allow(twin, sender) {
+            // A flood from one peer: dropped without an answer (answering would be a flood
+            // of our own), logged once a window.
+            return Ok(());
+        }
         let _one_at_a_time = self.locks.lock(twin).await;
         let step = self.step_for(twin, owner, room).await?;
         let event = match parse(event_type, content) {
@@ -183,16 +196,40 @@ impl Negotiator {
             },
             ProtocolEvent::Reject(_) => None,
         };
+        let (access, _) = policy_of(step.home.clone(), owner, room, &self.access_defaults).await?;
+        let suffix = self.twins.naming().suffix();
+        let allowed = access.federation_allows(sender.server_name())
+            && self.twins.naming().looks_like_twin(sender)
+            && hello
+                .as_ref()
+                .is_none_or(|h| h.twin_follows_convention(suffix));
         let negotiation = match self.store.negotiation(twin, id.as_str()).await? {
             Some(row) => serde_json::from_str::<Negotiation>(&row.state).map_err(internal)?,
-            None if hello.is_some() => Negotiation::new(
-                id.clone(),
-                Party {
-                    owner: owner.to_owned(),
-                    twin: twin.to_owned(),
-                },
-                step.policy.config,
-            ),
+            None if hello.is_some() => {
+                // A new peer's hello: the policy and the caps decide before anything is
+                // stored, so a refused or flooding peer leaves nothing behind.
+                if let Some(why) = self.refuse_new(twin, sender, allowed).await? {
+                    tracing::info!(%room, %sender, why, "meeting request refused before storing");
+                    let reject = ProtocolEvent::Reject(Reject::new(
+                        Some(id),
+                        RejectCode::NotAllowed,
+                        why,
+                        Some(event_type),
+                        Some(event_id.as_str()),
+                    ));
+                    self.send_protocol(&step, &reject, event_id.as_str())
+                        .await?;
+                    return Ok(());
+                }
+                Negotiation::new(
+                    id.clone(),
+                    Party {
+                        owner: owner.to_owned(),
+                        twin: twin.to_owned(),
+                    },
+                    step.policy.config,
+                )
+            }
             None => {
                 if !matches!(event, ProtocolEvent::Reject(_)) {
                     let reject = ProtocolEvent::Reject(Reject::new(
@@ -217,13 +254,6 @@ impl Negotiator {
             .peer()
             .map(|p| p.owner.clone())
             .or_else(|| hello.as_ref().map(|h| h.owner.clone()));
-        let (access, _) = policy_of(step.home.clone(), owner, room, &self.access_defaults).await?;
-        let suffix = self.twins.naming().suffix();
-        let allowed = access.federation_allows(sender.server_name())
-            && self.twins.naming().looks_like_twin(sender)
-            && hello
-                .as_ref()
-                .is_none_or(|h| h.twin_follows_convention(suffix));
         let auto_accept = peer_owner
             .as_deref()
             .is_some_and(|peer| step.policy.auto_accepts(peer));
@@ -238,6 +268,33 @@ impl Negotiator {
         };
         self.run_step(&step, negotiation, input, policy, event_id.as_str())
             .await
+    }
+
+    /// Why a new peer's hello is refused before anything is stored: the policy does not allow
+    /// the peer, or too many negotiations are open already (with this peer, or at all).
+    async fn refuse_new(
+        &self,
+        twin: &UserId,
+        peer: &UserId,
+        allowed: bool,
+    ) -> Result<Option<&'static str>, RoomError> {
+        if !allowed {
+            return Ok(Some("this twin's policy does not accept requests from you"));
+        }
+        let open = self.store.open_negotiations(twin).await?;
+        let with_peer = open
+            .iter()
+            .filter(|row| row.peer_twin.as_deref() == Some(peer))
+            .count();
+        if with_peer >= MAX_OPEN_PER_PEER {
+            return Ok(Some("too many open requests from you; finish one first"));
+        }
+        if open.len() >= MAX_OPEN_PER_TWIN {
+            return Ok(Some(
+                "this twin has too many open requests; try again later",
+            ));
+        }
+        Ok(None)
     }
 
     /// The owner's answer to a meeting their twin asked them about: `Ok(what was done)`, or
@@ -480,8 +537,14 @@ impl Negotiator {
             match output {
                 Output::Send(event) => self.send_protocol(step, event, cause).await?,
                 Output::Calendar(write) => {
-                    self.write_calendar(step, write, &title, peer.as_ref())
-                        .await?
+                    self.write_calendar(
+                        step,
+                        write,
+                        &title,
+                        peer.as_ref(),
+                        negotiation.id().as_str(),
+                    )
+                    .await?
                 }
                 Output::Notify(notice) => {
                     let peer_name = peer
@@ -557,8 +620,10 @@ impl Negotiator {
         write: &CalendarWrite,
         title: &str,
         peer: Option<&Party>,
+        negotiation: &str,
     ) -> Result<(), RoomError> {
         let home = step.home.clone();
+        let negotiation = negotiation.to_owned();
         let write = write.clone();
         let title = title.to_owned();
         let mut attendees = vec![step.owner.to_string()];
@@ -574,6 +639,22 @@ impl Negotiator {
         tokio::task::spawn_blocking(move || -> Result<(), RoomError> {
             let mut calendar =
                 Calendar::load(&home).map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
+            // Only events this negotiation wrote may be replaced or removed by it: a peer
+            // naming the UID of the owner's own event (or another negotiation's) changes
+            // nothing.
+            let uid = match &write {
+                CalendarWrite::Add { uid, .. } | CalendarWrite::Remove { uid } => uid.as_str(),
+            };
+            let writer = calendar.negotiation_of(uid);
+            let ours = writer.as_ref().is_some_and(|w| w.as_deref() == Some(negotiation.as_str()));
+            let may = match &write {
+                CalendarWrite::Add { .. } => writer.is_none() || ours,
+                CalendarWrite::Remove { .. } => ours,
+            };
+            if !may {
+                tracing::warn!(%negotiation, "a calendar change for an event this negotiation did not write; ignored");
+                return Ok(());
+            }
             let message = match &write {
                 CalendarWrite::Add {
                     uid,
@@ -591,6 +672,7 @@ impl Negotiator {
                         end: slot.end(),
                         description,
                         attendees,
+                        negotiation: Some(negotiation.clone()),
                     });
                     format!("calendar: add {title} ({})", uid.as_str())
                 }

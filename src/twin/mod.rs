@@ -274,6 +274,9 @@ impl Twins {
         if !self.is_registered(&twin_id).await? {
             let _one_at_a_time = self.registering.lock(&twin_id).await;
             if !self.is_registered(&twin_id).await? {
+                if !self.owner_exists(owner).await? {
+                    return Err(TwinError::NotAllowed(owner.to_string()));
+                }
                 self.register(owner, &twin_id).await?;
                 let name = self.display_name_of(&twin_id).await?;
                 Self::set_up(
@@ -292,6 +295,11 @@ impl Twins {
             owner_id: owner.to_owned(),
             home,
         })
+    }
+
+    /// Whether the owner has an account on the homeserver.
+    async fn owner_exists(&self, owner: &UserId) -> Result<bool, TwinError> {
+        Ok(self.matrix.user_exists(owner).await?)
     }
 
     async fn display_name_of(&self, twin_id: &UserId) -> Result<Option<String>, TwinError> {
@@ -313,6 +321,11 @@ impl Provisioner for Twins {
             return Ok(false);
         };
         if !self.may_have_twin(&owner) {
+            return Ok(false);
+        }
+        // No account, home or device for an owner the homeserver does not know.
+        if !self.is_registered(user_id).await? && !self.owner_exists(&owner).await? {
+            tracing::info!(twin = %user_id, "no twin for an owner who does not exist");
             return Ok(false);
         }
         {

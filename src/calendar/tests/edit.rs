@@ -21,6 +21,7 @@ fn lunch(uid: &str) -> NewEvent {
             "matrix:u/erin:example.net".to_owned(),
             "not an address".to_owned(),
         ],
+        negotiation: None,
     }
 }
 
@@ -105,6 +106,7 @@ fn upsert_replaces_by_uid_in_place_with_its_moved_instances() {
         end: at("2024-04-16T07:15:00Z"),
         description: None,
         attendees: vec![],
+        negotiation: None,
     });
     let ics = calendar.to_ics();
     assert_eq!(ics.matches(&format!("UID:{STANDUP}")).count(), 1);
@@ -205,6 +207,7 @@ fn upsert_into_an_empty_calendar_and_control_characters() {
         end: at("2024-03-20T11:00:00Z"),
         description: Some("one\r\ntwo\u{7}".to_owned()),
         attendees: vec!["@bob:example.org\nEND:VEVENT".to_owned()],
+        negotiation: None,
     });
     let ics = calendar.to_ics();
     let again = parse(&ics);

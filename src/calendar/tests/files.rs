@@ -105,6 +105,7 @@ fn missing_file_loads_empty_and_save_writes_it_without_committing() {
         end: at("2024-03-20T13:00:00Z"),
         description: None,
         attendees: vec![],
+        negotiation: None,
     });
     calendar.save(&home).expect("save");
     let again = Calendar::load(&home).expect("load again");

@@ -9,6 +9,8 @@ use super::{ProviderError, retry::parse_retry_after};
 
 /// Longest piece of a provider's error body quoted in a message.
 const MAX_ERROR_CHARS: usize = 500;
+/// Largest answer read from a provider; a larger one is a bad response.
+pub(super) const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where a request goes: the real URL and the one that may be shown.
 #[derive(Debug, Clone)]
@@ -31,12 +33,15 @@ pub(super) async fn send(
         .map_err(|e| transport_error(e, endpoint, timeout))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(e, endpoint, timeout))?;
+    let body = match crate::bounded_body::read(response, MAX_RESPONSE_BYTES).await {
+        Ok(body) => body,
+        Err(crate::bounded_body::BodyError::Read(e)) => {
+            return Err(transport_error(e, endpoint, timeout));
+        }
+        Err(too_large) => return Err(ProviderError::BadResponse(too_large.to_string())),
+    };
     if (200..300).contains(&status) {
-        return Ok(body.to_vec());
+        return Ok(body);
     }
     Err(classify(status, &headers, &body, &endpoint.shown, model))
 }
