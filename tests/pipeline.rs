@@ -220,6 +220,7 @@ async fn owners_whose_localparts_differ_only_by_a_leading_dot_get_different_home
     let server = env.server_name().to_owned();
     // Invites as the homeserver would push them: each twin gets ready (its home first).
     for (n, owner) in [".x", "_.x"].into_iter().enumerate() {
+        env.hs.register_user(owner).await;
         let invite = json!({"events": [{
             "type": "m.room.member",
             "room_id": format!("!room{n}:{server}"),

@@ -250,6 +250,7 @@ async fn a_plaintext_message_in_an_encrypted_room_is_not_believed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_sees_only_the_fixed_error_text() {
     let env = TestEnv::start().await;
+    env.human("alice").await;
     let bob = env.human("bob").await;
     let twin = env.twin_of("alice");
     env.write_home_file("alice", "system/access.toml", "dm = [\"@bob:*\"]\n");
@@ -263,4 +264,54 @@ async fn a_stranger_sees_only_the_fixed_error_text() {
     bob.send_text(&dm, "hello?").await;
     let seen = bob.wait_for_messages_from(&dm, &twin, 1, WAIT).await;
     assert_eq!(seen[0].body(), matrix_os::kernel::FIXED_FAILURE_REPLY);
+}
+
+/// The DM hijack: a stranger opens a "DM" with the twin (pairing lets the twin join to
+/// answer), invites the owner and leaves, so the room holds just the twin and the owner. The
+/// owner's notices still go to the owner's real DM, never to the room the stranger made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_a_stranger_made_never_becomes_the_owners_dm() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let eve = env.human("eve").await;
+    let bob = env.human("bob").await;
+    let twin = env.twin_of("alice");
+    let alice_dm = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&alice_dm, &twin, WAIT).await;
+
+    let trap = eve.create_dm(&twin, true).await;
+    eve.wait_for_join(&trap, &twin, WAIT).await;
+    trap.invite_user_by_id(&alice.user_id).await.unwrap();
+    trap.leave().await.unwrap();
+    let trap_for_alice = alice.join(trap.room_id()).await;
+    alice
+        .wait_for_join(&trap_for_alice, &alice.user_id, WAIT)
+        .await;
+    // Let the twin see the room as it is now: just the twin and the owner.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A stranger's request to talk is a notice for the owner.
+    let bob_dm = bob.create_dm(&twin, true).await;
+    bob.wait_for_join(&bob_dm, &twin, WAIT).await;
+    bob.sync().await;
+    bob.send_text(&bob_dm, "Hi, may I talk with you?").await;
+    let told = alice
+        .wait_for_messages_from(&alice_dm, &twin, 1, WAIT)
+        .await;
+    assert!(
+        told[0].body().contains(bob.user_id.as_str()),
+        "{}",
+        told[0].body()
+    );
+    alice.sync().await;
+    let in_trap: Vec<String> = alice
+        .messages_from(&trap_for_alice, &twin)
+        .await
+        .iter()
+        .map(|m| m.body().to_owned())
+        .collect();
+    assert!(
+        !in_trap.iter().any(|m| m.contains(bob.user_id.as_str())),
+        "a notice went to the stranger's room: {in_trap:?}"
+    );
 }

@@ -11,15 +11,34 @@ use crate::{
 };
 
 impl Outbox {
-    /// The owner's DM with the twin (opened when there is none).
+    /// The owner's DM with the twin: the bound one while it is usable (just the twin and the
+    /// owner in it); otherwise a new one, opened by the twin and bound. Never a room someone
+    /// else made to look like a DM.
     pub async fn owner_dm(&self, twin: &UserId, owner: &UserId) -> Result<OwnedRoomId, RoomError> {
-        let rooms = self.store.owner_dms(twin, owner).await?;
-        if let Some(room) = rooms.into_iter().next() {
+        if let Some(room) = self.bound_dm(twin, owner).await? {
             return Ok(room);
         }
         let room = self.open_dm(twin, owner).await?;
+        self.store.set_owner_dm(twin, &room).await?;
         tracing::info!(%twin, %owner, %room, "opened a DM with the owner");
         Ok(room)
+    }
+
+    /// The bound owner DM, when it is still usable; an unusable one is unbound.
+    async fn bound_dm(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+    ) -> Result<Option<OwnedRoomId>, RoomError> {
+        let Some(bound) = self.store.owner_dm(twin).await? else {
+            return Ok(None);
+        };
+        if self.store.owner_dms(twin, owner).await?.contains(&bound) {
+            return Ok(Some(bound));
+        }
+        tracing::info!(%twin, room = %bound, "the owner's DM has someone else in it or lost the owner; a new one will be opened");
+        self.store.clear_owner_dm(twin, &bound).await?;
+        Ok(None)
     }
 
     /// Creates an encrypted direct chat of `twin` with `other` and records it.
@@ -66,17 +85,17 @@ impl Outbox {
                 return;
             }
         };
-        let rooms = match self.store.owner_dms(twin, owner).await {
-            Ok(rooms) => {
-                tracing::debug!(%twin, notices = notices.len(), dms = rooms.len(), "delivering notices kept for the owner");
-                rooms
+        let room = match self.bound_dm(twin, owner).await {
+            Ok(room) => {
+                tracing::debug!(%twin, notices = notices.len(), "delivering notices kept for the owner");
+                room
             }
             Err(err) => {
-                tracing::warn!(%err, "cannot read the owner's DMs");
+                tracing::warn!(%err, "cannot read the owner's DM");
                 return;
             }
         };
-        for room in rooms {
+        if let Some(room) = room {
             let mut usable = true;
             for notice in &notices {
                 let txn = txn_id_for(twin.as_str(), &notice.key, TxnPart::OwnerNotice);
@@ -109,6 +128,9 @@ impl Outbox {
             }
             if usable {
                 return;
+            }
+            if let Err(err) = self.store.clear_owner_dm(twin, &room).await {
+                tracing::warn!(%err, "cannot unbind an unusable DM");
             }
             let forgotten = self
                 .store

@@ -94,6 +94,9 @@ pub enum Action {
         twin: OwnedUserId,
         /// The room.
         room: OwnedRoomId,
+        /// Whether the owner themself invited the twin into a direct chat: the one way,
+        /// besides the twin's own new DM, a room becomes the owner's DM.
+        direct_from_owner: bool,
     },
     /// Refuse an invite, telling the inviter why.
     Decline {
@@ -238,6 +241,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                     actions.push(Action::Join {
                         twin: target.clone(),
                         room: room_id.clone(),
+                        direct_from_owner: *is_direct && *sender == owner,
                     });
                 } else {
                     actions.push(Action::Decline {

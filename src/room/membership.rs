@@ -8,7 +8,12 @@ use super::{RoomError, RoomSession};
 impl RoomSession {
     /// Accepts an invite: the twin is made ready (device first, so people's clients share
     /// room keys with it from the first message), joins, and learns the room's members.
-    pub(super) async fn join(&self, twin: &UserId, room: &RoomId) -> Result<(), RoomError> {
+    pub(super) async fn join(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        direct_from_owner: bool,
+    ) -> Result<(), RoomError> {
         let parts = &self.parts;
         let owner = parts
             .twins
@@ -23,10 +28,14 @@ impl RoomSession {
             .await?;
         self.seed_members(twin, room).await;
         tracing::info!(%twin, %room, "joined on an invite");
-        // A new DM with the owner is where notices that found no usable DM go.
+        // The owner's own DM invite binds the room the twin tells them things in, and gets
+        // the notices that waited for one. A room someone else made, however DM-like, does
+        // not.
         let members = parts.store.room_members(room).await?;
-        let with_owner = members.len() == 2 && members.iter().any(|m| m.user_id == owner.as_str());
-        if with_owner {
+        let with_owner = members.len() == 2 && members.iter().any(|m| m.user_id == owner);
+        if direct_from_owner && with_owner {
+            parts.store.set_owner_dm(twin, room).await?;
+            tracing::info!(%twin, %room, "the owner's DM is bound");
             parts.outbox.deliver_owner_notices(twin, &owner).await;
         }
         Ok(())

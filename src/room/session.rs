@@ -242,7 +242,11 @@ impl RoomSession {
             } => {
                 parts.store.set_membership(room, twin, membership).await?;
             }
-            Action::Join { twin, room } => self.join(twin, room).await?,
+            Action::Join {
+                twin,
+                room,
+                direct_from_owner,
+            } => self.join(twin, room, *direct_from_owner).await?,
             Action::Decline { twin, room, reason } => self.decline(twin, room, reason).await?,
             Action::Turn(job) => parts.turns.run(job).await?,
             Action::Command {

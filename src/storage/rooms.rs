@@ -135,6 +135,57 @@ impl Store {
         parse_ids(rooms).map_err(|e| StorageError::query(what(), &e))
     }
 
+    /// The room `twin_id` tells its owner things in, when one is bound.
+    pub async fn owner_dm(&self, twin_id: &UserId) -> Result<Option<OwnedRoomId>, StorageError> {
+        let what = || format!("reading the owner DM of {twin_id}");
+        let room =
+            sqlx::query_scalar::<_, String>("SELECT room_id FROM owner_dm WHERE twin_id = $1")
+                .bind(twin_id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StorageError::query(what(), &e))?;
+        room.map(|room| parse_id(0, room))
+            .transpose()
+            .map_err(|e| StorageError::query(what(), &e))
+    }
+
+    /// Binds the room `twin_id` tells its owner things in (replacing any earlier one).
+    pub async fn set_owner_dm(
+        &self,
+        twin_id: &UserId,
+        room_id: &RoomId,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO owner_dm (twin_id, room_id, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (twin_id) DO UPDATE SET room_id = excluded.room_id, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(twin_id.as_str())
+        .bind(room_id.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("binding the owner DM of {twin_id}"), &e))?;
+        Ok(())
+    }
+
+    /// Unbinds the owner DM of `twin_id` if it is still `room_id` (it became unusable).
+    pub async fn clear_owner_dm(
+        &self,
+        twin_id: &UserId,
+        room_id: &RoomId,
+    ) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM owner_dm WHERE twin_id = $1 AND room_id = $2")
+            .bind(twin_id.as_str())
+            .bind(room_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                StorageError::query(format_args!("unbinding the owner DM of {twin_id}"), &e)
+            })?;
+        Ok(())
+    }
+
     /// Logs a text message of a room (a repeat is a no-op) and keeps only the newest `keep`.
     pub async fn log_message(
         &self,

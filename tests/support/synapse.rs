@@ -149,6 +149,10 @@ impl PendingHomeserver {
             e2ee_appservice: true,
         };
         let config = write_homeserver_config(&spec).expect("write homeserver.yaml");
+        // Owners like `@_.x` exist on some homeservers; the tests make them on this one.
+        let mut yaml = std::fs::read_to_string(&config).expect("read homeserver.yaml");
+        yaml.push_str("\nallow_underscore_prefixed_localpart: true\n");
+        std::fs::write(&config, yaml).expect("write homeserver.yaml");
         generate_signing_key(&python, &config)
             .await
             .expect("signing key");
