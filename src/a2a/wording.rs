@@ -169,6 +169,11 @@ pub fn notice_message(
         Notice::Cancelled { reason } => {
             format!("🗑️ {peer} cancelled **{title}** ({reason}); I removed it from your calendar.")
         }
+        // Refused at the hello, before the other side kept anything: a decline for the owner.
+        Notice::Failed {
+            code: crate::protocol::events::RejectCode::NotAllowed,
+            ..
+        } => format!("❌ {peer} declined **{title}**: their twin doesn't take requests from you."),
         Notice::Failed { code, detail } => {
             format!("⚠️ The negotiation about **{title}** with {peer} failed ({code:?}: {detail}).")
         }
