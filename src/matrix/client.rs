@@ -186,7 +186,14 @@ impl MatrixClient {
                 Cow::Borrowed(&self.versions),
             )
             .map_err(|e| MatrixError::Protocol(format!("cannot build request: {e}")))?;
-        let (parts, body) = http_request.into_parts();
+        let (mut parts, body) = http_request.into_parts();
+        // Endpoints that need no token (a profile) still go as the appservice: the homeserver
+        // then knows who asks and does not rate-limit the service as an anonymous client.
+        if !parts.headers.contains_key(http::header::AUTHORIZATION) {
+            let bearer = http::HeaderValue::from_str(&format!("Bearer {}", self.as_token.expose()))
+                .map_err(|e| MatrixError::Protocol(format!("cannot build request: {e}")))?;
+            parts.headers.insert(http::header::AUTHORIZATION, bearer);
+        }
         let url = parts.uri.to_string();
         let response = self
             .http
