@@ -903,7 +903,8 @@ async fn refused_and_flooding_peers_leave_nothing_and_cannot_touch_the_owners_ev
     )
     .await
     .unwrap();
-    wait_for_notice(&alice, &alice_dm, &alice_ai, "Take over").await;
+    let told = wait_for_notice(&alice, &alice_dm, &alice_ai, "Take over").await;
+    assert!(told.contains("left your calendar as it was"), "{told}");
     room.send_raw(
         "dev.matrixos.a2a.cancel",
         json!({"version": "1", "negotiation_id": id, "seq": 4, "uid": "team-weekly", "reason": "gone"}),

@@ -532,19 +532,21 @@ impl Negotiator {
             .map(|r| r.title.clone())
             .unwrap_or_default();
         let peer = negotiation.peer().cloned();
+        let mut calendar_left_alone = false;
         for output in &outputs {
             let started = std::time::Instant::now();
             match output {
                 Output::Send(event) => self.send_protocol(step, event, cause).await?,
                 Output::Calendar(write) => {
-                    self.write_calendar(
-                        step,
-                        write,
-                        &title,
-                        peer.as_ref(),
-                        negotiation.id().as_str(),
-                    )
-                    .await?
+                    calendar_left_alone |= !self
+                        .write_calendar(
+                            step,
+                            write,
+                            &title,
+                            peer.as_ref(),
+                            negotiation.id().as_str(),
+                        )
+                        .await?;
                 }
                 Output::Notify(notice) => {
                     let peer_name = peer
@@ -558,7 +560,13 @@ impl Negotiator {
                         negotiation.id().as_str(),
                         tz,
                     );
-                    let text = self.word_for_owner(step, &message).await;
+                    let mut text = self.word_for_owner(step, &message).await;
+                    if calendar_left_alone {
+                        text = format!(
+                            "{text}\n\n⚠️ I left your calendar as it was: the other twin named an \
+                             event this negotiation did not make."
+                        );
+                    }
                     let key = format!("{}:{}:{notice:?}", negotiation.id().as_str(), cause);
                     self.outbox
                         .tell_owner(step.twin, step.owner, &key, &text)
@@ -621,7 +629,7 @@ impl Negotiator {
         title: &str,
         peer: Option<&Party>,
         negotiation: &str,
-    ) -> Result<(), RoomError> {
+    ) -> Result<bool, RoomError> {
         let home = step.home.clone();
         let negotiation = negotiation.to_owned();
         let write = write.clone();
@@ -636,7 +644,7 @@ impl Negotiator {
                 step.twin, p.owner, p.twin
             )
         });
-        tokio::task::spawn_blocking(move || -> Result<(), RoomError> {
+        tokio::task::spawn_blocking(move || -> Result<bool, RoomError> {
             let mut calendar =
                 Calendar::load(&home).map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
             // Only events this negotiation wrote may be replaced or removed by it: a peer
@@ -653,7 +661,7 @@ impl Negotiator {
             };
             if !may {
                 tracing::warn!(%negotiation, "a calendar change for an event this negotiation did not write; ignored");
-                return Ok(());
+                return Ok(false);
             }
             let message = match &write {
                 CalendarWrite::Add {
@@ -685,7 +693,7 @@ impl Negotiator {
                 .save(&home)
                 .map_err(|e| RoomError::Internal(format!("calendar: {e}")))?;
             home.commit(&message)?;
-            Ok(())
+            Ok(true)
         })
         .await
         .map_err(internal)?
