@@ -207,6 +207,27 @@ async fn an_idle_twin_is_closed_and_wakes_for_a_new_room_key_and_message() {
         assert!(started.elapsed() < WAIT, "the idle twin was never closed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Closed means closed: no file of the twin's crypto store stays open (the service runs in
+    // this process), so its write-ahead log is gone and it holds no memory.
+    let store_dir = std::fs::canonicalize(&env.config.encryption.store_dir).unwrap();
+    let open_store_files = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| {
+                target.starts_with(&store_dir) && target.to_string_lossy().contains("sqlite3")
+            })
+            .count()
+    };
+    let started = Instant::now();
+    while open_store_files() > 0 {
+        assert!(
+            started.elapsed() < WAIT,
+            "{} crypto store files still open after the twin was closed",
+            open_store_files()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // A new room key (a new Megolm session) and a message, both while the twin is closed.
     room.discard_room_key().await.unwrap();
     alice.send_text(&room, "two").await;

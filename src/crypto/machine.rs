@@ -50,12 +50,26 @@ pub(crate) struct TwinMachine {
     pub(crate) user_id: OwnedUserId,
     pub(crate) device_id: OwnedDeviceId,
     pub(crate) olm: OlmMachine,
+    /// The machine's store, kept to close its SQLite connections (dropping the machine does
+    /// not: the write-ahead log and the file handles would stay).
+    store: SqliteCryptoStore,
     dir: PathBuf,
     matrix: MatrixClient,
     /// One pump at a time: two would send the same request twice.
     pump: tokio::sync::Mutex<()>,
     /// One room-key share at a time per twin.
     pub(crate) share: tokio::sync::Mutex<()>,
+}
+
+impl TwinMachine {
+    /// Closes the store's connections (checkpointing its write-ahead log away). The machine
+    /// must not be used afterwards.
+    pub(crate) async fn close(&self) {
+        use matrix_sdk_crypto::store::CryptoStore;
+        if let Err(err) = self.store.close().await {
+            tracing::warn!(twin = %self.user_id, %err, "cannot close a twin's crypto store");
+        }
+    }
 }
 
 fn random_device_id() -> OwnedDeviceId {
@@ -137,13 +151,14 @@ impl TwinMachine {
         let store = SqliteCryptoStore::open_with_config(&config)
             .await
             .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", dir.display())))?;
-        let olm = OlmMachine::with_store(user_id, &device_id, store, None)
+        let olm = OlmMachine::with_store(user_id, &device_id, store.clone(), None)
             .await
             .map_err(|e| CryptoError::Store(e.to_string()))?;
         Ok(Self {
             user_id: user_id.to_owned(),
             device_id,
             olm,
+            store,
             dir,
             matrix,
             pump: tokio::sync::Mutex::new(()),

@@ -96,8 +96,10 @@ impl Machines {
                 // Still in use by a send or a decryption that holds it.
                 Some(open) if Arc::strong_count(open) > 1 => true,
                 Some(_) => {
-                    // Dropping the machine closes its store and connections.
-                    *machine = None;
+                    // Nobody else holds it: close its store's connections, then drop it.
+                    if let Some(open) = machine.take() {
+                        tokio::spawn(async move { open.close().await });
+                    }
                     closed += 1;
                     tracing::debug!(%twin, "closed an idle twin's crypto");
                     false
