@@ -79,6 +79,8 @@ fn turn(input: &str) -> Turn {
         allowed_tools: None,
         model: None,
         context: None,
+        exposed: false,
+        approvals: Default::default(),
     }
 }
 

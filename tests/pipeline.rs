@@ -258,6 +258,17 @@ async fn owners_whose_localparts_differ_only_by_a_leading_dot_get_different_home
             "{folder} is a home"
         );
     }
+    // Each twin's crypto store is opened after its home: wait for both.
     let crypto = &env.config.encryption.store_dir;
-    assert!(crypto.join("%2ex_ai").exists() && crypto.join("_.x_ai").exists());
+    let started = Instant::now();
+    let stores = ["%2ex_ai", "_.x_ai"];
+    while !stores.iter().all(|s| crypto.join(s).exists()) && started.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for store in stores {
+        assert!(
+            crypto.join(store).exists(),
+            "{store} has its own crypto store"
+        );
+    }
 }

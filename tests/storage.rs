@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use ruma::events::room::member::MembershipState;
 
-use matrix_os::storage::{Backend, InboxItem, InboxKind, StorageError, Store, TwinRow};
+use matrix_os::storage::{
+    Backend, InboxItem, InboxKind, SessionAudience, StorageError, Store, TwinRow,
+};
 
 /// A database to test against, kept alive for the test.
 struct Db {
@@ -1214,6 +1216,7 @@ async fn survives_restart(db: &Db) {
         .current_session(
             ruma::room_id!("!r:localhost"),
             ruma::user_id!("@alice_ai:localhost"),
+            SessionAudience::Owner,
         )
         .await
         .unwrap();
@@ -1246,7 +1249,8 @@ async fn survives_restart(db: &Db) {
         store
             .current_session(
                 ruma::room_id!("!r:localhost"),
-                ruma::user_id!("@alice_ai:localhost")
+                ruma::user_id!("@alice_ai:localhost"),
+                SessionAudience::Owner,
             )
             .await
             .unwrap(),
@@ -1397,19 +1401,46 @@ async fn sessions_and_messages(db: &Db) {
         ruma::room_id!("!r:localhost"),
         ruma::user_id!("@alice_ai:localhost"),
     );
-    let s1 = store.current_session(room, twin).await.unwrap();
+    let s1 = store
+        .current_session(room, twin, SessionAudience::Owner)
+        .await
+        .unwrap();
     assert_eq!((s1.room_id.as_ref(), s1.twin_id.as_ref()), (room, twin));
-    assert_eq!(store.current_session(room, twin).await.unwrap(), s1);
+    assert_eq!(
+        store
+            .current_session(room, twin, SessionAudience::Owner)
+            .await
+            .unwrap(),
+        s1
+    );
     // Another twin in the same room, and the same twin in another room, have their own.
     let other_twin = store
-        .current_session(room, ruma::user_id!("@bob_ai:localhost"))
+        .current_session(
+            room,
+            ruma::user_id!("@bob_ai:localhost"),
+            SessionAudience::Owner,
+        )
         .await
         .unwrap();
     let other_room = store
-        .current_session(ruma::room_id!("!q:localhost"), twin)
+        .current_session(ruma::room_id!("!q:localhost"), twin, SessionAudience::Owner)
         .await
         .unwrap();
     assert!(other_twin.id != s1.id && other_room.id != s1.id && other_twin.id != other_room.id);
+    // The public audience of the same twin and room has its own session, kept on a reset of
+    // the owner's.
+    let public = store
+        .current_session(room, twin, SessionAudience::Public)
+        .await
+        .unwrap();
+    assert_ne!(public.id, s1.id);
+    assert_eq!(
+        store
+            .current_session(room, twin, SessionAudience::Public)
+            .await
+            .unwrap(),
+        public
+    );
 
     assert!(store.recent_messages(s1.id, 10).await.unwrap().is_empty());
     store.append_messages(s1.id, &[]).await.unwrap();
@@ -1432,9 +1463,25 @@ async fn sessions_and_messages(db: &Db) {
     assert!(store.recent_messages(s1.id, 0).await.unwrap().is_empty());
 
     // A reset: a new current session, empty; the old one keeps its messages.
-    let s2 = store.new_session(room, twin).await.unwrap();
+    let s2 = store
+        .new_session(room, twin, SessionAudience::Owner)
+        .await
+        .unwrap();
     assert!(s2.id > s1.id);
-    assert_eq!(store.current_session(room, twin).await.unwrap(), s2);
+    assert_eq!(
+        store
+            .current_session(room, twin, SessionAudience::Owner)
+            .await
+            .unwrap(),
+        s2
+    );
+    assert_eq!(
+        store
+            .current_session(room, twin, SessionAudience::Public)
+            .await
+            .unwrap(),
+        public
+    );
     assert!(store.recent_messages(s2.id, 10).await.unwrap().is_empty());
     assert_eq!(store.recent_messages(s1.id, 100).await.unwrap(), all);
     store
@@ -1447,12 +1494,20 @@ async fn sessions_and_messages(db: &Db) {
     );
     // new_session on a pair that never had one works too.
     let s3 = store
-        .new_session(ruma::room_id!("!new:localhost"), twin)
+        .new_session(
+            ruma::room_id!("!new:localhost"),
+            twin,
+            SessionAudience::Owner,
+        )
         .await
         .unwrap();
     assert_eq!(
         store
-            .current_session(ruma::room_id!("!new:localhost"), twin)
+            .current_session(
+                ruma::room_id!("!new:localhost"),
+                twin,
+                SessionAudience::Owner
+            )
             .await
             .unwrap(),
         s3
@@ -1480,6 +1535,7 @@ async fn concurrent_sessions(db: &Db) {
                     .current_session(
                         ruma::room_id!("!c:localhost"),
                         ruma::user_id!("@c_ai:localhost"),
+                        SessionAudience::Owner,
                     )
                     .await
                     .unwrap()
@@ -1503,6 +1559,7 @@ async fn concurrent_sessions(db: &Db) {
                     .new_session(
                         ruma::room_id!("!c:localhost"),
                         ruma::user_id!("@c_ai:localhost"),
+                        SessionAudience::Owner,
                     )
                     .await
                     .unwrap()
@@ -1517,6 +1574,7 @@ async fn concurrent_sessions(db: &Db) {
         .current_session(
             ruma::room_id!("!c:localhost"),
             ruma::user_id!("@c_ai:localhost"),
+            SessionAudience::Owner,
         )
         .await
         .unwrap();

@@ -145,6 +145,12 @@ impl Home {
         paths::resolve(&self.root, &self.canonical_root, rel)
     }
 
+    /// `rel` resolved inside the home and written back relative to it, `/`-separated (`""`
+    /// for the home itself); the same errors as [`Home::resolve`].
+    pub fn normalized(&self, rel: &str) -> Result<String, HomeError> {
+        Ok(paths::relative(&self.root, &self.resolve(rel)?))
+    }
+
     /// Reads a UTF-8 text file of at most [`MAX_READ_BYTES`].
     pub fn read_to_string(&self, rel: &str) -> Result<String, HomeError> {
         ops::read_text(&self.resolve(rel)?, rel)

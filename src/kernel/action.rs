@@ -40,4 +40,30 @@ pub enum ToolRequest {
         /// Which negotiation (the meeting's UID in `data/calendar.ics`).
         negotiation_id: String,
     },
+    /// A risky call held for the owner's approval (see [`super::approvals`]).
+    Hold(HeldCall),
+    /// A change of a policy file for the owner to confirm in their DM.
+    ProposePolicy(PolicyChange),
+}
+
+/// A tool call held until the owner approves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldCall {
+    /// The tool's name.
+    pub tool: String,
+    /// Its arguments, as the model sent them.
+    pub arguments: serde_json::Value,
+    /// One line for the owner saying what it would do.
+    pub summary: String,
+}
+
+/// A proposed new content of a policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// The file, relative to the home and normalized.
+    pub path: String,
+    /// Its whole new content.
+    pub content: String,
+    /// The change as a unified diff, shown to the owner.
+    pub diff: String,
 }

@@ -10,6 +10,7 @@
 //! history reduced to plain text, and tools that only read `system/public/`.
 
 mod action;
+pub mod approvals;
 mod audience;
 mod error;
 mod message;
@@ -25,7 +26,7 @@ mod turn;
 use std::{sync::Arc, time::Duration};
 
 pub use self::{
-    action::{MeetingAsk, ToolRequest},
+    action::{HeldCall, MeetingAsk, PolicyChange, ToolRequest},
     audience::Audience,
     error::{FIXED_FAILURE_REPLY, KernelError},
     message::{Message, ToolCall},
@@ -56,6 +57,11 @@ pub struct Turn {
     /// What the room session knows that the model should too (e.g. meetings waiting for the
     /// owner's answer), in Markdown; added to the owner's system prompt, never to a public one.
     pub context: Option<String>,
+    /// Whether the turn's context holds anyone else's text (a group room): then risky calls
+    /// follow `approvals`, and policy changes cannot be proposed.
+    pub exposed: bool,
+    /// What happens to risky calls when `exposed`.
+    pub approvals: approvals::Approvals,
 }
 
 /// Result of one turn.

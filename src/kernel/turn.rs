@@ -40,6 +40,8 @@ pub(crate) async fn run(
         allowed_tools,
         model,
         context,
+        exposed,
+        approvals,
     } = turn;
     let (system, history) = match &audience {
         Audience::Owner => {
@@ -61,19 +63,21 @@ pub(crate) async fn run(
     let mut messages = sanitize(history);
     let first_new = messages.len();
     messages.push(Message::user(input));
-    let mut request = ChatRequest {
-        system,
-        messages,
-        tools: tools::specs_for(&audience, allowed_tools.as_deref()),
-        max_tokens: limits.max_tokens,
-        model,
-    };
     let ctx = ToolContext {
         home,
         room_id,
         audience,
         allowed_tools,
         requests: Default::default(),
+        exposed,
+        approvals,
+    };
+    let mut request = ChatRequest {
+        system,
+        messages,
+        tools: ctx.specs(),
+        max_tokens: limits.max_tokens,
+        model,
     };
     let max_steps = limits.max_steps.max(1);
 

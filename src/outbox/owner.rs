@@ -24,6 +24,17 @@ impl Outbox {
         Ok(room)
     }
 
+    /// Whether `room` is the owner's bound DM, still usable (only the owner and the twin in
+    /// it): where held actions are approved.
+    pub async fn is_owner_dm(
+        &self,
+        twin: &UserId,
+        owner: &UserId,
+        room: &ruma::RoomId,
+    ) -> Result<bool, RoomError> {
+        Ok(self.bound_dm(twin, owner).await?.as_deref() == Some(room))
+    }
+
     /// The bound owner DM, when it is still usable; an unusable one is unbound.
     async fn bound_dm(
         &self,

@@ -19,6 +19,7 @@ pub mod access;
 mod access_command;
 pub(crate) mod glob;
 pub mod loops;
+pub mod proposal;
 pub mod rate;
 pub mod room;
 mod window;

@@ -85,15 +85,19 @@ impl RoomSettings {
             Err(HomeError::Other(message)) => return Err(invalid(&path, message)),
             Err(e) => return Err(e.into()),
         };
+        Self::parse(&text, &path)
+    }
+
+    /// Parses the text of a room's settings file; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Self, PolicyError> {
         let settings: Self =
-            toml::from_str(&text).map_err(|e| invalid(&path, e.to_string().trim_end()))?;
+            toml::from_str(text).map_err(|e| invalid(path, e.to_string().trim_end()))?;
         for entry in &settings.address {
-            check_address(entry)
-                .map_err(|message| invalid(&path, format!("address: {message}")))?;
+            check_address(entry).map_err(|message| invalid(path, format!("address: {message}")))?;
         }
         if let Some(tools) = &settings.tools {
             for tool in tools {
-                check_tool(tool).map_err(|message| invalid(&path, format!("tools: {message}")))?;
+                check_tool(tool).map_err(|message| invalid(path, format!("tools: {message}")))?;
             }
         }
         Ok(settings)

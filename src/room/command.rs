@@ -33,6 +33,13 @@ pub enum Command {
     },
     /// `!ai meeting cancel <id>`: call off a meeting (agreed or not) (owner only).
     CancelMeeting(String),
+    /// `!ai approve <n>`: run held action `n` (owner only, in their DM).
+    ApproveHeld(i64),
+    /// `!ai deny <n>`: drop held action or proposed change `n` (owner only).
+    DenyHeld(i64),
+    /// `!ai confirm [n]`: apply proposed policy change `n` (`None`: the only one waiting)
+    /// (owner only, in their DM).
+    Confirm(Option<i64>),
     /// `!ai <anything else>`: answered with help.
     Unknown(String),
 }
@@ -48,7 +55,10 @@ impl Command {
             | Self::Reset
             | Self::Leave
             | Self::Meeting { .. }
-            | Self::CancelMeeting(_) => true,
+            | Self::CancelMeeting(_)
+            | Self::ApproveHeld(_)
+            | Self::DenyHeld(_)
+            | Self::Confirm(_) => true,
             Self::Help | Self::Status | Self::Unknown(_) => false,
         }
     }
@@ -67,6 +77,9 @@ pub fn help_text(owner: &str) -> String {
          twin (owner); `{PREFIX} meeting cancel <id>` calls one off (owner)\n\
          - `{PREFIX} approve <@user:server>` / `{PREFIX} deny <@user:server>`: answer a \
          request to talk with me (owner)\n\
+         - `{PREFIX} approve <n>` / `{PREFIX} deny <n>`: run or drop something I held for your \
+         approval because others could read the room (owner, in our DM)\n\
+         - `{PREFIX} confirm [n]`: apply a policy change I proposed (owner, in our DM)\n\
          - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
          owner|members|<globs>`, `{PREFIX} policy room unprompted on|off`, `{PREFIX} policy \
          room tools <names>|all|none`, `{PREFIX} policy dm|invite|rooms|bots|blocked|federation \
@@ -101,7 +114,18 @@ fn parse_words(words: &[&str]) -> Option<Command> {
             _ => None,
         }
     };
+    let number = |arg: &str| -> Option<i64> {
+        arg.strip_prefix('#')
+            .unwrap_or(arg)
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+    };
     match (name.as_str(), args) {
+        ("approve", [n]) if number(n).is_some() => number(n).map(Command::ApproveHeld),
+        ("deny", [n]) if number(n).is_some() => number(n).map(Command::DenyHeld),
+        ("confirm", []) => Some(Command::Confirm(None)),
+        ("confirm", [n]) => number(n).map(|n| Command::Confirm(Some(n))),
         ("help", []) => Some(Command::Help),
         ("status", []) => Some(Command::Status),
         ("reset", []) => Some(Command::Reset),
@@ -213,6 +237,29 @@ mod tests {
             parse("!ai meeting maybe", false),
             Some(Command::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn held_actions_are_approved_denied_and_confirmed_by_number() {
+        assert_eq!(parse("!ai approve 3", false), Some(Command::ApproveHeld(3)));
+        assert_eq!(parse("approve #12", true), Some(Command::ApproveHeld(12)));
+        assert_eq!(parse("!ai deny 4", false), Some(Command::DenyHeld(4)));
+        assert_eq!(parse("confirm", true), Some(Command::Confirm(None)));
+        assert_eq!(
+            parse("!ai confirm 2", false),
+            Some(Command::Confirm(Some(2)))
+        );
+        assert!(matches!(
+            parse("!ai approve 0", false),
+            Some(Command::Unknown(_))
+        ));
+        assert!(matches!(
+            parse("!ai confirm it", false),
+            Some(Command::Unknown(_))
+        ));
+        assert_eq!(parse("confirm my booking", true), None);
+        assert!(Command::ApproveHeld(1).owner_only());
+        assert!(Command::Confirm(None).owner_only());
     }
 
     #[test]

@@ -257,10 +257,16 @@ impl RoomSession {
                 sender,
                 command,
             } => {
-                parts
+                let approved = parts
                     .commands
                     .run(twin, owner, room, event_id, sender, command)
-                    .await?
+                    .await?;
+                if let Some(held) = approved {
+                    parts
+                        .turns
+                        .run_approved(twin, owner, &held, event_id)
+                        .await?;
+                }
             }
             Action::Pairing {
                 twin,

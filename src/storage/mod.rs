@@ -18,6 +18,7 @@
 
 mod connect;
 mod encryption;
+mod held;
 mod inbox;
 mod installation;
 mod metrics;
@@ -31,10 +32,12 @@ mod twins;
 
 pub(crate) use self::connect::sqlite_url_relative_to;
 pub use self::{
+    held::{HeldKind, HeldRow, NewHeld},
     inbox::{InboxEvent, IncomingEvent},
     negotiations::NegotiationRow,
     problems::{PendingNotice, TwinProblem},
     rooms::{LogRow, MemberRow, PairingRow},
+    sessions::SessionAudience,
     turns::{TurnRecord, TurnRow},
 };
 
@@ -408,7 +411,11 @@ mod tests {
         store.finish_inbox(items[0].id).await.unwrap();
         assert_eq!(store.inbox_backlog().await.unwrap(), 2);
         let session = store
-            .current_session(ruma::room_id!("!r:x"), ruma::user_id!("@a_ai:x"))
+            .current_session(
+                ruma::room_id!("!r:x"),
+                ruma::user_id!("@a_ai:x"),
+                SessionAudience::Owner,
+            )
             .await
             .unwrap();
         store

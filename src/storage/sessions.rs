@@ -12,10 +12,34 @@ const MESSAGE_CHUNK: usize = 500;
 const SESSION_ATTEMPTS: usize = 5;
 
 const SELECT_CURRENT: &str = "SELECT id, room_id, twin_id FROM sessions \
-     WHERE room_id = $1 AND twin_id = $2 AND is_current = 1";
-const INSERT_CURRENT: &str = "INSERT INTO sessions (room_id, twin_id, is_current, next_seq, created_at) \
-     VALUES ($1, $2, 1, 0, $3) ON CONFLICT (room_id, twin_id) WHERE is_current = 1 DO NOTHING \
+     WHERE room_id = $1 AND twin_id = $2 AND audience = $3 AND is_current = 1";
+const INSERT_CURRENT: &str = "INSERT INTO sessions \
+     (room_id, twin_id, is_current, next_seq, created_at, audience) \
+     VALUES ($1, $2, 1, 0, $3, $4) \
+     ON CONFLICT (room_id, twin_id, audience) WHERE is_current = 1 DO NOTHING \
      RETURNING id, room_id, twin_id";
+
+/// Whose conversation a session is: the owner's and everyone else's are kept apart, so that
+/// nothing the owner said reaches a public turn's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAudience {
+    /// The owner's turns.
+    Owner,
+    /// Everyone else's turns.
+    Public,
+}
+
+impl SessionAudience {
+    /// Both audiences.
+    pub const ALL: [Self; 2] = [Self::Owner, Self::Public];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Public => "public",
+        }
+    }
+}
 
 fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
     Ok(SessionRow {
@@ -26,17 +50,19 @@ fn session_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
 }
 
 impl Store {
-    /// The current session of a twin in a room, created when missing.
+    /// The current session of a twin in a room for `audience`, created when missing.
     pub async fn current_session(
         &self,
         room_id: &RoomId,
         twin_id: &UserId,
+        audience: SessionAudience,
     ) -> Result<SessionRow, StorageError> {
         let what = || format!("finding the session of {twin_id} in {room_id}");
         for _ in 0..SESSION_ATTEMPTS {
             let found = sqlx::query(SELECT_CURRENT)
                 .bind(room_id.as_str())
                 .bind(twin_id.as_str())
+                .bind(audience.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| StorageError::query(what(), &e))?;
@@ -48,6 +74,7 @@ impl Store {
                 .bind(room_id.as_str())
                 .bind(twin_id.as_str())
                 .bind(now_ms())
+                .bind(audience.as_str())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| StorageError::query(what(), &e))?;
@@ -67,11 +94,12 @@ impl Store {
         &self,
         room_id: &RoomId,
         twin_id: &UserId,
+        audience: SessionAudience,
     ) -> Result<SessionRow, StorageError> {
         let what = || format!("starting a new session of {twin_id} in {room_id}");
         let mut last = None;
         for _ in 0..SESSION_ATTEMPTS {
-            match self.try_new_session(room_id, twin_id).await {
+            match self.try_new_session(room_id, twin_id, audience).await {
                 Ok(Some(row)) => return Ok(row),
                 // A concurrent new_session made its session current after our update.
                 Ok(None) => {}
@@ -94,17 +122,23 @@ impl Store {
         &self,
         room_id: &RoomId,
         twin_id: &UserId,
+        audience: SessionAudience,
     ) -> Result<Option<SessionRow>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE sessions SET is_current = 0 WHERE room_id = $1 AND twin_id = $2 AND is_current = 1")
-            .bind(room_id.as_str())
-            .bind(twin_id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET is_current = 0 WHERE room_id = $1 AND twin_id = $2 \
+             AND audience = $3 AND is_current = 1",
+        )
+        .bind(room_id.as_str())
+        .bind(twin_id.as_str())
+        .bind(audience.as_str())
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query(INSERT_CURRENT)
             .bind(room_id.as_str())
             .bind(twin_id.as_str())
             .bind(now_ms())
+            .bind(audience.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {

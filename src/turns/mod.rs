@@ -8,6 +8,7 @@
 //! the requests carried out. A failed send, a crash or the same event read again finds the
 //! record and finishes from there instead of asking the model again.
 
+mod held;
 mod input;
 mod typing;
 
@@ -31,8 +32,8 @@ use crate::{
         decide::{Speaker, TurnJob},
         limits::Limits,
     },
-    storage::{Store, TurnRecord, TurnRow},
-    twin::{Twins, model_of, policy_of},
+    storage::{SessionAudience, Store, TurnRecord, TurnRow},
+    twin::{Twins, policy_of, settings_of},
 };
 
 /// Attempts at recording a finished turn before its reply is sent unrecorded.
@@ -152,7 +153,8 @@ impl TurnRunner {
         if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
             tracing::debug!(%err, "stopping typing failed");
         }
-        self.carry_out(job, &finished.requests).await;
+        self.carry_out(job, &finished.requests, job.event_id.as_str())
+            .await;
         if recorded
             && let Err(err) = self
                 .store
@@ -167,7 +169,10 @@ impl TurnRunner {
     /// The context and the kernel, within the deadline. A failed or timed-out model call is a
     /// reply too (the room is told); only a failure to gather the context is an error.
     async fn think(&self, job: &TurnJob, home: &Arc<Home>) -> Result<Finished, RoomError> {
-        let session = self.store.current_session(&job.room, &job.twin).await?;
+        let session = self
+            .store
+            .current_session(&job.room, &job.twin, session_audience(job))
+            .await?;
         let history: Vec<Message> = self
             .store
             .recent_messages(session.id, self.history_limit as i64)
@@ -192,7 +197,7 @@ impl TurnRunner {
         let input = compose_input(&job.text, &job.sender, job.speaker, job.group, &log, &names);
         let (_, settings) =
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
-        let model = model_of(home.clone()).await?;
+        let twin_settings = settings_of(home.clone()).await?;
         let context = match job.speaker {
             Speaker::Owner => {
                 self.negotiator
@@ -214,8 +219,12 @@ impl TurnRunner {
                 },
             },
             allowed_tools: settings.tools.clone(),
-            model,
+            model: twin_settings.model,
             context,
+            // Others' text is in the context of an owner's turn in a group room: risky calls
+            // wait for the owner's approval in their DM.
+            exposed: job.group && job.speaker == Speaker::Owner,
+            approvals: twin_settings.approvals,
         };
         let kernel_turn = async {
             let _slot = self
@@ -275,7 +284,10 @@ impl TurnRunner {
         let recorded = loop {
             attempt += 1;
             let result = async {
-                let session = self.store.current_session(&job.room, &job.twin).await?;
+                let session = self
+                    .store
+                    .current_session(&job.room, &job.twin, session_audience(job))
+                    .await?;
                 self.store
                     .record_turn(&TurnRecord {
                         session_id: session.id,
@@ -337,7 +349,7 @@ impl TurnRunner {
         if !row.requests_done {
             let requests: Vec<ToolRequest> =
                 serde_json::from_str(&row.requests).unwrap_or_default();
-            self.carry_out(job, &requests).await;
+            self.carry_out(job, &requests, job.event_id.as_str()).await;
             if let Err(err) = self
                 .store
                 .set_turn_requests_done(&row.twin_id, &row.event_id)
@@ -349,10 +361,11 @@ impl TurnRunner {
     }
 
     /// Carries out the requests of a turn's tools (only offered in the owner's turns); one that
-    /// fails is reported in the room.
-    async fn carry_out(&self, job: &TurnJob, requests: &[ToolRequest]) {
+    /// fails is reported in the room. `cause` (the turn's event) and each request's place make
+    /// the keys that keep every request once-only.
+    async fn carry_out(&self, job: &TurnJob, requests: &[ToolRequest], cause: &str) {
         for (i, request) in requests.iter().enumerate() {
-            let cause = format!("{}:{i}", job.event_id);
+            let cause = format!("{cause}:{i}");
             let done = match request {
                 ToolRequest::ProposeMeeting(ask) => self
                     .negotiator
@@ -378,6 +391,9 @@ impl TurnRunner {
                     .cancel_meeting(&job.twin, &job.owner, negotiation_id, &cause)
                     .await
                     .map(|answer| answer.err()),
+                ToolRequest::Hold(_) | ToolRequest::ProposePolicy(_) => {
+                    self.ask_owner(job, request, &cause).await.map(|()| None)
+                }
             };
             let problem = match done {
                 Ok(problem) => problem,
@@ -439,6 +455,14 @@ impl TurnRunner {
                 false
             }
         }
+    }
+}
+
+/// Whose session a turn continues: the owner's and everyone else's are apart.
+fn session_audience(job: &TurnJob) -> SessionAudience {
+    match job.speaker {
+        Speaker::Owner => SessionAudience::Owner,
+        Speaker::Other => SessionAudience::Public,
     }
 }
 

@@ -53,6 +53,19 @@ pub async fn model_of(home: Arc<Home>) -> Result<Option<String>, TwinError> {
     .map_err(|e| TwinError::Internal(e.to_string()))
 }
 
+/// The twin's settings (`system/settings.toml`); a broken file means the defaults (the
+/// configured model, approvals asked for).
+pub async fn settings_of(home: Arc<Home>) -> Result<TwinSettings, TwinError> {
+    tokio::task::spawn_blocking(move || {
+        TwinSettings::load(&home).unwrap_or_else(|err| {
+            tracing::warn!(%err, "twin settings unreadable; using the defaults");
+            TwinSettings::default()
+        })
+    })
+    .await
+    .map_err(|e| TwinError::Internal(e.to_string()))
+}
+
 /// The owner's meeting policy (`system/meetings.toml`); a broken file means the defaults.
 pub async fn meeting_policy_of(home: Arc<Home>) -> Result<MeetingPolicy, TwinError> {
     tokio::task::spawn_blocking(move || {

@@ -5,7 +5,7 @@ mod loaders;
 mod settings;
 
 pub use self::{
-    loaders::{meeting_policy_of, model_of, policy_of},
+    loaders::{meeting_policy_of, model_of, policy_of, settings_of},
     settings::{SETTINGS_FILE, TwinSettings},
 };
 

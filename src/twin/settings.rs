@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::home::{Home, HomeError};
+use crate::{
+    home::{Home, HomeError},
+    kernel::approvals::Approvals,
+};
 
 /// Where the settings live in the home.
 pub const SETTINGS_FILE: &str = "system/settings.toml";
@@ -15,6 +18,10 @@ pub struct TwinSettings {
     /// Model to use instead of `llm.model` (set with `!ai model <name>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// What happens to risky actions in rooms where others speak (`[approvals]`; see
+    /// [`crate::kernel::approvals`]).
+    #[serde(default, skip_serializing_if = "Approvals::is_default")]
+    pub approvals: Approvals,
 }
 
 impl TwinSettings {
@@ -49,6 +56,10 @@ mod tests {
         assert_eq!(TwinSettings::load(&home).unwrap(), TwinSettings::default());
         let settings = TwinSettings {
             model: Some("big-model".into()),
+            approvals: Approvals {
+                write_files: crate::kernel::approvals::Approval::Allow,
+                ..Approvals::default()
+            },
         };
         settings.save(&home).unwrap();
         assert_eq!(TwinSettings::load(&home).unwrap(), settings);

@@ -156,8 +156,9 @@ fn refuse_policy(home: &Home, rel: &str) -> Result<(), HomeError> {
     if home.is_policy_path(rel)? {
         return Err(HomeError::Other(format!(
             "{rel:?} is a policy file (it decides what you may do), and no tool may change it. \
-             Only your owner changes it, with !ai commands in their DM with you (!ai help lists \
-             them); tell them what you would change and why"
+             Only your owner changes it: with !ai commands in their DM with you (!ai help lists \
+             them), or, when they ask you for a change there, through propose_policy_change, \
+             which they confirm"
         )));
     }
     Ok(())

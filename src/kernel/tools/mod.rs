@@ -9,6 +9,7 @@
 
 mod files;
 mod meetings;
+mod policy;
 mod remember;
 mod skills;
 
@@ -17,7 +18,12 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Audience, message::ToolCall, provider::ToolSpec};
+use super::{
+    Audience, HeldCall, ToolRequest,
+    approvals::{self, Approval, Approvals},
+    message::ToolCall,
+    provider::ToolSpec,
+};
 use crate::home::{Home, HomeError};
 
 /// Longest tool output given to the model, in characters; more would crowd out the
@@ -64,6 +70,11 @@ pub struct ToolContext {
     pub allowed_tools: Option<Vec<String>>,
     /// Requests the turn leaves for the room session (meetings to negotiate).
     pub requests: Arc<std::sync::Mutex<Vec<super::ToolRequest>>>,
+    /// Whether the turn's context holds anyone else's text: risky calls then follow
+    /// `approvals`, and policy changes cannot be proposed.
+    pub exposed: bool,
+    /// What happens to risky calls when `exposed`.
+    pub approvals: Approvals,
 }
 
 impl ToolContext {
@@ -75,6 +86,8 @@ impl ToolContext {
             audience: Audience::Owner,
             allowed_tools: None,
             requests: Arc::default(),
+            exposed: false,
+            approvals: Approvals::default(),
         }
     }
 
@@ -86,9 +99,18 @@ impl ToolContext {
             .map_err(|_| "internal error: the request could not be recorded".to_owned())
     }
 
-    /// Whether the tool called `name` is offered in this context.
+    /// Whether the tool called `name` is offered in this context: policy changes are
+    /// proposed only where nobody but the owner speaks.
     pub fn offers(&self, name: &str) -> bool {
         offered(&self.audience, self.allowed_tools.as_deref(), name)
+            && !(self.exposed && Tool::from_name(name) == Some(Tool::ProposePolicyChange))
+    }
+
+    /// The specs of the tools offered in this context.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        let mut specs = specs_for(&self.audience, self.allowed_tools.as_deref());
+        specs.retain(|spec| self.offers(&spec.name));
+        specs
     }
 }
 
@@ -115,11 +137,13 @@ pub enum Tool {
     CancelMeeting,
     /// Answer a meeting request (owner only).
     AnswerMeeting,
+    /// Propose a change of a policy file for the owner to confirm (owner only, in their DM).
+    ProposePolicyChange,
 }
 
 impl Tool {
     /// Every tool, in spec order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ReadFile,
         Self::WriteFile,
         Self::EditFile,
@@ -130,6 +154,7 @@ impl Tool {
         Self::ProposeMeeting,
         Self::CancelMeeting,
         Self::AnswerMeeting,
+        Self::ProposePolicyChange,
     ];
 
     /// The name the model sees.
@@ -145,6 +170,7 @@ impl Tool {
             Self::ProposeMeeting => "propose_meeting",
             Self::CancelMeeting => "cancel_meeting",
             Self::AnswerMeeting => "answer_meeting",
+            Self::ProposePolicyChange => "propose_policy_change",
         }
     }
 
@@ -174,6 +200,7 @@ pub fn specs_for(audience: &Audience, allowed_tools: Option<&[String]>) -> Vec<T
         specs.extend(skills::specs());
         specs.extend(remember::specs());
         specs.extend(meetings::specs());
+        specs.extend(policy::specs());
     }
     specs.retain(|spec| offered(audience, allowed_tools, &spec.name));
     specs
@@ -207,6 +234,9 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
     let Some(tool) = Tool::from_name(&call.name) else {
         return ToolOutput::error(refusal(ctx, &call.name));
     };
+    if let Some(held) = hold(ctx, tool, args).await {
+        return held;
+    }
     // The file tools confine themselves for a public audience; the others never run for one,
     // even if the check above were wrong.
     let output = match (&ctx.audience, tool) {
@@ -220,11 +250,51 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         (Audience::Owner, Tool::ProposeMeeting) => meetings::propose_meeting(ctx, args).await,
         (Audience::Owner, Tool::AnswerMeeting) => meetings::answer_meeting(ctx, args).await,
         (Audience::Owner, Tool::CancelMeeting) => meetings::cancel_meeting(ctx, args).await,
+        (Audience::Owner, Tool::ProposePolicyChange) => policy::propose(ctx, args).await,
         (Audience::Public { .. }, tool) => Err(refusal(ctx, tool.name())),
     };
     match output {
         Ok(text) => ToolOutput::ok(text),
         Err(message) => ToolOutput::error(message),
+    }
+}
+
+/// In a turn exposed to others' text, what becomes of a risky call instead of running: held
+/// for the owner's approval (recorded for the room session, which asks the owner), or
+/// refused. `None`: it runs.
+async fn hold(ctx: &ToolContext, tool: Tool, args: &Value) -> Option<ToolOutput> {
+    if !ctx.exposed || !ctx.audience.is_owner() {
+        return None;
+    }
+    let home = Arc::clone(&ctx.home);
+    let classified = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || approvals::classify(&home, tool, &args)).await
+    };
+    // Fail closed: a classification that could not run counts as private.
+    let class = classified.unwrap_or(Some(approvals::ActionClass::ReadPrivate))?;
+    match ctx.approvals.rule(class) {
+        Approval::Allow => None,
+        Approval::Deny => Some(ToolOutput::error(format!(
+            "{} is not allowed in this room (others are present); the owner can do it in \
+             their own DM with me",
+            tool.name()
+        ))),
+        Approval::Ask => {
+            let held = HeldCall {
+                tool: tool.name().to_owned(),
+                arguments: args.clone(),
+                summary: approvals::summary(tool, args),
+            };
+            Some(match ctx.record(ToolRequest::Hold(held)) {
+                Ok(()) => ToolOutput::ok(
+                    "Held: other people are in this room, so this needs your owner's approval. \
+                     I have asked them in our private DM; it runs when they approve it there. \
+                     Tell the room it is waiting for the owner's approval; do not try again.",
+                ),
+                Err(message) => ToolOutput::error(message),
+            })
+        }
     }
 }
 

@@ -30,6 +30,8 @@ fn fixture(audience: Audience, allowed_tools: Option<&[&str]>) -> Fixture {
             audience,
             allowed_tools: allowed_tools.map(|names| names.iter().map(|&n| n.into()).collect()),
             requests: Default::default(),
+            exposed: false,
+            approvals: Default::default(),
         },
         _dir: dir,
     }

@@ -55,7 +55,8 @@ fn every_tool_has_an_object_schema() {
             "remember",
             "propose_meeting",
             "cancel_meeting",
-            "answer_meeting"
+            "answer_meeting",
+            "propose_policy_change"
         ]
     );
     for spec in specs() {
@@ -232,4 +233,120 @@ fn every_offered_tool_is_a_known_tool_and_every_known_tool_is_offered_to_the_own
         assert_eq!(Tool::from_name(tool.name()), Some(tool));
     }
     assert_eq!(Tool::from_name("shell"), None);
+}
+
+fn requests(f: &Fixture) -> Vec<ToolRequest> {
+    f.ctx.requests.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn in_a_room_others_read_risky_calls_are_held_and_public_reads_run() {
+    let mut f = fixture();
+    f.ctx
+        .home
+        .write_atomic("data/secret.md", b"CANARY\n")
+        .unwrap();
+    f.ctx
+        .home
+        .write_atomic("system/public/hours.md", b"9 to 5\n")
+        .unwrap();
+    f.ctx.exposed = true;
+    let read = call(&f, "read_file", json!({"path": "data/secret.md"})).await;
+    assert!(
+        !read.is_error && read.content.starts_with("Held"),
+        "{read:?}"
+    );
+    assert!(!read.content.contains("CANARY"));
+    let public = call(&f, "read_file", json!({"path": "system/public/hours.md"})).await;
+    assert_eq!(public.content, "9 to 5\n");
+    let write = call(
+        &f,
+        "write_file",
+        json!({"path": "notes/a.md", "content": "x"}),
+    )
+    .await;
+    assert!(write.content.starts_with("Held"), "{write:?}");
+    assert!(!f.ctx.home.root().join("notes/a.md").exists());
+    let held = requests(&f);
+    assert_eq!(held.len(), 2);
+    let ToolRequest::Hold(first) = &held[0] else {
+        panic!("{held:?}")
+    };
+    assert_eq!(first.tool, "read_file");
+    assert_eq!(first.summary, "read the file \"data/secret.md\"");
+    // Policy changes are not even offered where others speak.
+    assert!(!f.ctx.offers("propose_policy_change"));
+    assert!(
+        !f.ctx
+            .specs()
+            .iter()
+            .any(|s| s.name == "propose_policy_change")
+    );
+    let refused = call(
+        &f,
+        "propose_policy_change",
+        json!({"path": "system/access.toml", "content": "dm = [\"*\"]"}),
+    )
+    .await;
+    assert!(refused.is_error, "{refused:?}");
+    // Allowed classes run, denied ones are refused.
+    f.ctx.approvals.write_files = Approval::Allow;
+    f.ctx.approvals.read_private = Approval::Deny;
+    let write = call(
+        &f,
+        "write_file",
+        json!({"path": "notes/a.md", "content": "x"}),
+    )
+    .await;
+    assert!(
+        !write.is_error && !write.content.starts_with("Held"),
+        "{write:?}"
+    );
+    let read = call(&f, "read_file", json!({"path": "data/secret.md"})).await;
+    assert!(
+        read.is_error && !read.content.contains("CANARY"),
+        "{read:?}"
+    );
+    assert_eq!(requests(&f).len(), 2);
+}
+
+#[tokio::test]
+async fn policy_changes_are_proposed_with_a_diff_and_nothing_changes() {
+    let f = fixture();
+    let before = std::fs::read(f.ctx.home.root().join("system/access.toml")).ok();
+    let out = call(
+        &f,
+        "propose_policy_change",
+        json!({"path": "./system//access.toml", "content": "dm = [\"@bob:example.org\"]\n"}),
+    )
+    .await;
+    assert!(!out.is_error, "{out:?}");
+    assert!(
+        out.content.contains("+dm = [\"@bob:example.org\"]"),
+        "{}",
+        out.content
+    );
+    assert_eq!(
+        std::fs::read(f.ctx.home.root().join("system/access.toml")).ok(),
+        before
+    );
+    let proposed = requests(&f);
+    let [ToolRequest::ProposePolicy(change)] = proposed.as_slice() else {
+        panic!("{proposed:?}")
+    };
+    assert_eq!(change.path, "system/access.toml");
+    for (path, content) in [
+        ("notes/todo.md", "x"),
+        ("system/access.toml", "dm = ["),
+        ("system/access.toml", "everyone = true"),
+    ] {
+        let out = call(
+            &f,
+            "propose_policy_change",
+            json!({"path": path, "content": content}),
+        )
+        .await;
+        assert!(out.is_error, "{path}: {out:?}");
+    }
+    assert_eq!(requests(&f).len(), 1);
 }

@@ -1,5 +1,7 @@
 //! Running `!ai` commands; every command gets an answer (unknown ones get the help).
 
+mod held;
+
 use std::sync::Arc;
 
 use ruma::events::room::member::MembershipState;
@@ -18,7 +20,7 @@ use crate::{
     negotiator::Negotiator,
     outbox::Outbox,
     policy::{AccessPolicy, PolicyError},
-    storage::Store,
+    storage::{HeldRow, SessionAudience, Store},
     twin::{TwinSettings, Twins, model_of, policy_of},
 };
 
@@ -64,6 +66,7 @@ impl CommandRunner {
     }
 
     /// Runs `command` from `sender` and answers in the room; every command gets an answer.
+    /// An approved held call is returned, for the turn runner to run and finish.
     pub async fn run(
         &self,
         twin_id: &UserId,
@@ -72,15 +75,24 @@ impl CommandRunner {
         event_id: &EventId,
         sender: &UserId,
         command: &Command,
-    ) -> Result<(), RoomError> {
+    ) -> Result<Option<HeldRow>, RoomError> {
+        let mut approved = None;
         let answer = if command.owner_only() && sender != owner {
             format!("Only {owner} can do that.")
+        } else if let Command::ApproveHeld(n) | Command::DenyHeld(n) = command {
+            let approve = matches!(command, Command::ApproveHeld(_));
+            let (answer, held) = self.decide_held(twin_id, owner, room, *n, approve).await?;
+            approved = held;
+            answer
+        } else if let Command::Confirm(n) = command {
+            self.confirm(twin_id, owner, room, *n).await?
         } else {
             self.command_answer(twin_id, owner, room, event_id, command)
                 .await?
         };
         if matches!(command, Command::Leave) && sender == owner {
-            return self.leave(twin_id, room, event_id, &answer).await;
+            self.leave(twin_id, room, event_id, &answer).await?;
+            return Ok(None);
         }
         let txn = txn_id_for(twin_id.as_str(), event_id.as_str(), TxnPart::CommandAnswer);
         self.outbox
@@ -93,7 +105,7 @@ impl CommandRunner {
                 None,
             )
             .await?;
-        Ok(())
+        Ok(approved)
     }
 
     async fn command_answer(
@@ -115,7 +127,9 @@ impl CommandRunner {
             ),
             Command::Status => self.status(twin_id, owner, room, &home).await?,
             Command::Reset => {
-                self.store.new_session(room, twin_id).await?;
+                for audience in SessionAudience::ALL {
+                    self.store.new_session(room, twin_id, audience).await?;
+                }
                 "🔄 New conversation: I no longer use this room's earlier messages.".to_owned()
             }
             Command::Leave => "👋 Leaving this room. Invite me again any time.".to_owned(),
@@ -158,6 +172,10 @@ impl CommandRunner {
                 {
                     Ok(done) | Err(done) => done,
                 }
+            }
+            // Decided in `run`.
+            Command::ApproveHeld(_) | Command::DenyHeld(_) | Command::Confirm(_) => {
+                help_text(owner.as_str())
             }
             Command::Meeting { accept, id } => {
                 match self
