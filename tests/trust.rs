@@ -525,10 +525,10 @@ async fn the_injection_corpus_changes_no_policy_and_leaks_nothing() {
         file["text"].as_str().unwrap(),
     );
     let home = env.home_of("alice");
-    let snapshot = || -> Vec<Option<Vec<u8>>> {
+    let snapshot = || -> Vec<(&str, Option<String>)> {
         GUARDED
             .iter()
-            .map(|f| std::fs::read(home.join(f)).ok())
+            .map(|f| (*f, std::fs::read_to_string(home.join(f)).ok()))
             .collect()
     };
     let before = snapshot();

@@ -195,7 +195,8 @@ impl Human {
     /// Every message-like event in the room, oldest first (decrypted where possible).
     pub async fn messages(&self, room: &Room) -> Vec<Seen> {
         let mut options = MessagesOptions::backward();
-        options.limit = 100u32.into();
+        // Synapse serves at most 1,000 per request; rooms in tests stay below that.
+        options.limit = 1000u32.into();
         let messages = room.messages(options).await.expect("messages");
         let mut seen: Vec<Seen> = messages
             .chunk
