@@ -48,6 +48,7 @@ fn config(wire: Wire, fake: &FakeLlm) -> LlmConfig {
         max_retries: 2,
         max_tool_steps: 5,
         max_tokens: 512,
+        max_prompt_chars: 120_000,
     }
 }
 

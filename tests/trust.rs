@@ -393,9 +393,9 @@ async fn held_actions_run_only_on_the_owners_approval_in_their_dm() {
     let calls_before = model_calls(&env);
     assert_eq!(calls_before, 2, "no forged approval ran a turn");
 
-    // The real approval, in the DM: the read runs and the turn finishes in the room.
-    env.llm
-        .push(Step::rewrite(|input| format!("Done: {input}")));
+    // The real approval, in the DM: the read runs and the turn finishes in the room, the
+    // model given the file.
+    env.llm.push(Step::text("Done, I have it."));
     alice.send_text(&dm, "!ai approve 1").await;
     let answers = alice.wait_for_messages_from(&dm, &twin, 2, WAIT).await;
     assert!(
@@ -404,11 +404,9 @@ async fn held_actions_run_only_on_the_owners_approval_in_their_dm() {
         answers[1].body()
     );
     let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
-    assert!(
-        seen[3].body().contains("CANARY-HELD-5521"),
-        "{}",
-        seen[3].body()
-    );
+    assert_eq!(seen[3].body(), "Done, I have it.");
+    let continued = env.llm.requests()[2].body.to_string();
+    assert!(continued.contains("CANARY-HELD-5521"), "{continued}");
     // Approving again runs nothing.
     alice.send_text(&dm, "!ai approve 1").await;
     let answers = alice.wait_for_messages_from(&dm, &twin, 3, WAIT).await;
@@ -418,6 +416,21 @@ async fn held_actions_run_only_on_the_owners_approval_in_their_dm() {
         answers[2].body()
     );
     assert_eq!(model_calls(&env), 3);
+
+    // Sessions per audience: once Eve may address the twin here, her turn's history holds
+    // nothing of Alice's (the file the approved read gave the model).
+    alice
+        .send_text(&room, "!ai policy room address members")
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 5, WAIT).await;
+    env.llm.push(Step::text("I can't tell you that."));
+    eve.send_content(&eve_room, mention("what was in alice's file?", &twin))
+        .await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 6, WAIT).await;
+    assert_eq!(seen[5].body(), "I can't tell you that.");
+    let public = env.llm.requests()[3].body.to_string();
+    assert!(public.contains("what was in alice"), "{public}");
+    assert!(!public.contains("CANARY-HELD-5521"), "{public}");
 
     // A policy change asked for in the DM: proposed, shown, applied on confirm.
     let access = env.home_of("alice").join("system/access.toml");
@@ -436,7 +449,7 @@ async fn held_actions_run_only_on_the_owners_approval_in_their_dm() {
         "{}",
         answers[4].body()
     );
-    assert!(offered_tools(&env, 3).contains(&"propose_policy_change".to_owned()));
+    assert!(offered_tools(&env, 4).contains(&"propose_policy_change".to_owned()));
     assert_eq!(std::fs::read_to_string(&access).unwrap_or_default(), before);
     alice.send_text(&dm, "!ai confirm").await;
     let answers = alice.wait_for_messages_from(&dm, &twin, 6, WAIT).await;
@@ -605,4 +618,87 @@ async fn open_negotiations_of(env: &TestEnv) -> Vec<matrix_os::storage::Negotiat
         .unwrap();
     store.close().await;
     rows
+}
+
+/// With `encryption.owner_devices = "refuse"`, a message from the owner's account sent from a
+/// device the owner's identity has not signed gets no owner powers (no turn at all), the
+/// owner is told once, and health counts it; an owner whose device is cross-signed is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_powers_need_a_device_the_owners_identity_signed_when_refusing() {
+    let env = TestEnv::start_with(env::EnvOptions {
+        configure: Some(|config| {
+            config.encryption.owner_devices = matrix_os::config::OwnerDevices::Refuse;
+        }),
+        ..env::EnvOptions::default()
+    })
+    .await;
+    let carol = env.human("carol").await;
+    carol.bootstrap_cross_signing().await;
+    let carol_twin = env.twin_of("carol");
+    let carol_dm = carol.create_dm(&carol_twin, true).await;
+    carol.wait_for_join(&carol_dm, &carol_twin, WAIT).await;
+    env.llm.push(Step::text("Hello, signed device."));
+    carol.send_text(&carol_dm, "hi").await;
+    let seen = carol
+        .wait_for_messages_from(&carol_dm, &carol_twin, 1, WAIT)
+        .await;
+    assert_eq!(seen[0].body(), "Hello, signed device.");
+    assert_eq!(model_calls(&env), 1);
+
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let dm = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&dm, &twin, WAIT).await;
+    alice.send_text(&dm, "read system/user.md to me").await;
+    let told = alice.wait_for_messages_from(&dm, &twin, 1, WAIT).await;
+    assert!(
+        told[0].body().contains("has not signed"),
+        "{}",
+        told[0].body()
+    );
+    let refused = health(&env).await["events_refused"]["unverified_owner_device"]
+        .as_u64()
+        .unwrap_or_default();
+    assert_eq!(refused, 1);
+    alice.send_text(&dm, "and again").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while health(&env).await["events_refused"]["unverified_owner_device"].as_u64() != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            health(&env).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alice.sync().await;
+    assert_eq!(alice.messages_from(&dm, &twin).await.len(), 1, "told once");
+    assert_eq!(model_calls(&env), 1, "no turn for the unsigned device");
+
+    // Someone else whose account has an identity, writing from a device it did not sign (a
+    // device the homeserver could have added): refused whatever the owner setting.
+    env.write_home_file("alice", "system/access.toml", "dm = [\"@bob:*\"]\n");
+    let (_, password, _) = env.hs.register_user("bob").await;
+    let bob = Human::login(env.hs.client_url(), "bob", &password).await;
+    bob.bootstrap_cross_signing().await;
+    let bob_elsewhere = Human::login(env.hs.client_url(), "bob", &password).await;
+    let bob_dm = bob_elsewhere.create_dm(&twin, true).await;
+    bob_elsewhere.wait_for_join(&bob_dm, &twin, WAIT).await;
+    bob_elsewhere.sync().await;
+    bob_elsewhere
+        .send_text(&bob_dm, "hello from a new device")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while health(&env).await["events_refused"]["unsigned_device"].as_u64() != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            health(&env).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        model_calls(&env),
+        1,
+        "no turn for a device its identity did not sign"
+    );
 }

@@ -70,6 +70,24 @@ pub struct EncryptionConfig {
     /// owner of the twin that could not read it is told.
     #[serde(default = "default_undecryptable_expiry_secs")]
     pub undecryptable_expiry_secs: u64,
+    /// What an encrypted message from the owner gets when the owner's cross-signing identity
+    /// has not signed the sending device: `warn` (the default: answered, and logged) or
+    /// `refuse` (not answered; the owner is told once). Other people's messages are refused
+    /// when their account has a cross-signing identity that did not sign the sending device
+    /// (cross-signed or legacy, as matrix-sdk calls it).
+    #[serde(default)]
+    pub owner_devices: OwnerDevices,
+}
+
+/// `encryption.owner_devices`: how strict owner powers are about the sending device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerDevices {
+    /// Answer, and log that the device is not cross-signed.
+    #[default]
+    Warn,
+    /// Owner powers only from devices the owner's identity signed.
+    Refuse,
 }
 
 fn default_crypto_dir() -> PathBuf {
@@ -82,6 +100,7 @@ impl Default for EncryptionConfig {
             store_dir: default_crypto_dir(),
             passphrase: crate::secret::Secret::default(),
             undecryptable_expiry_secs: default_undecryptable_expiry_secs(),
+            owner_devices: OwnerDevices::default(),
         }
     }
 }
@@ -273,6 +292,10 @@ pub struct LlmConfig {
     /// `max_tokens` sent with each request.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// Most characters of a turn's first request (system prompt, history, the new message);
+    /// the oldest history is left out to fit, so that nobody can make a turn expensive.
+    #[serde(default = "default_max_prompt_chars")]
+    pub max_prompt_chars: usize,
 }
 
 /// `[rooms]`
@@ -380,6 +403,9 @@ fn default_max_tool_steps() -> u32 {
 fn default_max_tokens() -> u32 {
     4096
 }
+fn default_max_prompt_chars() -> usize {
+    120_000
+}
 fn default_max_concurrent_turns() -> usize {
     8
 }
@@ -416,6 +442,7 @@ impl Default for LlmConfig {
             max_retries: default_llm_retries(),
             max_tool_steps: default_max_tool_steps(),
             max_tokens: default_max_tokens(),
+            max_prompt_chars: default_max_prompt_chars(),
         }
     }
 }

@@ -119,9 +119,12 @@ pub enum SenderTrust {
     /// The device is cross-signed by its user's identity (whether or not the twin verified
     /// that identity).
     CrossSigned,
-    /// The device is not signed by its user's identity, the user has none, or the identity
-    /// changed after it was verified.
+    /// The user has no cross-signing identity (a "legacy" user), or the identity changed
+    /// after it was verified.
     NotCrossSigned,
+    /// The user has a cross-signing identity but it did not sign this device: a device the
+    /// homeserver (or someone with the account's password) may have added.
+    UnsignedDevice,
     /// The device is not known (its keys could not be linked to the session).
     UnknownDevice,
 }
@@ -386,11 +389,41 @@ impl Crypto {
                 })
                 .unwrap_or_default()
         };
-        match machine
+        let mut result = machine
             .olm
             .decrypt_room_event(&raw.clone().cast_unchecked(), room, &decryption_settings())
-            .await
+            .await;
+        // A device known only from the room key's own message, or not at all: fetch the
+        // sender's keys (device and cross-signing identity) and look again, so the sender is
+        // judged by what the homeserver publishes, not by what the twin happened to know.
+        if let Ok(decrypted) = &result
+            && matches!(
+                decrypted.encryption_info.verification_state,
+                VerificationState::Unverified(
+                    VerificationLevel::UnsignedDevice | VerificationLevel::None(_)
+                )
+            )
+            && let Some(sender) = raw.get_field::<OwnedUserId>("sender").ok().flatten()
         {
+            let tracked = machine.olm.update_tracked_users([sender.as_ref()]).await;
+            match tracked {
+                Ok(()) => {
+                    if let Err(err) = machine.pump().await {
+                        tracing::debug!(%err, "cannot fetch the sender's keys");
+                    }
+                    result = machine
+                        .olm
+                        .decrypt_room_event(
+                            &raw.clone().cast_unchecked(),
+                            room,
+                            &decryption_settings(),
+                        )
+                        .await;
+                }
+                Err(err) => tracing::debug!(%err, "cannot track the sender's keys"),
+            }
+        }
+        match result {
             Ok(decrypted) => {
                 let sender_trust = match &decrypted.encryption_info.verification_state {
                     VerificationState::Verified
@@ -405,6 +438,18 @@ impl Crypto {
                     }
                     VerificationState::Unverified(VerificationLevel::None(_)) => {
                         SenderTrust::UnknownDevice
+                    }
+                    VerificationState::Unverified(VerificationLevel::UnsignedDevice) => {
+                        let sender = raw.get_field::<OwnedUserId>("sender").ok().flatten();
+                        let identity = match &sender {
+                            Some(sender) => machine.olm.get_identity(sender, None).await,
+                            None => Ok(None),
+                        };
+                        match identity {
+                            Ok(None) => SenderTrust::NotCrossSigned,
+                            // Fail closed: without the store's answer, assume the worst.
+                            Ok(Some(_)) | Err(_) => SenderTrust::UnsignedDevice,
+                        }
                     }
                     VerificationState::Unverified(_) => SenderTrust::NotCrossSigned,
                 };

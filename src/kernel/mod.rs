@@ -219,6 +219,7 @@ impl Kernel {
                 let limits = turn::Limits {
                     max_steps: self.config.max_tool_steps,
                     max_tokens: self.config.max_tokens,
+                    max_prompt_chars: self.config.max_prompt_chars,
                 };
                 turn::run(
                     provider.as_ref(),

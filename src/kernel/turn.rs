@@ -22,6 +22,29 @@ pub(crate) struct Limits {
     pub(crate) max_steps: u32,
     /// `max_tokens` of each call.
     pub(crate) max_tokens: u32,
+    /// Most characters of the first request.
+    pub(crate) max_prompt_chars: usize,
+}
+
+/// The newest part of `history` that fits in `budget` characters (as stored, JSON).
+fn fit(history: Vec<Message>, budget: usize) -> Vec<Message> {
+    let sizes: Vec<usize> = history
+        .iter()
+        .map(|m| serde_json::to_string(m).map(|s| s.len()).unwrap_or(0))
+        .collect();
+    let mut total: usize = sizes.iter().sum();
+    let mut start = 0;
+    while total > budget && start < history.len() {
+        total -= sizes[start];
+        start += 1;
+    }
+    if start > 0 {
+        tracing::info!(
+            left_out = start,
+            "history over the prompt budget; the oldest messages are left out"
+        );
+    }
+    history.into_iter().skip(start).collect()
 }
 
 /// Runs `turn` against `provider`.
@@ -60,7 +83,10 @@ pub(crate) async fn run(
             (system, text_only(history))
         }
     };
-    let mut messages = sanitize(history);
+    let budget = limits
+        .max_prompt_chars
+        .saturating_sub(system.chars().count() + input.chars().count());
+    let mut messages = sanitize(fit(history, budget));
     let first_new = messages.len();
     messages.push(Message::user(input));
     let ctx = ToolContext {
@@ -198,4 +224,22 @@ fn log_step(step: u32, started: Instant, response: &ChatResponse) {
         output_tokens = usage.output_tokens,
         "model call done"
     );
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_cut_from_the_oldest_to_fit_the_budget() {
+        let history: Vec<Message> = (0..10)
+            .map(|i| Message::user(format!("{i}:{}", "x".repeat(100))))
+            .collect();
+        assert_eq!(fit(history.clone(), usize::MAX).len(), 10);
+        let kept = fit(history.clone(), 350);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert_eq!(kept[1], history[9]);
+        assert!(fit(history, 10).is_empty());
+    }
 }

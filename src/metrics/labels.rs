@@ -80,14 +80,18 @@ pub enum RefusedReason {
     NotMessageLike,
     /// The owner wrote from a device their identity has not cross-signed.
     UnverifiedOwnerDevice,
+    /// A device its user's cross-signing identity has not signed (one the homeserver or
+    /// someone else could have added).
+    UnsignedDevice,
 }
 
 impl RefusedReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::PlaintextInEncryptedRoom,
         Self::NotMessageLike,
         Self::UnverifiedOwnerDevice,
+        Self::UnsignedDevice,
     ];
 
     /// The label value.
@@ -96,6 +100,7 @@ impl RefusedReason {
             Self::PlaintextInEncryptedRoom => "plaintext_in_encrypted_room",
             Self::NotMessageLike => "not_message_like",
             Self::UnverifiedOwnerDevice => "unverified_owner_device",
+            Self::UnsignedDevice => "unsigned_device",
         }
     }
 }

@@ -14,7 +14,8 @@ use ruma::{EventId, OwnedUserId, RoomId, UserId};
 
 use super::{RoomSession, event::RoomEvent};
 use crate::{
-    crypto::{DecryptError, Decrypted},
+    config::OwnerDevices,
+    crypto::{DecryptError, Decrypted, SenderTrust},
     metrics::RefusedReason,
     room::event::EncryptedRaw,
     storage::Undecrypted,
@@ -47,7 +48,7 @@ impl RoomSession {
         // No joined twin: nobody here could have been given the key.
         let first = joined.first()?;
         match self.try_decrypt(room, raw, joined).await {
-            Outcome::Plain(plain) => return self.accept(room, event_id, &plain),
+            Outcome::Plain(plain) => return self.accept(room, event_id, &plain, joined).await,
             Outcome::Drop(why) => {
                 self.parts.metrics.decryption_failures.inc();
                 tracing::warn!(%room, %event_id, %sender, %why, "event cannot be decrypted; dropped");
@@ -70,7 +71,7 @@ impl RoomSession {
                     tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
                     // Its key may have come meanwhile.
                     if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
-                        return self.accept(room, event_id, &plain);
+                        return self.accept(room, event_id, &plain, joined).await;
                     }
                 }
                 Err(err) => {
@@ -82,7 +83,7 @@ impl RoomSession {
         // The key may have arrived while the row was being stored.
         if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
             return match store.remove_undecrypted(row).await {
-                Ok(true) => self.accept(room, event_id, &plain),
+                Ok(true) => self.accept(room, event_id, &plain, joined).await,
                 Ok(false) => None,
                 Err(err) => {
                     tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
@@ -127,7 +128,7 @@ impl RoomSession {
             Outcome::Plain(plain) => match self.parts.store.remove_undecrypted(kept.id).await {
                 Ok(true) => {
                     tracing::info!(%room, event = %kept.event_id, "room key arrived; handling the kept event");
-                    if let Some(event) = self.accept(&room, &kept.event_id, &plain) {
+                    if let Some(event) = self.accept(&room, &kept.event_id, &plain, &joined).await {
                         self.act(&event, &joined, true).await;
                     }
                 }
@@ -139,14 +140,67 @@ impl RoomSession {
     }
 
     /// What a decrypted payload may be: only message-like events
-    /// ([`RoomEvent::parse_decrypted`]); anything else is refused and counted.
-    fn accept(&self, room: &RoomId, event_id: &EventId, plain: &Decrypted) -> Option<RoomEvent> {
-        let event = RoomEvent::parse_decrypted(&plain.event.to_string());
-        if event.is_none() {
+    /// ([`RoomEvent::parse_decrypted`]), from a device its user's identity vouches for when
+    /// the user has one; for the owner of a twin of the room, `encryption.owner_devices`
+    /// decides about a device the owner's identity did not sign. Anything else is refused and
+    /// counted.
+    async fn accept(
+        &self,
+        room: &RoomId,
+        event_id: &EventId,
+        plain: &Decrypted,
+        joined: &[OwnedUserId],
+    ) -> Option<RoomEvent> {
+        let Some(event) = RoomEvent::parse_decrypted(&plain.event.to_string()) else {
             self.parts.metrics.refused(RefusedReason::NotMessageLike);
             tracing::warn!(%room, %event_id, "a decrypted payload was not a message; ignored");
+            return None;
+        };
+        // The envelope's sender (the decrypted event carries it, never the plaintext's).
+        let sender = plain
+            .event
+            .get("sender")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| OwnedUserId::try_from(s).ok())?;
+        let naming = self.parts.twins.naming();
+        let owned = joined
+            .iter()
+            .find(|twin| naming.owner_of(twin).as_deref() == Some(&*sender));
+        let trust = plain.sender_trust;
+        match owned {
+            Some(twin) if trust != SenderTrust::CrossSigned => match self.parts.owner_devices {
+                OwnerDevices::Warn => {
+                    tracing::warn!(%room, %sender, ?trust, "the owner wrote from a device their identity has not signed (encryption.owner_devices = \"refuse\" would ignore it)");
+                }
+                OwnerDevices::Refuse => {
+                    self.parts
+                        .metrics
+                        .refused(RefusedReason::UnverifiedOwnerDevice);
+                    tracing::warn!(%room, %sender, ?trust, "the owner wrote from a device their identity has not signed; ignored");
+                    let text = "🔐 A message from your account reached me from a device your \
+                         cross-signing identity has not signed, so I did not act on it. If that \
+                         device is yours, verify it from one of your other sessions (in Element: \
+                         Settings → Sessions) and send it again; if it is not, someone else has \
+                         access to your account.";
+                    if let Err(err) = self
+                        .parts
+                        .outbox
+                        .tell_owner(twin, &sender, "unsigned-owner-device", text)
+                        .await
+                    {
+                        tracing::warn!(%err, "cannot tell the owner about an unsigned device");
+                    }
+                    return None;
+                }
+            },
+            None if trust == SenderTrust::UnsignedDevice => {
+                self.parts.metrics.refused(RefusedReason::UnsignedDevice);
+                tracing::warn!(%room, %sender, "a message from a device its user's identity has not signed; ignored");
+                return None;
+            }
+            _ => {}
         }
-        event
+        Some(event)
     }
 
     /// Decrypts with each joined twin in turn until one can.

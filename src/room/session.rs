@@ -47,6 +47,8 @@ pub struct SessionParts {
     pub metrics: Arc<Metrics>,
     /// `[access]` defaults.
     pub access_defaults: AccessConfig,
+    /// `encryption.owner_devices`.
+    pub owner_devices: crate::config::OwnerDevices,
 }
 
 /// Handles the events of rooms (one at a time per room: the room queues call it in order).

@@ -192,6 +192,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         outbox: outbox.clone(),
         metrics: metrics.clone(),
         access_defaults: config.access.clone(),
+        owner_devices: config.encryption.owner_devices,
     }));
 
     let (shutdown, shutdown_rx) = watch::channel(false);

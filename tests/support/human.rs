@@ -80,6 +80,16 @@ impl Human {
         Human { client, user_id }
     }
 
+    /// Sets up cross-signing, as Element does on first login: the account gets an identity
+    /// and this device is signed by it.
+    pub async fn bootstrap_cross_signing(&self) {
+        self.client
+            .encryption()
+            .bootstrap_cross_signing(None)
+            .await
+            .expect("cross-signing");
+    }
+
     pub async fn sync(&self) {
         self.client
             .sync_once(SyncSettings::default().timeout(Duration::from_millis(200)))
