@@ -702,3 +702,64 @@ async fn owner_powers_need_a_device_the_owners_identity_signed_when_refusing() {
         "no turn for a device its identity did not sign"
     );
 }
+
+/// A crowd of strangers asking to pair gets the owner a bounded number of notices and one
+/// summary; commands from someone other than the owner share their rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_flood_the_owner_with_requests_or_the_twin_with_commands() {
+    let env = TestEnv::start_with(env::EnvOptions {
+        configure: Some(|config| {
+            config.limits.owner_notices = 2;
+            config.limits.sender_messages = 2;
+        }),
+        ..env::EnvOptions::default()
+    })
+    .await;
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let dm = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&dm, &twin, WAIT).await;
+    for n in 0..4 {
+        let stranger = env.human(&format!("crowd{n}")).await;
+        let room = stranger.create_dm(&twin, false).await;
+        stranger.wait_for_join(&room, &twin, WAIT).await;
+        stranger.send_text(&room, "let me in").await;
+        // Each stranger is told to wait.
+        stranger.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    }
+    alice.wait_for_messages_from(&dm, &twin, 3, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    alice.sync().await;
+    let told: Vec<String> = alice
+        .messages_from(&dm, &twin)
+        .await
+        .iter()
+        .map(|m| m.body().to_owned())
+        .collect();
+    assert_eq!(told.len(), 3, "{told:?}");
+    assert!(told[2].contains("Many people"), "{told:?}");
+
+    // Commands from an allowed stranger: two answers, then one "too fast", then quiet.
+    env.write_home_file("alice", "system/access.toml", "dm = [\"@bob:*\"]\n");
+    let bob = env.human("bob").await;
+    let bob_dm = bob.create_dm(&twin, false).await;
+    bob.wait_for_join(&bob_dm, &twin, WAIT).await;
+    for _ in 0..5 {
+        bob.send_text(&bob_dm, "!ai help").await;
+    }
+    let seen = bob.wait_for_messages_from(&bob_dm, &twin, 3, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen_now = bob.messages_from(&bob_dm, &twin).await;
+    assert_eq!(
+        seen_now.len(),
+        3,
+        "{:?}",
+        seen.iter().map(|s| s.body().to_owned()).collect::<Vec<_>>()
+    );
+    assert!(
+        seen_now[2].body().contains("faster"),
+        "{}",
+        seen_now[2].body()
+    );
+    assert_eq!(model_calls(&env), 0);
+}

@@ -220,6 +220,11 @@ pub struct LimitsConfig {
     pub bot_turns: u32,
     /// Window of the bot-turn bound, in seconds.
     pub bot_window_secs: u64,
+    /// Pairing requests (strangers asking to talk) one twin tells its owner about per
+    /// `owner_notice_window_secs`; more are kept, and the owner is told once that more wait.
+    pub owner_notices: u32,
+    /// Window of the owner-notice bound, in seconds.
+    pub owner_notice_window_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -231,6 +236,8 @@ impl Default for LimitsConfig {
             server_window_secs: 60,
             bot_turns: 4,
             bot_window_secs: 600,
+            owner_notices: 10,
+            owner_notice_window_secs: 3600,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod access;
 mod access_command;
 pub(crate) mod glob;
 pub mod loops;
+pub mod notices;
 pub mod proposal;
 pub mod rate;
 pub mod room;
@@ -32,6 +33,7 @@ use crate::home::HomeError;
 pub use self::access::{ACCESS_FILE, AccessFile, AccessPolicy};
 pub use self::glob::{BadGlob, check_server_glob, check_user_glob};
 pub use self::loops::BotTurns;
+pub use self::notices::{NoticeVerdict, OwnerNotices};
 pub use self::rate::{LimitScope, RateLimiter, RateLimits, Verdict};
 pub use self::room::RoomSettings;
 

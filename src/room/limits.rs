@@ -11,7 +11,7 @@ use ruma::{RoomId, UserId};
 
 use crate::{
     config::LimitsConfig,
-    policy::{BotTurns, RateLimiter, Verdict},
+    policy::{BotTurns, NoticeVerdict, OwnerNotices, RateLimiter, Verdict},
 };
 
 /// Most refusals remembered (then the memory starts over: a second notice is harmless).
@@ -23,6 +23,7 @@ const MAX_REMEMBERED_REFUSALS: usize = 10_000;
 pub struct Limits {
     rate: Mutex<RateLimiter>,
     bots: Mutex<BotTurns>,
+    owner_notices: Mutex<OwnerNotices>,
     refused: Mutex<HashSet<(String, String, String)>>,
 }
 
@@ -37,8 +38,20 @@ impl Limits {
                 config.bot_turns,
                 Duration::from_secs(config.bot_window_secs),
             )),
+            owner_notices: Mutex::new(OwnerNotices::new(
+                config.owner_notices,
+                Duration::from_secs(config.owner_notice_window_secs),
+            )),
             refused: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Whether `twin` may tell its owner about one more stranger now.
+    pub(crate) fn owner_notice(&self, twin: &UserId) -> NoticeVerdict {
+        self.owner_notices
+            .lock()
+            .map(|mut notices| notices.check(twin, Instant::now()))
+            .unwrap_or(NoticeVerdict::Quiet)
     }
 
     /// Counts a message from `sender` that asks for an answer.

@@ -7,6 +7,10 @@ use ruma::events::room::member::MembershipState;
 use ruma::{EventId, RoomId, UserId};
 
 use super::{RoomError, decide::ReplyTo, limits::Limits};
+use crate::policy::NoticeVerdict;
+
+/// Most characters of a stranger's first message quoted to the owner.
+const MAX_QUOTED_CHARS: usize = 1_000;
 use crate::{
     matrix::{MatrixClient, TxnPart, txn_id_for},
     outbox::Outbox,
@@ -73,24 +77,38 @@ impl Pairing {
             }
             return Ok(());
         }
-        let name = self.name_of(room, sender).await;
-        let ask = format!(
-            "🔔 **{name}** wants to talk with me. Their first message:\n\n> {}\n\nReply \
-             `!ai approve {sender}` to let me answer them (as your assistant, from your public \
-             profile only), or `!ai deny {sender}`.",
-            text.replace('\n', "\n> ")
-        );
-        let owner_dm = self.outbox.owner_dm(twin, owner).await?;
-        self.outbox
-            .send_notice(
-                twin,
-                &owner_dm,
-                &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToOwner),
-                &ask,
-                &ReplyTo::Plain,
-                Some(owner),
-            )
-            .await?;
+        let ask = match self.limits.owner_notice(twin) {
+            NoticeVerdict::Send => {
+                let name = crate::kernel::quote::name(&self.name_of(room, sender).await);
+                let first: String = text.chars().take(MAX_QUOTED_CHARS).collect();
+                let cut = if first.len() < text.len() { " …" } else { "" };
+                Some(format!(
+                    "🔔 **{name}** wants to talk with me. Their first message:\n\n> {}{cut}\n\n\
+                     Reply `!ai approve {sender}` to let me answer them (as your assistant, from \
+                     your public profile only), or `!ai deny {sender}`.",
+                    first.replace('\n', "\n> ")
+                ))
+            }
+            NoticeVerdict::Summarize => Some(format!(
+                "🔔 Many people are asking to talk with me right now; I'm not telling you about \
+                 each one for a while. {sender} is one of them: `!ai approve {sender}` or \
+                 `!ai deny {sender}`. `!ai policy pairing off` stops such requests."
+            )),
+            NoticeVerdict::Quiet => None,
+        };
+        if let Some(ask) = ask {
+            let owner_dm = self.outbox.owner_dm(twin, owner).await?;
+            self.outbox
+                .send_notice(
+                    twin,
+                    &owner_dm,
+                    &txn_id_for(twin.as_str(), event_id.as_str(), TxnPart::ToOwner),
+                    &ask,
+                    &ReplyTo::Plain,
+                    Some(owner),
+                )
+                .await?;
+        }
         let notice = format!(
             "Hello! I'm the AI assistant of {owner}. I've asked {owner} whether I may talk with \
              you, and I'll answer as soon as they agree."

@@ -166,7 +166,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         store.clone(),
         matrix.clone(),
         outbox.clone(),
-        limits,
+        limits.clone(),
         turns.clone(),
     ));
     let commands = Arc::new(CommandRunner::new(
@@ -178,6 +178,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         outbox.clone(),
         negotiator.clone(),
         pairing.clone(),
+        limits,
         config.access.clone(),
     ));
     let session = Arc::new(RoomSession::new(SessionParts {

@@ -11,6 +11,7 @@ use super::{
     Pairing, RoomError,
     command::{Command, help_text},
     decide::ReplyTo,
+    limits::Limits,
 };
 use crate::{
     config::AccessConfig,
@@ -19,7 +20,7 @@ use crate::{
     matrix::{MatrixClient, TxnPart, txn_id_for},
     negotiator::Negotiator,
     outbox::Outbox,
-    policy::{AccessPolicy, PolicyError},
+    policy::{AccessPolicy, PolicyError, Verdict},
     storage::{HeldRow, SessionAudience, Store},
     twin::{TwinSettings, Twins, model_of, policy_of},
 };
@@ -35,6 +36,7 @@ pub struct CommandRunner {
     outbox: Arc<Outbox>,
     negotiator: Arc<Negotiator>,
     pairing: Arc<Pairing>,
+    limits: Arc<Limits>,
     access_defaults: AccessConfig,
 }
 
@@ -50,6 +52,7 @@ impl CommandRunner {
         outbox: Arc<Outbox>,
         negotiator: Arc<Negotiator>,
         pairing: Arc<Pairing>,
+        limits: Arc<Limits>,
         access_defaults: AccessConfig,
     ) -> Self {
         Self {
@@ -61,6 +64,7 @@ impl CommandRunner {
             outbox,
             negotiator,
             pairing,
+            limits,
             access_defaults,
         }
     }
@@ -76,6 +80,34 @@ impl CommandRunner {
         sender: &UserId,
         command: &Command,
     ) -> Result<Option<HeldRow>, RoomError> {
+        // Anyone but the owner shares the rate limit of their messages: commands cannot be
+        // used to make the twin talk more than messages can.
+        if sender != owner {
+            match self.limits.check_rate(sender) {
+                Verdict::Allow => {}
+                Verdict::Silent => return Ok(None),
+                Verdict::Notify { retry_after, .. } => {
+                    let text = format!(
+                        "⏳ You are sending me commands faster than I answer; I'll answer again in \
+                         about {} seconds.",
+                        retry_after.as_secs().max(1)
+                    );
+                    let txn =
+                        txn_id_for(twin_id.as_str(), event_id.as_str(), TxnPart::CommandAnswer);
+                    self.outbox
+                        .send_notice(
+                            twin_id,
+                            room,
+                            &txn,
+                            &text,
+                            &ReplyTo::Reply(event_id.to_owned()),
+                            None,
+                        )
+                        .await?;
+                    return Ok(None);
+                }
+            }
+        }
         let mut approved = None;
         let answer = if command.owner_only() && sender != owner {
             format!("Only {owner} can do that.")
