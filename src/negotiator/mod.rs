@@ -9,6 +9,7 @@
 //! order with the rest of its room; one lock per twin keeps steps of one twin from different
 //! rooms apart.
 
+mod busy;
 mod locks;
 mod rate;
 
@@ -89,6 +90,8 @@ pub struct Negotiator {
     access_defaults: AccessConfig,
     /// Protocol events accepted per peer and twin.
     rate: rate::ProtocolRate,
+    /// Owners' busy times per calendar version.
+    busy: Arc<busy::BusyCache>,
 }
 
 impl Negotiator {
@@ -108,6 +111,7 @@ impl Negotiator {
             locks: TwinLocks::default(),
             access_defaults,
             rate: rate::ProtocolRate::default(),
+            busy: Arc::default(),
         }
     }
 
@@ -502,14 +506,9 @@ impl Negotiator {
         let now = Utc::now();
         let home = step.home.clone();
         let tz = step.policy.hours.time_zone;
-        let busy: Vec<Interval> = tokio::task::spawn_blocking(move || {
-            Calendar::load(&home).map(|calendar| {
-                calendar
-                    .busy(now, now + TimeDelta::days(HORIZON_DAYS), tz)
-                    .into_iter()
-                    .filter_map(|(start, end)| Interval::new(start, end).ok())
-                    .collect()
-            })
+        let cache = self.busy.clone();
+        let busy = tokio::task::spawn_blocking(move || {
+            cache.busy(&home, now, TimeDelta::days(HORIZON_DAYS), tz)
         })
         .await
         .map_err(internal)?
