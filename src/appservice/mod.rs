@@ -4,7 +4,10 @@ mod auth;
 mod error;
 mod metrics;
 mod query;
+mod serve;
 mod transactions;
+
+pub use self::serve::{HEADER_READ_TIMEOUT, serve};
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -246,12 +246,10 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
     let mut server_shutdown = shutdown_rx.clone();
     let app = appservice::router(state);
     tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        appservice::serve(listener, app, async move {
             let _ = server_shutdown.changed().await;
-        });
-        if let Err(err) = serve.await {
-            tracing::error!(%err, "appservice API stopped");
-        }
+        })
+        .await;
     }));
     tasks.push(tokio::spawn(prune_old_records(
         store.clone(),
