@@ -21,6 +21,8 @@ mod human;
 mod postgres;
 #[path = "support/proxy.rs"]
 mod proxy;
+#[path = "support/rooms.rs"]
+mod rooms;
 #[path = "support/synapse.rs"]
 mod synapse;
 
@@ -28,27 +30,18 @@ use std::time::Duration;
 
 use env::{EnvOptions, TestEnv};
 use fake_llm::Step;
-use human::{Human, Seen};
-use matrix_sdk::{
-    Room,
-    ruma::{
-        OwnedEventId, UserId,
-        events::{
-            Mentions,
-            relation::Thread,
-            room::message::{Relation, RoomMessageEventContent},
-        },
+use human::Seen;
+use matrix_sdk::ruma::{
+    OwnedEventId,
+    events::{
+        relation::Thread,
+        room::message::{Relation, RoomMessageEventContent},
     },
 };
+use rooms::{group_room, mention, model_calls};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(40);
-
-/// A text that mentions `user` the way Element does (`m.mentions`).
-fn mention(text: &str, user: &UserId) -> RoomMessageEventContent {
-    RoomMessageEventContent::text_plain(text)
-        .add_mentions(Mentions::with_user_ids([user.to_owned()]))
-}
 
 fn in_thread(mut content: RoomMessageEventContent, root: &OwnedEventId) -> RoomMessageEventContent {
     content.relates_to = Some(Relation::Thread(Thread::plain(root.clone(), root.clone())));
@@ -70,31 +63,6 @@ fn all_requests(env: &TestEnv) -> String {
         .map(|r| r.body.to_string())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn model_calls(env: &TestEnv) -> usize {
-    env.llm
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count()
-}
-
-/// Alice makes a room with her twin and the given people, who join.
-async fn group_room(env: &TestEnv, alice: &Human, others: &[&Human], encrypted: bool) -> Room {
-    let twin = env.twin_of("alice");
-    let mut invite: Vec<&UserId> = vec![&twin];
-    invite.extend(others.iter().map(|h| -> &UserId { &h.user_id }));
-    let room = alice.create_room(&invite, false, encrypted).await;
-    for other in others {
-        other.join(room.room_id()).await;
-    }
-    alice.wait_for_join(&room, &twin, WAIT).await;
-    for other in others {
-        alice.wait_for_join(&room, &other.user_id, WAIT).await;
-    }
-    alice.sync().await;
-    room
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

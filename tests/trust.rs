@@ -23,6 +23,8 @@ mod human;
 mod postgres;
 #[path = "support/proxy.rs"]
 mod proxy;
+#[path = "support/rooms.rs"]
+mod rooms;
 #[path = "support/synapse.rs"]
 mod synapse;
 
@@ -31,46 +33,11 @@ use std::time::Duration;
 use env::TestEnv;
 use fake_llm::Step;
 use human::Human;
-use matrix_sdk::{
-    Room,
-    ruma::{
-        UserId,
-        events::{Mentions, room::message::RoomMessageEventContent},
-    },
-};
+use matrix_sdk::ruma::UserId;
+use rooms::{group_room, mention, model_calls};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
-
-fn mention(text: &str, user: &UserId) -> RoomMessageEventContent {
-    RoomMessageEventContent::text_plain(text)
-        .add_mentions(Mentions::with_user_ids([user.to_owned()]))
-}
-
-fn model_calls(env: &TestEnv) -> usize {
-    env.llm
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count()
-}
-
-/// Alice makes a room with her twin and the given people, who join.
-async fn group_room(env: &TestEnv, alice: &Human, others: &[&Human], encrypted: bool) -> Room {
-    let twin = env.twin_of("alice");
-    let mut invite: Vec<&UserId> = vec![&twin];
-    invite.extend(others.iter().map(|h| -> &UserId { &h.user_id }));
-    let room = alice.create_room(&invite, false, encrypted).await;
-    for other in others {
-        other.join(room.room_id()).await;
-    }
-    alice.wait_for_join(&room, &twin, WAIT).await;
-    for other in others {
-        alice.wait_for_join(&room, &other.user_id, WAIT).await;
-    }
-    alice.sync().await;
-    room
-}
 
 async fn health(env: &TestEnv) -> Value {
     reqwest::get(format!("{}/health", env.appservice_url()))

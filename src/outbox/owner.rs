@@ -44,7 +44,7 @@ impl Outbox {
         let Some(bound) = self.store.owner_dm(twin).await? else {
             return Ok(None);
         };
-        if self.store.owner_dms(twin, owner).await?.contains(&bound) {
+        if self.store.is_two_member_dm(twin, owner, &bound).await? {
             return Ok(Some(bound));
         }
         tracing::info!(%twin, room = %bound, "the owner's DM has someone else in it or lost the owner; a new one will be opened");

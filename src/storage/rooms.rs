@@ -135,6 +135,33 @@ impl Store {
         parse_ids(rooms).map_err(|e| StorageError::query(what(), &e))
     }
 
+    /// Whether exactly `twin_id` (joined) and `owner_id` (joined or invited) are in `room_id`:
+    /// one of [`Store::owner_dms`], checked for one room only.
+    pub async fn is_two_member_dm(
+        &self,
+        twin_id: &UserId,
+        owner_id: &UserId,
+        room_id: &RoomId,
+    ) -> Result<bool, StorageError> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM room_members m WHERE m.room_id = $3 AND m.user_id = $1 \
+             AND m.membership = 'join' \
+             AND EXISTS (SELECT 1 FROM room_members o WHERE o.room_id = $3 \
+                         AND o.user_id = $2 AND o.membership IN ('join', 'invite')) \
+             AND (SELECT COUNT(*) FROM room_members c WHERE c.room_id = $3 \
+                  AND c.membership IN ('join', 'invite')) = 2",
+        )
+        .bind(twin_id.as_str())
+        .bind(owner_id.as_str())
+        .bind(room_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            StorageError::query(format_args!("checking the DM {room_id} of {twin_id}"), &e)
+        })?;
+        Ok(found > 0)
+    }
+
     /// The room `twin_id` tells its owner things in, when one is bound.
     pub async fn owner_dm(&self, twin_id: &UserId) -> Result<Option<OwnedRoomId>, StorageError> {
         let what = || format!("reading the owner DM of {twin_id}");
