@@ -66,4 +66,8 @@ pub struct PolicyChange {
     pub content: String,
     /// The change as a unified diff, shown to the owner.
     pub diff: String,
+    /// SHA-256 (hex) of the file as it was when the diff was made (empty: no file), so that a
+    /// confirmation never overwrites a change made since.
+    #[serde(default)]
+    pub base: String,
 }

@@ -62,6 +62,18 @@ pub fn policy_file(home: &Home, rel: &str) -> Result<Option<String>, HomeError> 
     Ok(Some(normalized))
 }
 
+/// The version of a policy file's content that a proposal is based on: SHA-256 in hex, or
+/// empty for a file that does not exist.
+pub fn base_of(content: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    content.map_or_else(String::new, |text| {
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    })
+}
+
 /// The change from `old` to `new` of `path` as a unified diff, at most [`MAX_DIFF_LINES`]
 /// lines.
 pub fn diff(path: &str, old: &str, new: &str) -> String {

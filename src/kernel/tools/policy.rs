@@ -49,11 +49,13 @@ pub(super) async fn propose(ctx: &ToolContext, args: &Value) -> ToolResult {
             )));
         };
         proposal::check_content(&path, &content).map_err(HomeError::Other)?;
-        let old = match home.read_to_string(&path) {
-            Ok(old) => old,
-            Err(HomeError::NotFound(_)) => String::new(),
+        let existing = match home.read_to_string(&path) {
+            Ok(old) => Some(old),
+            Err(HomeError::NotFound(_)) => None,
             Err(err) => return Err(err),
         };
+        let base = proposal::base_of(existing.as_deref());
+        let old = existing.unwrap_or_default();
         if old == content {
             return Err(HomeError::Other(format!(
                 "{path} already has exactly this content; nothing to propose"
@@ -64,6 +66,7 @@ pub(super) async fn propose(ctx: &ToolContext, args: &Value) -> ToolResult {
             path,
             content,
             diff,
+            base,
         })
     })
     .await?;

@@ -181,6 +181,17 @@ fn check(
         Ok(_) => return Err(format!("{} is not a policy file", change.path)),
         Err(err) => return Err(err.to_string()),
     }
+    let now = match home.read_to_string(&change.path) {
+        Ok(text) => Some(text),
+        Err(crate::home::HomeError::NotFound(_)) => None,
+        Err(err) => return Err(err.to_string()),
+    };
+    if proposal::base_of(now.as_deref()) != change.base {
+        return Err(format!(
+            "{} changed after I showed you the diff; ask me again for the change you want",
+            change.path
+        ));
+    }
     proposal::check_content(&change.path, &change.content)?;
     if change.path == crate::policy::ACCESS_FILE {
         let file = AccessFile::parse(&change.content, &change.path).map_err(|e| e.to_string())?;
@@ -194,4 +205,37 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_applies_only_to_the_file_it_was_shown_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let home =
+            crate::home::Home::open_or_create(&dir.path().join("h"), None, "@alice:x").unwrap();
+        let owner = ruma::user_id!("@alice:x");
+        let defaults = crate::config::AccessConfig::default();
+        let path = crate::policy::ACCESS_FILE;
+        let old = home.read_to_string(path).ok();
+        let change = PolicyChange {
+            path: path.to_owned(),
+            content: "dm = [\"@bob:x\"]\n".to_owned(),
+            diff: String::new(),
+            base: proposal::base_of(old.as_deref()),
+        };
+        assert_eq!(check(&home, owner, &defaults, &change), Ok(()));
+        home.write_atomic(path, b"dm = [\"@carol:x\"]\n").unwrap();
+        let stale = check(&home, owner, &defaults, &change).unwrap_err();
+        assert!(stale.contains("changed after"), "{stale}");
+        let invalid = PolicyChange {
+            content: "dm = [".to_owned(),
+            base: proposal::base_of(Some("dm = [\"@carol:x\"]\n")),
+            ..change
+        };
+        assert!(check(&home, owner, &defaults, &invalid).is_err());
+    }
 }
