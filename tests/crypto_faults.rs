@@ -376,3 +376,67 @@ async fn an_event_whose_key_never_comes_is_given_up_and_its_owner_told_once() {
         0.0
     );
 }
+
+/// Twins provisioned through the appservice user query (as a homeserver asks when someone
+/// invites `@x_ai`) are all closed once idle: none keeps its crypto store open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_provisioned_by_user_queries_are_all_closed_when_idle() {
+    fn close_fast(config: &mut matrix_os::config::Config) {
+        config.twins.idle_close_secs = 1;
+    }
+    let env = TestEnv::start_with(EnvOptions {
+        configure: Some(close_fast),
+        ..Default::default()
+    })
+    .await;
+    const OWNERS: usize = 12;
+    let server = env.server_name().to_owned();
+    let token = env.registration.hs_token.expose().to_owned();
+    let client = reqwest::Client::new();
+    for n in 0..OWNERS {
+        env.hs.register_user(&format!("many{n}")).await;
+        let url = format!(
+            "{}/_matrix/app/v1/users/@many{n}_ai:{server}",
+            env.appservice_url()
+        );
+        let answer = client.get(url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    }
+    let store_dir = std::fs::canonicalize(&env.config.encryption.store_dir).unwrap();
+    let devices = || {
+        (0..OWNERS)
+            .filter(|n| {
+                let dir = store_dir.join(format!("many{n}_ai"));
+                std::fs::read_dir(dir).is_ok_and(|d| d.count() > 1)
+            })
+            .count()
+    };
+    let started = Instant::now();
+    while devices() < OWNERS {
+        assert!(
+            started.elapsed() < WAIT * 2,
+            "{} of {OWNERS} devices set up",
+            devices()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let open_store_files = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| {
+                target.starts_with(&store_dir) && target.to_string_lossy().contains("sqlite3")
+            })
+            .count()
+    };
+    let started = Instant::now();
+    while open_store_files() > 0 || env.metric("matrixos_twins_open").await > 0.0 {
+        assert!(
+            started.elapsed() < WAIT,
+            "{} crypto store files still open, {} twins open",
+            open_store_files(),
+            env.metric("matrixos_twins_open").await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -111,7 +111,7 @@ pub(crate) fn is_gone(err: &MatrixError) -> bool {
 
 /// Creates the store file with small pages before matrix-sdk-sqlite creates its tables.
 async fn create_small_store(dir: &Path) -> Result<(), CryptoError> {
-    use sqlx::{ConnectOptions, Executor, sqlite::SqliteConnectOptions};
+    use sqlx::{ConnectOptions, Connection, Executor, sqlite::SqliteConnectOptions};
     let file = dir.join(STORE_FILE);
     if tokio::fs::try_exists(&file).await.unwrap_or(false) {
         return Ok(());
@@ -126,7 +126,10 @@ async fn create_small_store(dir: &Path) -> Result<(), CryptoError> {
     conn.execute(sqlx::AssertSqlSafe(pragma))
         .await
         .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", file.display())))?;
-    drop(conn);
+    // Closed explicitly, so the file is not left open by a connection's background worker.
+    conn.close()
+        .await
+        .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", file.display())))?;
     Ok(())
 }
 
