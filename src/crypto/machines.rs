@@ -14,6 +14,7 @@ use std::{
 use ruma::{OwnedUserId, UserId};
 
 use super::machine::TwinMachine;
+use crate::storage::now_ms;
 
 /// One twin's machine, when open.
 #[derive(Debug, Default)]
@@ -109,11 +110,4 @@ impl Machines {
         });
         closed
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -12,7 +12,7 @@ use super::queues::{RoomQueues, Work};
 use crate::{
     metrics::Metrics,
     outbox::Outbox,
-    storage::{Store, Undecrypted},
+    storage::{Store, Undecrypted, now_ms},
     twin::Twins,
 };
 
@@ -153,13 +153,6 @@ fn notice(events: &[Undecrypted]) -> String {
     }
     text.push_str("\n\nIf something was meant for me, please ask for it to be sent again.");
     text
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -294,7 +294,8 @@ where
     })
 }
 
-fn now_ms() -> i64 {
+/// Now, in milliseconds since the Unix epoch: the timestamps the database keeps.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -10,7 +10,7 @@ use crate::{
     kernel::{PolicyChange, ToolRequest},
     policy::{AccessFile, AccessPolicy, proposal},
     room::RoomError,
-    storage::{HeldKind, HeldRow},
+    storage::{HeldKind, HeldRow, now_ms},
 };
 
 /// How long a held action waits for the owner.
@@ -198,13 +198,6 @@ fn check(
         AccessPolicy::new(owner, file, defaults).map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
