@@ -389,6 +389,7 @@ impl Crypto {
                 })
                 .unwrap_or_default()
         };
+        let sender = raw.get_field::<OwnedUserId>("sender").ok().flatten();
         let mut result = machine
             .olm
             .decrypt_room_event(&raw.clone().cast_unchecked(), room, &decryption_settings())
@@ -403,7 +404,7 @@ impl Crypto {
                     VerificationLevel::UnsignedDevice | VerificationLevel::None(_)
                 )
             )
-            && let Some(sender) = raw.get_field::<OwnedUserId>("sender").ok().flatten()
+            && let Some(sender) = &sender
         {
             let tracked = machine.olm.update_tracked_users([sender.as_ref()]).await;
             match tracked {
@@ -440,7 +441,6 @@ impl Crypto {
                         SenderTrust::UnknownDevice
                     }
                     VerificationState::Unverified(VerificationLevel::UnsignedDevice) => {
-                        let sender = raw.get_field::<OwnedUserId>("sender").ok().flatten();
                         let identity = match &sender {
                             Some(sender) => machine.olm.get_identity(sender, None).await,
                             None => Ok(None),

@@ -170,13 +170,8 @@ fn outcome(
     first_new: usize,
     ctx: &ToolContext,
 ) -> TurnOutcome {
-    let requests = ctx
-        .requests
-        .lock()
-        .map(|mut requests| std::mem::take(&mut *requests))
-        .unwrap_or_default();
     TurnOutcome {
-        requests,
+        requests: ctx.take_requests(),
         reply,
         messages: messages.split_off(first_new),
     }

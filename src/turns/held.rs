@@ -91,11 +91,7 @@ impl TurnRunner {
         let twin_home = self.twins.ensure(owner).await?;
         let ctx = ToolContext::owner(twin_home.home.clone(), held.room_id.to_string());
         let output = tools::execute(&ctx, &tool_call(&call, held.number)).await;
-        let requests = ctx
-            .requests
-            .lock()
-            .map(|mut requests| std::mem::take(&mut *requests))
-            .unwrap_or_default();
+        let requests = ctx.take_requests();
         let job = TurnJob {
             twin: twin.to_owned(),
             owner: owner.to_owned(),

@@ -41,16 +41,7 @@ pub async fn policy_of(
 /// The twin's own model (`system/settings.toml`), or `None` for the configured one; a broken
 /// file means the configured one.
 pub async fn model_of(home: Arc<Home>) -> Result<Option<String>, TwinError> {
-    tokio::task::spawn_blocking(move || {
-        TwinSettings::load(&home)
-            .unwrap_or_else(|err| {
-                tracing::warn!(%err, "twin settings unreadable; using the configured model");
-                TwinSettings::default()
-            })
-            .model
-    })
-    .await
-    .map_err(|e| TwinError::Internal(e.to_string()))
+    Ok(settings_of(home).await?.model)
 }
 
 /// The twin's settings (`system/settings.toml`); a broken file means the defaults (the

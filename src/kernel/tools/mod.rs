@@ -99,6 +99,14 @@ impl ToolContext {
             .map_err(|_| "internal error: the request could not be recorded".to_owned())
     }
 
+    /// Takes the requests recorded so far (the turn is over, or a held call ran).
+    pub fn take_requests(&self) -> Vec<super::ToolRequest> {
+        self.requests
+            .lock()
+            .map(|mut requests| std::mem::take(&mut *requests))
+            .unwrap_or_default()
+    }
+
     /// Whether the tool called `name` is offered in this context: policy changes are
     /// proposed only where nobody but the owner speaks.
     pub fn offers(&self, name: &str) -> bool {
