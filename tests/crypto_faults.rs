@@ -110,6 +110,23 @@ fn new_device_notices(seen: &[human::Seen]) -> usize {
         .count()
 }
 
+/// Twins closed after one idle second.
+fn close_fast(config: &mut matrix_os::config::Config) {
+    config.twins.idle_close_secs = 1;
+}
+
+/// Files of the crypto stores under `store_dir` this process holds open (the service runs in
+/// the test's process).
+fn open_store_files(store_dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| {
+            target.starts_with(store_dir) && target.to_string_lossy().contains("sqlite3")
+        })
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twin_whose_device_an_admin_deleted_gets_a_new_cross_signed_one_and_answers() {
     let env = TestEnv::start().await;
@@ -187,9 +204,6 @@ async fn a_twin_answers_again_after_the_homeserver_database_was_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_twin_is_closed_and_wakes_for_a_new_room_key_and_message() {
-    fn close_fast(config: &mut matrix_os::config::Config) {
-        config.twins.idle_close_secs = 1;
-    }
     let env = TestEnv::start_with(EnvOptions {
         configure: Some(close_fast),
         ..Default::default()
@@ -210,21 +224,12 @@ async fn an_idle_twin_is_closed_and_wakes_for_a_new_room_key_and_message() {
     // Closed means closed: no file of the twin's crypto store stays open (the service runs in
     // this process), so its write-ahead log is gone and it holds no memory.
     let store_dir = std::fs::canonicalize(&env.config.encryption.store_dir).unwrap();
-    let open_store_files = || {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .filter(|target| {
-                target.starts_with(&store_dir) && target.to_string_lossy().contains("sqlite3")
-            })
-            .count()
-    };
     let started = Instant::now();
-    while open_store_files() > 0 {
+    while open_store_files(&store_dir) > 0 {
         assert!(
             started.elapsed() < WAIT,
             "{} crypto store files still open after the twin was closed",
-            open_store_files()
+            open_store_files(&store_dir)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -241,9 +246,6 @@ async fn an_idle_twin_is_closed_and_wakes_for_a_new_room_key_and_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_machine_of_one_twin_costs_another_twin_of_the_transaction_nothing() {
-    fn close_fast(config: &mut matrix_os::config::Config) {
-        config.twins.idle_close_secs = 1;
-    }
     let env = TestEnv::start_with(EnvOptions {
         configure: Some(close_fast),
         ..Default::default()
@@ -381,9 +383,6 @@ async fn an_event_whose_key_never_comes_is_given_up_and_its_owner_told_once() {
 /// invites `@x_ai`) are all closed once idle: none keeps its crypto store open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twins_provisioned_by_user_queries_are_all_closed_when_idle() {
-    fn close_fast(config: &mut matrix_os::config::Config) {
-        config.twins.idle_close_secs = 1;
-    }
     let env = TestEnv::start_with(EnvOptions {
         configure: Some(close_fast),
         ..Default::default()
@@ -420,21 +419,12 @@ async fn twins_provisioned_by_user_queries_are_all_closed_when_idle() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let open_store_files = || {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .filter(|target| {
-                target.starts_with(&store_dir) && target.to_string_lossy().contains("sqlite3")
-            })
-            .count()
-    };
     let started = Instant::now();
-    while open_store_files() > 0 || env.metric("matrixos_twins_open").await > 0.0 {
+    while open_store_files(&store_dir) > 0 || env.metric("matrixos_twins_open").await > 0.0 {
         assert!(
             started.elapsed() < WAIT,
             "{} crypto store files still open, {} twins open",
-            open_store_files(),
+            open_store_files(&store_dir),
             env.metric("matrixos_twins_open").await
         );
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -804,20 +804,6 @@ async fn an_unanswered_ask_times_out_and_both_owners_are_told() {
     assert!(events(&calendar(&hs1, "alice")).is_empty());
 }
 
-/// The negotiations Alice's twin keeps, read from its database.
-async fn open_negotiations(env: &TestEnv) -> Vec<matrix_os::storage::NegotiationRow> {
-    let store =
-        matrix_os::storage::Store::connect(&format!("sqlite://{}", env.sqlite_path().display()))
-            .await
-            .unwrap();
-    let rows = store
-        .open_negotiations(&env.twin_of("alice"))
-        .await
-        .unwrap();
-    store.close().await;
-    rows
-}
-
 /// A peer the policy refuses leaves nothing behind; one peer's flood of hellos is capped; and
 /// a peer naming the UID of the owner's own event can neither replace nor remove it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -861,7 +847,7 @@ async fn refused_and_flooding_peers_leave_nothing_and_cannot_touch_the_owners_ev
     })
     .await;
     assert_eq!(reject["code"], "not_allowed", "{reject}");
-    assert!(open_negotiations(&env).await.is_empty());
+    assert!(env.open_negotiations("alice").await.is_empty());
 
     // Ten hellos from one peer: three are kept, the rest refused.
     for n in 0..10 {
@@ -877,7 +863,7 @@ async fn refused_and_flooding_peers_leave_nothing_and_cannot_touch_the_owners_ev
         t == "dev.matrixos.a2a.reject" && c["negotiation_id"] == "flood-0009"
     })
     .await;
-    let kept = open_negotiations(&env).await;
+    let kept = env.open_negotiations("alice").await;
     assert_eq!(kept.len(), 3, "{kept:?}");
 
     // One of the kept ones agrees a slot and confirms it under the owner's own event's UID.

@@ -568,23 +568,9 @@ async fn the_injection_corpus_changes_no_policy_and_leaks_nothing() {
         "the model never even read a private file in a shared room"
     );
     assert!(
-        open_negotiations_of(&env).await.is_empty(),
+        env.open_negotiations("alice").await.is_empty(),
         "no meeting asked of the attacker"
     );
-}
-
-/// The negotiations Alice's twin keeps, read from its database.
-async fn open_negotiations_of(env: &TestEnv) -> Vec<matrix_os::storage::NegotiationRow> {
-    let store =
-        matrix_os::storage::Store::connect(&format!("sqlite://{}", env.sqlite_path().display()))
-            .await
-            .unwrap();
-    let rows = store
-        .open_negotiations(&env.twin_of("alice"))
-        .await
-        .unwrap();
-    store.close().await;
-    rows
 }
 
 /// With `encryption.owner_devices = "refuse"`, a message from the owner's account sent from a

@@ -187,6 +187,21 @@ impl TestEnv {
         std::fs::write(path, contents).expect("write home file");
     }
 
+    /// The negotiations the twin of `localpart` keeps open, read from its SQLite database.
+    pub async fn open_negotiations(
+        &self,
+        localpart: &str,
+    ) -> Vec<matrix_os::storage::NegotiationRow> {
+        let url = format!("sqlite://{}", self.sqlite_path().display());
+        let store = matrix_os::storage::Store::connect(&url).await.unwrap();
+        let rows = store
+            .open_negotiations(&self.twin_of(localpart))
+            .await
+            .unwrap();
+        store.close().await;
+        rows
+    }
+
     /// The owner's home folder.
     pub fn home_of(&self, localpart: &str) -> PathBuf {
         self.config.home.dir.join(localpart)
