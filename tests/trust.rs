@@ -299,6 +299,73 @@ fn offered_tools(env: &TestEnv, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The service stops after `!ai approve` marked an action approved but before it ran (the
+/// state a crash leaves): when the homeserver delivers the same command again, the action runs
+/// and its turn finishes, instead of being lost as "already approved".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_cut_short_by_a_crash_runs_when_the_command_is_replayed() {
+    let mut env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let eve = env.human("eve").await;
+    let twin = env.twin_of("alice");
+    env.write_home_file("alice", "data/secret.md", "CANARY-REPLAY-7302\n");
+    let dm = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&dm, &twin, WAIT).await;
+    // Alice's room key for the DM reaches the twin now: Synapse drops to-device messages of
+    // transactions it could not deliver (MSC2409 is best effort), such as one sent while the
+    // service is stopped.
+    env.llm.push(Step::text("Hello."));
+    alice.send_text(&dm, "hello").await;
+    alice.wait_for_messages_from(&dm, &twin, 1, WAIT).await;
+    let room = group_room(&env, &alice, &[&eve], true).await;
+    env.llm.push(Step::tool_call(
+        "read_file",
+        json!({"path": "data/secret.md"}),
+    ));
+    env.llm.push(Step::text("Waiting for your approval."));
+    alice
+        .send_content(&room, mention("what is in my secret file?", &twin))
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    let asked = alice.wait_for_messages_from(&dm, &twin, 2, WAIT).await;
+    assert!(asked[1].body().contains("Held #1"), "{}", asked[1].body());
+
+    env.stop_service().await;
+    let approve = alice.send_text(&dm, "!ai approve 1").await;
+    // What the command had done when the service stopped: approved, nothing run yet.
+    let url = format!("sqlite://{}", env.sqlite_path().display());
+    let store = matrix_os::storage::Store::connect(&url).await.unwrap();
+    assert!(
+        store
+            .approve_held(&twin, 1, approve.as_str())
+            .await
+            .unwrap()
+    );
+    store.close().await;
+
+    env.llm.push(Step::text("Done after the restart."));
+    env.start_service().await;
+    let answers = alice.wait_for_messages_from(&dm, &twin, 3, WAIT).await;
+    assert!(
+        answers[2].body().contains("Approved #1"),
+        "{}",
+        answers[2].body()
+    );
+    let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert_eq!(seen[1].body(), "Done after the restart.");
+    let continued = env.llm.requests()[3].body.to_string();
+    assert!(continued.contains("CANARY-REPLAY-7302"), "{continued}");
+    // Another approval of the same action still runs nothing.
+    alice.send_text(&dm, "!ai approve 1").await;
+    let answers = alice.wait_for_messages_from(&dm, &twin, 4, WAIT).await;
+    assert!(
+        answers[3].body().contains("already"),
+        "{}",
+        answers[3].body()
+    );
+    assert_eq!(model_calls(&env), 4);
+}
+
 /// In a room a stranger can read, the owner's turn reads a private file only once the owner
 /// approves it in their DM; approvals forged in the shared room (by the stranger, or even by
 /// the owner there) run nothing. A policy change the owner asks for in their DM is proposed

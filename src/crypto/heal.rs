@@ -110,7 +110,7 @@ impl Crypto {
                 Some(device) => match TwinMachine::load(
                     self.matrix.clone(),
                     &dir,
-                    &self.passphrase,
+                    &self.keys,
                     twin,
                     device.clone(),
                 )
@@ -130,8 +130,7 @@ impl Crypto {
         }
         // After a reset of the homeserver's data the twin itself is gone too.
         self.matrix.register_puppet(twin.localpart()).await?;
-        let machine =
-            TwinMachine::create(self.matrix.clone(), &dir, &self.passphrase, twin).await?;
+        let machine = TwinMachine::create(self.matrix.clone(), &dir, &self.keys, twin).await?;
         // Learn the identity the homeserver holds, so the old private keys can be matched to it.
         machine.pump().await?;
         match export {

@@ -26,11 +26,11 @@ use ruma::{
     },
 };
 
-use super::CryptoError;
-use crate::{
-    matrix::{MatrixClient, MatrixError, RetryPolicy},
-    secret::Secret,
+use super::{
+    CryptoError,
+    store_key::{StoreKeys, StoreSecret},
 };
+use crate::matrix::{MatrixClient, MatrixError, RetryPolicy};
 
 /// Display name of every twin's device, as Element shows it in the session list.
 const DEVICE_NAME: &str = "matrix-os twin";
@@ -59,9 +59,18 @@ pub(crate) struct TwinMachine {
     pump: tokio::sync::Mutex<()>,
     /// One room-key share at a time per twin.
     pub(crate) share: tokio::sync::Mutex<()>,
+    /// One batch of to-device messages fed at a time (a transaction's, or a catch-up's).
+    pub(crate) feed: tokio::sync::Mutex<()>,
+    /// When the twin last read its to-device inbox from the homeserver.
+    pub(crate) last_catch_up: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl TwinMachine {
+    /// The folder of this device's store.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Closes the store's connections (checkpointing its write-ahead log away). The machine
     /// must not be used afterwards.
     pub(crate) async fn close(&self) {
@@ -138,7 +147,7 @@ impl TwinMachine {
     pub(crate) async fn load(
         matrix: MatrixClient,
         twin_dir: &Path,
-        passphrase: &Secret,
+        keys: &StoreKeys,
         user_id: &UserId,
         device_id: OwnedDeviceId,
     ) -> Result<Self, CryptoError> {
@@ -147,10 +156,16 @@ impl TwinMachine {
             .await
             .map_err(|e| CryptoError::io(&dir, e))?;
         restrict(&dir).await;
+        let secret = keys
+            .secret_for(&dir, &dir.join(STORE_FILE), user_id, &device_id)
+            .await
+            .map_err(|e| CryptoError::io(&dir, e))?;
         create_small_store(&dir).await?;
-        let config = SqliteStoreConfig::with_low_memory_config(&dir)
-            .passphrase(Some(passphrase.expose()))
-            .pool_max_size(2);
+        let config = SqliteStoreConfig::with_low_memory_config(&dir).pool_max_size(2);
+        let config = match &secret {
+            StoreSecret::Key(key) => config.key(Some(key)),
+            StoreSecret::Passphrase(passphrase) => config.passphrase(Some(passphrase.expose())),
+        };
         let store = SqliteCryptoStore::open_with_config(&config)
             .await
             .map_err(|e| CryptoError::Store(format!("crypto store {}: {e}", dir.display())))?;
@@ -166,6 +181,8 @@ impl TwinMachine {
             matrix,
             pump: tokio::sync::Mutex::new(()),
             share: tokio::sync::Mutex::new(()),
+            feed: tokio::sync::Mutex::new(()),
+            last_catch_up: std::sync::Mutex::new(None),
         })
     }
 
@@ -174,7 +191,7 @@ impl TwinMachine {
     pub(crate) async fn create(
         matrix: MatrixClient,
         twin_dir: &Path,
-        passphrase: &Secret,
+        keys: &StoreKeys,
         user_id: &UserId,
     ) -> Result<Self, CryptoError> {
         tokio::fs::create_dir_all(twin_dir)
@@ -188,7 +205,7 @@ impl TwinMachine {
         matrix
             .send_with(request, Some(user_id), RetryPolicy::once())
             .await?;
-        let machine = Self::load(matrix, twin_dir, passphrase, user_id, device_id).await?;
+        let machine = Self::load(matrix, twin_dir, keys, user_id, device_id).await?;
         let id_file = twin_dir.join(DEVICE_ID_FILE);
         tokio::fs::write(&id_file, machine.device_id.as_str())
             .await

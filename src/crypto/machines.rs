@@ -49,6 +49,19 @@ impl Machines {
         slot
     }
 
+    /// The twin's machine if it is open and nobody is opening or closing it, without counting
+    /// this as a use: device-list news for every open machine must not keep them all open.
+    pub(super) fn if_open(&self, twin: &UserId) -> Option<Arc<TwinMachine>> {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(twin)
+            .cloned()?;
+        // Locked: being opened (which marks every tracked user dirty anyway) or closed.
+        slot.machine.try_lock().ok()?.clone()
+    }
+
     /// Twins whose machine is open now.
     pub(super) fn open_twins(&self) -> Vec<OwnedUserId> {
         let slots: Vec<(OwnedUserId, Arc<Slot>)> = self

@@ -6,11 +6,13 @@
 //! ([`Crypto::close_idle`]). When the homeserver no longer knows a twin's device (an admin
 //! deleted it, the homeserver's data was reset), [`Crypto::heal`] gives the twin a new one.
 
+mod catch_up;
 mod changes;
 mod heal;
 mod machine;
 mod machines;
 mod passphrase;
+mod store_key;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -41,6 +43,7 @@ pub use self::{
 use self::{
     machine::{TwinMachine, stored_device, twin_dir},
     machines::Machines,
+    store_key::StoreKeys,
 };
 use crate::{
     matrix::{MatrixClient, MatrixError},
@@ -180,7 +183,7 @@ fn decryption_settings() -> DecryptionSettings {
 pub struct Crypto {
     matrix: MatrixClient,
     root: PathBuf,
-    passphrase: Secret,
+    keys: StoreKeys,
     machines: Machines,
     store: Store,
     metrics: Arc<Metrics>,
@@ -205,7 +208,7 @@ impl Crypto {
         Self {
             matrix,
             root: root.to_path_buf(),
-            passphrase,
+            keys: StoreKeys::new(passphrase),
             machines: Machines::default(),
             store,
             metrics,
@@ -238,10 +241,10 @@ impl Crypto {
         let dir = twin_dir(&self.root, twin);
         let machine = match stored_device(&dir).await {
             Some(device) => {
-                TwinMachine::load(self.matrix.clone(), &dir, &self.passphrase, twin, device).await?
+                TwinMachine::load(self.matrix.clone(), &dir, &self.keys, twin, device).await?
             }
             None if create => {
-                TwinMachine::create(self.matrix.clone(), &dir, &self.passphrase, twin).await?
+                TwinMachine::create(self.matrix.clone(), &dir, &self.keys, twin).await?
             }
             None => return Ok(None),
         };
@@ -302,7 +305,17 @@ impl Crypto {
         to_device: Vec<ToDevice>,
         changes: &CryptoChanges,
     ) -> Result<Vec<RoomKeyArrived>, CryptoError> {
-        let Some(machine) = self.machine(twin, false).await? else {
+        let addressed = !to_device.is_empty()
+            || changes.one_time_keys.contains_key(twin)
+            || changes.fallback_keys.contains_key(twin);
+        let machine = if addressed {
+            self.machine(twin, false).await?
+        } else {
+            // Only device-list news: for an open machine, not a reason to stay open (a closed
+            // one catches up when it opens).
+            self.machines.if_open(twin)
+        };
+        let Some(machine) = machine else {
             if !to_device.is_empty() {
                 tracing::warn!(%twin, count = to_device.len(), "to-device messages for a twin without a device dropped");
             }
@@ -326,11 +339,14 @@ impl Crypto {
             unused_fallback_keys: fallback.as_deref(),
             next_batch_token: None,
         };
-        let (_, keys) = machine
-            .olm
-            .receive_sync_changes(sync, &decryption_settings())
-            .await
-            .map_err(|e| CryptoError::Olm(e.to_string()))?;
+        let (_, keys) = {
+            let _one_feed_at_a_time = machine.feed.lock().await;
+            machine
+                .olm
+                .receive_sync_changes(sync, &decryption_settings())
+                .await
+                .map_err(|e| CryptoError::Olm(e.to_string()))?
+        };
         let arrived = keys
             .into_iter()
             .map(|k| RoomKeyArrived {
@@ -397,7 +413,15 @@ impl Crypto {
         // A device known only from the room key's own message, or not at all: fetch the
         // sender's keys (device and cross-signing identity) and look again, so the sender is
         // judged by what the homeserver publishes, not by what the twin happened to know.
+        // The twin's own message, from its own device (its echo): nothing to judge.
+        let own_echo =
+            |decrypted: &matrix_sdk_common::deserialized_responses::DecryptedRoomEvent| {
+                sender.as_deref() == Some(twin)
+                    && decrypted.encryption_info.sender_device.as_deref()
+                        == Some(machine.device_id())
+            };
         if let Ok(decrypted) = &result
+            && !own_echo(decrypted)
             && matches!(
                 decrypted.encryption_info.verification_state,
                 VerificationState::Unverified(
@@ -427,6 +451,7 @@ impl Crypto {
         match result {
             Ok(decrypted) => {
                 let sender_trust = match &decrypted.encryption_info.verification_state {
+                    _ if own_echo(&decrypted) => SenderTrust::CrossSigned,
                     VerificationState::Verified
                     | VerificationState::Unverified(VerificationLevel::UnverifiedIdentity) => {
                         SenderTrust::CrossSigned

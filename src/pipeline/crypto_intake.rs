@@ -87,7 +87,9 @@ impl CryptoIntake {
         // The twins it names, and every open machine (device lists concern them all; a closed
         // machine catches up on device lists when it opens).
         let mut twins = changes.addressed_users();
-        twins.extend(self.crypto.open_twins());
+        if !changes.device_lists.changed.is_empty() || !changes.device_lists.left.is_empty() {
+            twins.extend(self.crypto.open_twins());
+        }
         twins.sort();
         twins.dedup();
         let changes = Arc::new(changes);

@@ -93,6 +93,20 @@ impl RoomSession {
         }
         if new {
             tracing::info!(%room, %event_id, session = session_id.unwrap_or_default(), "room key missing; keeping the event until it arrives");
+            // The key may be in a to-device message the transactions lost (sent while the
+            // service was down): the homeserver still holds it.
+            if self.catch_up(joined).await
+                && let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await
+            {
+                return match store.remove_undecrypted(row).await {
+                    Ok(true) => self.accept(room, event_id, &plain, joined).await,
+                    Ok(false) => None,
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
+                        None
+                    }
+                };
+            }
             for twin in joined {
                 if let Err(err) = self.parts.crypto.request_key(twin, room, &raw.0).await {
                     tracing::warn!(%twin, %err, "room key request failed");
@@ -100,6 +114,19 @@ impl RoomSession {
             }
         }
         None
+    }
+
+    /// Reads the to-device messages the homeserver still holds for the room's twins; whether
+    /// any room key arrived.
+    async fn catch_up(&self, joined: &[OwnedUserId]) -> bool {
+        let mut arrived = false;
+        for twin in joined {
+            match self.parts.crypto.catch_up_to_device(twin).await {
+                Ok(keys) => arrived |= !keys.is_empty(),
+                Err(err) => tracing::warn!(%twin, %err, "cannot read the twin's to-device inbox"),
+            }
+        }
+        arrived
     }
 
     /// Tries a kept event again (its key arrived, or a sweep); handles it when it decrypts now.
@@ -118,7 +145,12 @@ impl RoomSession {
                 return;
             }
         };
-        match self.try_decrypt(&room, &raw, &joined).await {
+        let mut outcome = self.try_decrypt(&room, &raw, &joined).await;
+        // Kept before a restart, its key may be one the transactions lost meanwhile.
+        if matches!(outcome, Outcome::Keep) && self.catch_up(&joined).await {
+            outcome = self.try_decrypt(&room, &raw, &joined).await;
+        }
+        match outcome {
             Outcome::Keep => {}
             Outcome::Drop(why) => {
                 self.parts.metrics.decryption_failures.inc();

@@ -53,6 +53,8 @@ pub struct HeldRow {
     pub state: String,
     /// When it was held (ms since the epoch).
     pub created_at: i64,
+    /// The event of the command that decided it, when one did.
+    pub decided_by: Option<String>,
 }
 
 /// A new held action.
@@ -72,7 +74,7 @@ pub struct NewHeld<'a> {
     pub summary: &'a str,
 }
 
-const COLUMNS: &str = "number, room_id, kind, payload, summary, state, created_at";
+const COLUMNS: &str = "number, room_id, kind, payload, summary, state, created_at, decided_by";
 
 fn held_row(row: &sqlx::any::AnyRow) -> Result<HeldRow, sqlx::Error> {
     Ok(HeldRow {
@@ -83,6 +85,7 @@ fn held_row(row: &sqlx::any::AnyRow) -> Result<HeldRow, sqlx::Error> {
         summary: row.try_get(4)?,
         state: row.try_get(5)?,
         created_at: row.try_get(6)?,
+        decided_by: row.try_get(7)?,
     })
 }
 
@@ -180,6 +183,34 @@ impl Store {
             .map_err(|e| StorageError::query(what(), &e))
     }
 
+    /// Moves held action `number` from pending to `approved`, as the command `event` said;
+    /// `true` also when that same command approved it before (a replay after a crash, which
+    /// must finish what it started), `false` when it was decided otherwise.
+    pub async fn approve_held(
+        &self,
+        twin_id: &UserId,
+        number: i64,
+        event: &str,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "UPDATE held_actions SET state = 'approved', decided_by = $3 \
+             WHERE twin_id = $1 AND number = $2 \
+             AND (state = 'pending' OR (state = 'approved' AND decided_by = $3))",
+        )
+        .bind(twin_id.as_str())
+        .bind(number)
+        .bind(event)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            StorageError::query(
+                format_args!("approving held action {number} of {twin_id}"),
+                &e,
+            )
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Moves held action `number` from pending to `state` (`approved` or `denied`); `false`
     /// when it was no longer pending (decided before: it never runs twice).
     pub async fn decide_held(
@@ -247,11 +278,19 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert!(store.decide_held(twin, 1, "approved").await.unwrap());
-        assert!(!store.decide_held(twin, 1, "approved").await.unwrap());
+        assert!(store.approve_held(twin, 1, "$approve").await.unwrap());
+        assert!(
+            store.approve_held(twin, 1, "$approve").await.unwrap(),
+            "the same command again (a replay) finishes it"
+        );
+        assert!(!store.approve_held(twin, 1, "$other").await.unwrap());
+        assert!(!store.decide_held(twin, 1, "denied").await.unwrap());
+        assert!(store.decide_held(twin, 2, "denied").await.unwrap());
+        assert!(!store.approve_held(twin, 2, "$approve").await.unwrap());
         assert!(!store.decide_held(twin, 9, "denied").await.unwrap());
         let row = store.held_action(twin, 1).await.unwrap().unwrap();
         assert_eq!(row.state, "approved");
+        assert_eq!(row.decided_by.as_deref(), Some("$approve"));
         assert_eq!(row.room_id, room);
     }
 }

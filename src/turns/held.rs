@@ -88,10 +88,23 @@ impl TurnRunner {
                 held.number
             )));
         };
-        let twin_home = self.twins.ensure(owner).await?;
-        let ctx = ToolContext::owner(twin_home.home.clone(), held.room_id.to_string());
-        let output = tools::execute(&ctx, &tool_call(&call, held.number)).await;
-        let requests = ctx.take_requests();
+        // A replay after a crash: when the continuation turn was recorded, the call ran and
+        // the turn only needs finishing; otherwise it runs (again, if a crash cut it short:
+        // the held tools are reads, writes of given content and idempotent requests).
+        let (output, requests) = if self.store.turn(twin, approval).await?.is_some() {
+            (
+                tools::ToolOutput {
+                    content: String::new(),
+                    is_error: false,
+                },
+                Vec::new(),
+            )
+        } else {
+            let twin_home = self.twins.ensure(owner).await?;
+            let ctx = ToolContext::owner(twin_home.home.clone(), held.room_id.to_string());
+            let output = tools::execute(&ctx, &tool_call(&call, held.number)).await;
+            (output, ctx.take_requests())
+        };
         let job = TurnJob {
             twin: twin.to_owned(),
             owner: owner.to_owned(),

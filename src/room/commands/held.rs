@@ -3,7 +3,7 @@
 //! things run or apply only on the owner's command in their own DM, never on a message in a
 //! shared room; each is decided once.
 
-use ruma::{RoomId, UserId};
+use ruma::{EventId, RoomId, UserId};
 
 use super::CommandRunner;
 use crate::{
@@ -27,13 +27,14 @@ impl CommandRunner {
         twin: &UserId,
         owner: &UserId,
         room: &RoomId,
+        event: &EventId,
         n: i64,
         approve: bool,
     ) -> Result<(String, Option<HeldRow>), RoomError> {
         if !self.outbox.is_owner_dm(twin, owner, room).await? {
             return Ok((ONLY_IN_DM.to_owned(), None));
         }
-        let held = match self.pending(twin, n).await? {
+        let held = match self.pending(twin, n, Some(event)).await? {
             Ok(held) => held,
             Err(answer) => return Ok((answer, None)),
         };
@@ -44,7 +45,7 @@ impl CommandRunner {
         if held.kind == HeldKind::Policy {
             return Ok((self.apply_policy(twin, owner, &held).await?, None));
         }
-        if !self.store.decide_held(twin, n, "approved").await? {
+        if !self.store.approve_held(twin, n, event.as_str()).await? {
             return Ok((format!("#{n} was already decided."), None));
         }
         let answer = format!(
@@ -83,7 +84,7 @@ impl CommandRunner {
                 }
             }
         };
-        let held = match self.pending(twin, n).await? {
+        let held = match self.pending(twin, n, None).await? {
             Ok(held) => held,
             Err(answer) => return Ok(answer),
         };
@@ -95,14 +96,25 @@ impl CommandRunner {
         self.apply_policy(twin, owner, &held).await
     }
 
-    /// Held action `n` when it still waits; otherwise what to tell the owner. An expired one
-    /// is marked so.
-    async fn pending(&self, twin: &UserId, n: i64) -> Result<Result<HeldRow, String>, RoomError> {
+    /// Held action `n` when it still waits, or when the command `replay` itself approved it
+    /// (the same command again, after a crash cut its run short); otherwise what to tell the
+    /// owner. An expired one is marked so.
+    async fn pending(
+        &self,
+        twin: &UserId,
+        n: i64,
+        replay: Option<&EventId>,
+    ) -> Result<Result<HeldRow, String>, RoomError> {
         let Some(held) = self.store.held_action(twin, n).await? else {
             return Ok(Err(format!(
                 "There is nothing numbered #{n} waiting for you."
             )));
         };
+        if held.state == "approved"
+            && replay.is_some_and(|event| held.decided_by.as_deref() == Some(event.as_str()))
+        {
+            return Ok(Ok(held));
+        }
         if held.state != "pending" {
             return Ok(Err(format!("#{n} was already {}.", held.state)));
         }
@@ -146,9 +158,8 @@ impl CommandRunner {
                 "⚠️ #{n} cannot be applied: {problem}. Nothing changed."
             ));
         }
-        if !self.store.decide_held(twin, n, "approved").await? {
-            return Ok(format!("#{n} was already decided."));
-        }
+        // Written before it is marked applied: a crash in between leaves it pending, and
+        // confirming again finds the file already as proposed (see `check`).
         let PolicyChange { path, content, .. } = change;
         let message = format!("policy: {path} changed as the owner confirmed (#{n})");
         let written = {
@@ -161,10 +172,13 @@ impl CommandRunner {
             .await
             .map_err(|e| RoomError::Internal(e.to_string()))?
         };
-        Ok(match written {
-            Ok(()) => format!("✅ Applied #{n}: `{path}` is changed."),
-            Err(err) => format!("⚠️ #{n} could not be written: {err}."),
-        })
+        if let Err(err) = written {
+            return Ok(format!("⚠️ #{n} could not be written: {err}."));
+        }
+        if !self.store.decide_held(twin, n, "approved").await? {
+            return Ok(format!("#{n} was already decided."));
+        }
+        Ok(format!("✅ Applied #{n}: `{path}` is changed."))
     }
 }
 
@@ -186,7 +200,9 @@ fn check(
         Err(crate::home::HomeError::NotFound(_)) => None,
         Err(err) => return Err(err.to_string()),
     };
-    if proposal::base_of(now.as_deref()) != change.base {
+    // Already as proposed: applied before a crash kept it from being marked so.
+    let applied = now.as_deref() == Some(change.content.as_str());
+    if !applied && proposal::base_of(now.as_deref()) != change.base {
         return Err(format!(
             "{} changed after I showed you the diff; ask me again for the change you want",
             change.path

@@ -113,7 +113,9 @@ impl CommandRunner {
             format!("Only {owner} can do that.")
         } else if let Command::ApproveHeld(n) | Command::DenyHeld(n) = command {
             let approve = matches!(command, Command::ApproveHeld(_));
-            let (answer, held) = self.decide_held(twin_id, owner, room, *n, approve).await?;
+            let (answer, held) = self
+                .decide_held(twin_id, owner, room, event_id, *n, approve)
+                .await?;
             approved = held;
             answer
         } else if let Command::Confirm(n) = command {
