@@ -82,6 +82,7 @@ fn turn(input: &str) -> Turn {
         context: None,
         exposed: false,
         approvals: Default::default(),
+        peers_in_context: None,
     }
 }
 

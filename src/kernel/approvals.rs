@@ -107,6 +107,20 @@ pub fn classify(home: &Home, tool: Tool, args: &Value) -> Option<ActionClass> {
     }
 }
 
+/// Whether `tool` would propose a meeting to someone whose twin wrote none of the peer text
+/// in the context (`peers`: the owners of the twins that did; `None`: no peer text). A title
+/// a peer wrote could otherwise send the owner's words to whoever it names.
+pub fn contacts_someone_new(peers: Option<&[ruma::OwnedUserId]>, tool: Tool, args: &Value) -> bool {
+    let Some(peers) = peers else {
+        return false;
+    };
+    if tool != Tool::ProposeMeeting {
+        return false;
+    }
+    let with = args.get("with").and_then(Value::as_str).unwrap_or_default();
+    !peers.iter().any(|peer| peer.as_str() == with)
+}
+
 /// One line saying what a held call would do, for the owner's DM; every value the model chose
 /// is quoted and bounded.
 pub fn summary(tool: Tool, args: &Value) -> String {
@@ -170,5 +184,37 @@ mod tests {
             summary(Tool::ListFiles, &json!({})),
             "list the files of your home"
         );
+    }
+
+    #[test]
+    fn only_proposals_to_people_outside_the_peer_text_are_new() {
+        let bob = ruma::owned_user_id!("@bob:b.example");
+        let peers = [bob.clone()];
+        let to = |who: &str| json!({"with": who, "title": "x"});
+        assert!(contacts_someone_new(
+            Some(&peers),
+            Tool::ProposeMeeting,
+            &to("@eve:e.example")
+        ));
+        assert!(contacts_someone_new(
+            Some(&peers),
+            Tool::ProposeMeeting,
+            &json!({})
+        ));
+        assert!(!contacts_someone_new(
+            Some(&peers),
+            Tool::ProposeMeeting,
+            &to(bob.as_str())
+        ));
+        assert!(!contacts_someone_new(
+            None,
+            Tool::ProposeMeeting,
+            &to("@eve:e.example")
+        ));
+        assert!(!contacts_someone_new(
+            Some(&peers),
+            Tool::ReadFile,
+            &json!({"path": "x"})
+        ));
     }
 }

@@ -62,6 +62,9 @@ pub struct Turn {
     pub exposed: bool,
     /// What happens to risky calls when `exposed`.
     pub approvals: approvals::Approvals,
+    /// `Some`: the context holds other twins' text (meeting titles in the brief), from these
+    /// people's twins; a meeting proposed to anyone else is held like in an exposed turn.
+    pub peers_in_context: Option<Vec<ruma::OwnedUserId>>,
 }
 
 /// Result of one turn.

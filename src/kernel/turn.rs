@@ -65,6 +65,7 @@ pub(crate) async fn run(
         context,
         exposed,
         approvals,
+        peers_in_context,
     } = turn;
     let (system, history) = match &audience {
         Audience::Owner => {
@@ -97,6 +98,7 @@ pub(crate) async fn run(
         requests: Default::default(),
         exposed,
         approvals,
+        peers_in_context,
     };
     let mut request = ChatRequest {
         system,

@@ -394,7 +394,11 @@ impl Negotiator {
     /// The owner's meetings in progress, for the model in an owner's turn (so that "yes, that
     /// works" can be passed on with the right id); `None` when there are none or they cannot
     /// be read (the turn goes on without).
-    pub async fn meetings_context(&self, twin: &UserId, home: Arc<Home>) -> Option<String> {
+    pub async fn meetings_context(
+        &self,
+        twin: &UserId,
+        home: Arc<Home>,
+    ) -> Option<(String, Vec<OwnedUserId>)> {
         let rows = match self.store.open_negotiations(twin).await {
             Ok(rows) => rows,
             Err(err) => {
@@ -412,7 +416,13 @@ impl Negotiator {
         let tz = meeting_policy_of(home)
             .await
             .map_or(chrono_tz::UTC, |policy| policy.hours.time_zone);
-        a2a::brief::meetings_brief(&negotiations, Utc::now(), tz)
+        let mut peers: Vec<OwnedUserId> = negotiations
+            .iter()
+            .filter_map(|n| n.peer().map(|p| p.owner.clone()))
+            .collect();
+        peers.sort();
+        peers.dedup();
+        a2a::brief::meetings_brief(&negotiations, Utc::now(), tz).map(|brief| (brief, peers))
     }
 
     /// Negotiations whose deadline passed, as `(twin, negotiation id, room)`: the pipeline

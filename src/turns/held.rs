@@ -60,6 +60,11 @@ impl TurnRunner {
                     change.diff.trim_end()
                 )
             }
+            _ if !job.group => format!(
+                "✋ **Held #{n}**: I was about to {summary}. Other twins' words (meeting titles) \
+                 are in our conversation and this contacts someone new, so I wait for you. \
+                 `!ai approve {n}` runs it; `!ai deny {n}` drops it."
+            ),
             _ => format!(
                 "✋ **Held #{n}** in {}: I was about to {summary}. Others can read that room, so \
                  I wait for you. `!ai approve {n}` (here) runs it and I finish there; \

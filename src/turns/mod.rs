@@ -198,13 +198,16 @@ impl TurnRunner {
         let (_, settings) =
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
         let twin_settings = settings_of(home.clone()).await?;
-        let context = match job.speaker {
-            Speaker::Owner => {
-                self.negotiator
-                    .meetings_context(&job.twin, home.clone())
-                    .await
-            }
-            Speaker::Other => None,
+        let (context, peers_in_context) = match job.speaker {
+            Speaker::Owner => match self
+                .negotiator
+                .meetings_context(&job.twin, home.clone())
+                .await
+            {
+                Some((brief, peers)) => (Some(brief), Some(peers)),
+                None => (None, None),
+            },
+            Speaker::Other => (None, None),
         };
         let turn = Turn {
             room_id: job.room.to_string(),
@@ -225,6 +228,7 @@ impl TurnRunner {
             // wait for the owner's approval in their DM.
             exposed: job.group && job.speaker == Speaker::Owner,
             approvals: twin_settings.approvals,
+            peers_in_context,
         };
         let kernel_turn = async {
             let _slot = self

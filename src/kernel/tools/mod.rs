@@ -75,6 +75,9 @@ pub struct ToolContext {
     pub exposed: bool,
     /// What happens to risky calls when `exposed`.
     pub approvals: Approvals,
+    /// `Some`: other twins' text is in the context (their owners listed); proposing a
+    /// meeting to someone else follows `approvals` too.
+    pub peers_in_context: Option<Vec<ruma::OwnedUserId>>,
 }
 
 impl ToolContext {
@@ -88,6 +91,7 @@ impl ToolContext {
             requests: Arc::default(),
             exposed: false,
             approvals: Approvals::default(),
+            peers_in_context: None,
         }
     }
 
@@ -271,16 +275,22 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
 /// for the owner's approval (recorded for the room session, which asks the owner), or
 /// refused. `None`: it runs.
 async fn hold(ctx: &ToolContext, tool: Tool, args: &Value) -> Option<ToolOutput> {
-    if !ctx.exposed || !ctx.audience.is_owner() {
+    if !ctx.audience.is_owner() {
         return None;
     }
-    let home = Arc::clone(&ctx.home);
-    let classified = {
-        let args = args.clone();
-        tokio::task::spawn_blocking(move || approvals::classify(&home, tool, &args)).await
+    let class = if ctx.exposed {
+        let home = Arc::clone(&ctx.home);
+        let classified = {
+            let args = args.clone();
+            tokio::task::spawn_blocking(move || approvals::classify(&home, tool, &args)).await
+        };
+        // Fail closed: a classification that could not run counts as private.
+        classified.unwrap_or(Some(approvals::ActionClass::ReadPrivate))?
+    } else if approvals::contacts_someone_new(ctx.peers_in_context.as_deref(), tool, args) {
+        approvals::ActionClass::Meetings
+    } else {
+        return None;
     };
-    // Fail closed: a classification that could not run counts as private.
-    let class = classified.unwrap_or(Some(approvals::ActionClass::ReadPrivate))?;
     match ctx.approvals.rule(class) {
         Approval::Allow => None,
         Approval::Deny => Some(ToolOutput::error(format!(
@@ -295,6 +305,11 @@ async fn hold(ctx: &ToolContext, tool: Tool, args: &Value) -> Option<ToolOutput>
                 summary: approvals::summary(tool, args),
             };
             Some(match ctx.record(ToolRequest::Hold(held)) {
+                Ok(()) if !ctx.exposed => ToolOutput::ok(
+                    "Held: other twins' text (meeting titles) is in this conversation and this \
+                     would contact someone new, so it waits for your owner's `!ai approve`; \
+                     they were sent the number. Tell them so; do not try again.",
+                ),
                 Ok(()) => ToolOutput::ok(
                     "Held: other people are in this room, so this needs your owner's approval. \
                      I have asked them in our private DM; it runs when they approve it there. \

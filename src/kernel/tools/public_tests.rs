@@ -32,6 +32,7 @@ fn fixture(audience: Audience, allowed_tools: Option<&[&str]>) -> Fixture {
             requests: Default::default(),
             exposed: false,
             approvals: Default::default(),
+            peers_in_context: None,
         },
         _dir: dir,
     }
