@@ -783,3 +783,58 @@ async fn strangers_cannot_flood_the_owner_with_requests_or_the_twin_with_command
     );
     assert_eq!(model_calls(&env), 0);
 }
+
+/// A room that lets members address the twin: someone who joins later gets nothing of what
+/// was said before they came, neither the room's messages nor earlier visitors' turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_joins_later_gets_no_context_from_before_they_came() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let carol = env.human("carol").await;
+    let eve = env.human("eve").await;
+    let twin = env.twin_of("alice");
+    let room = group_room(&env, &alice, &[&carol], false).await;
+    alice
+        .send_text(&room, "!ai policy room address members")
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    let carol_room = carol.room(&room.room_id().to_owned());
+    carol.sync().await;
+    carol
+        .send_text(&carol_room, "CANARY-EARLY-4410: the launch is on the 9th")
+        .await;
+    env.llm.push(Step::text("Noted, Carol."));
+    carol
+        .send_content(
+            &carol_room,
+            mention("CANARY-TURN-8812 remember the launch", &twin),
+        )
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+
+    room.invite_user_by_id(&eve.user_id).await.unwrap();
+    eve.join(room.room_id()).await;
+    alice.wait_for_join(&room, &eve.user_id, WAIT).await;
+    let eve_room = eve.room(&room.room_id().to_owned());
+    eve.sync().await;
+    carol
+        .send_text(&carol_room, "welcome eve, LATER-5531")
+        .await;
+    env.llm.push(Step::text("Hi Eve."));
+    eve.send_content(
+        &eve_room,
+        mention("what did carol say about the launch?", &twin),
+    )
+    .await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
+    assert_eq!(seen[2].body(), "Hi Eve.");
+    let requests = env.llm.requests();
+    let carols = requests[0].body.to_string();
+    assert!(carols.contains("CANARY-EARLY-4410"), "{carols}");
+    let eves = requests[1].body.to_string();
+    assert!(eves.contains("LATER-5531"), "{eves}");
+    assert!(
+        !eves.contains("CANARY-EARLY") && !eves.contains("CANARY-TURN"),
+        "{eves}"
+    );
+}

@@ -100,6 +100,25 @@ impl Store {
             .map_err(|e| StorageError::query(format_args!("reading members of {room_id}"), &e))
     }
 
+    /// When the service last saw `user_id`'s member event in `room_id` while they are joined
+    /// (their join, or a later change of name), ms since the epoch; `None` when it never saw
+    /// them join (they were there before the twin).
+    pub async fn joined_since(
+        &self,
+        room_id: &RoomId,
+        user_id: &UserId,
+    ) -> Result<Option<i64>, StorageError> {
+        sqlx::query_scalar(
+            "SELECT updated_at FROM room_members WHERE room_id = $1 AND user_id = $2 \
+             AND membership = 'join'",
+        )
+        .bind(room_id.as_str())
+        .bind(user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(format_args!("reading a member of {room_id}"), &e))
+    }
+
     /// Whether the members of a room were ever recorded.
     pub async fn room_members_known(&self, room_id: &RoomId) -> Result<bool, StorageError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")

@@ -217,15 +217,27 @@ impl Store {
         session_id: i64,
         limit: i64,
     ) -> Result<Vec<String>, StorageError> {
+        self.recent_messages_since(session_id, limit, None).await
+    }
+
+    /// The last `limit` messages of a session kept at or after `since` (ms since the epoch;
+    /// `None`: any time), oldest first.
+    pub async fn recent_messages_since(
+        &self,
+        session_id: i64,
+        limit: i64,
+        since: Option<i64>,
+    ) -> Result<Vec<String>, StorageError> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
         sqlx::query_scalar::<_, String>(
             "SELECT message FROM (SELECT seq, message FROM session_messages WHERE session_id = $1 \
-             ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq",
+             AND created_at >= $3 ORDER BY seq DESC LIMIT $2) AS recent ORDER BY seq",
         )
         .bind(session_id)
         .bind(limit)
+        .bind(since.unwrap_or(i64::MIN))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| {

@@ -173,9 +173,15 @@ impl TurnRunner {
             .store
             .current_session(&job.room, &job.twin, session_audience(job))
             .await?;
+        // Someone else's turn sees nothing said before they joined (what the room's history
+        // may not show them, and what earlier visitors asked), however the model is asked.
+        let joined_since = match job.speaker {
+            Speaker::Other => self.store.joined_since(&job.room, &job.sender).await?,
+            Speaker::Owner => None,
+        };
         let history: Vec<Message> = self
             .store
-            .recent_messages(session.id, self.history_limit as i64)
+            .recent_messages_since(session.id, self.history_limit as i64, joined_since)
             .await?
             .iter()
             .filter_map(|json| serde_json::from_str(json).ok())
@@ -187,13 +193,16 @@ impl TurnRunner {
             .into_iter()
             .filter_map(|m| m.display_name.map(|name| (m.user_id, name)))
             .collect();
-        let log = if job.group {
+        let mut log = if job.group {
             self.store
                 .recent_log(&job.room, &job.event_id, self.context_messages as i64)
                 .await?
         } else {
             Vec::new()
         };
+        if let Some(since) = joined_since {
+            log.retain(|entry| entry.ts >= since);
+        }
         let input = compose_input(&job.text, &job.sender, job.speaker, job.group, &log, &names);
         let (_, settings) =
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
