@@ -315,6 +315,26 @@ impl Crypto {
             // one catches up when it opens).
             self.machines.if_open(twin)
         };
+        // Device-list news alone matters to a machine only for the users it tracks (every
+        // call below copies the Olm account, one-time keys and all, so skipping it for the
+        // many twins it does not concern keeps a busy homeserver's transactions cheap).
+        let machine = match machine {
+            Some(machine) if !addressed => {
+                let tracked = machine
+                    .olm
+                    .tracked_users()
+                    .await
+                    .map_err(|e| CryptoError::Store(e.to_string()))?;
+                let concerned = changes
+                    .device_lists
+                    .changed
+                    .iter()
+                    .chain(&changes.device_lists.left)
+                    .any(|user| tracked.contains(user));
+                concerned.then_some(machine)
+            }
+            other => other,
+        };
         let Some(machine) = machine else {
             if !to_device.is_empty() {
                 tracing::warn!(%twin, count = to_device.len(), "to-device messages for a twin without a device dropped");
