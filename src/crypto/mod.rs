@@ -430,9 +430,6 @@ impl Crypto {
             .olm
             .decrypt_room_event(&raw.clone().cast_unchecked(), room, &decryption_settings())
             .await;
-        // A device known only from the room key's own message, or not at all: fetch the
-        // sender's keys (device and cross-signing identity) and look again, so the sender is
-        // judged by what the homeserver publishes, not by what the twin happened to know.
         // The twin's own message, from its own device (its echo): nothing to judge.
         let own_echo =
             |decrypted: &matrix_sdk_common::deserialized_responses::DecryptedRoomEvent| {
@@ -440,6 +437,9 @@ impl Crypto {
                     && decrypted.encryption_info.sender_device.as_deref()
                         == Some(machine.device_id())
             };
+        // A device known only from the room key's own message, or not at all: fetch the
+        // sender's keys (device and cross-signing identity) and look again, so the sender is
+        // judged by what the homeserver publishes, not by what the twin happened to know.
         if let Ok(decrypted) = &result
             && !own_echo(decrypted)
             && matches!(
