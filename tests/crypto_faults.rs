@@ -373,19 +373,7 @@ async fn an_event_whose_key_never_comes_is_given_up_and_its_owner_told_once() {
     // The key never reaches the twin: Alice's client blocks its device, so no room key is sent
     // to it (neither in a transaction nor into its inbox on the homeserver, where the twin
     // looks when a key is missing).
-    for device in alice
-        .client
-        .encryption()
-        .get_user_devices(&twin)
-        .await
-        .unwrap()
-        .devices()
-    {
-        device
-            .set_local_trust(matrix_sdk::encryption::LocalTrust::BlackListed)
-            .await
-            .unwrap();
-    }
+    alice.block_devices_of(&twin).await;
     room.discard_room_key().await.unwrap();
     alice.send_text(&room, "lost in transit").await;
     wait_for_text(

@@ -381,19 +381,7 @@ async fn undecryptable_event_sends_a_key_request_to_the_senders_devices() {
         });
     // Alice's client blocks the twin's device: the key is sent neither in a transaction nor
     // into the device's inbox on the homeserver (where the twin looks first).
-    for device in alice
-        .client
-        .encryption()
-        .get_user_devices(&twin)
-        .await
-        .unwrap()
-        .devices()
-    {
-        device
-            .set_local_trust(matrix_sdk::encryption::LocalTrust::BlackListed)
-            .await
-            .unwrap();
-    }
+    alice.block_devices_of(&twin).await;
 
     let event_id = alice.send_text(&room, "where is my key?").await;
     let held = env

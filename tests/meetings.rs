@@ -910,22 +910,6 @@ async fn refused_and_flooding_peers_leave_nothing_and_cannot_touch_the_owners_ev
     assert!(ics.contains("SUMMARY:Team weekly"), "{ics}");
 }
 
-/// The tool results the model was given, across every request it served.
-fn tool_results(llm: &fake_llm::FakeLlm) -> Vec<String> {
-    let mut results = Vec::new();
-    for request in llm.requests() {
-        for message in request.body["messages"].as_array().into_iter().flatten() {
-            if message["role"] == "tool" {
-                results.push(message["content"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-    }
-    // Later requests repeat earlier results (the turn's steps, the session's history).
-    results.sort();
-    results.dedup();
-    results
-}
-
 /// A peer's meeting title sits in Bob's prompt (his twin asks him about it). A title that
 /// tells the model to propose a meeting to someone else gets that proposal held for Bob's
 /// `!ai approve`, even in his own DM; a proposal to the peer whose twin wrote it runs.
@@ -967,9 +951,9 @@ async fn a_peer_title_cannot_make_a_twin_contact_someone_new_without_the_owner()
         "{held}"
     );
     assert!(
-        tool_results(&hs2.llm).iter().any(|r| r.starts_with("Held")),
+        hs2.llm.tool_results().iter().any(|r| r.starts_with("Held")),
         "{:?}",
-        tool_results(&hs2.llm)
+        hs2.llm.tool_results()
     );
     assert_eq!(hs2.open_negotiations("bob").await.len(), 1, "only Alice's");
 
@@ -988,7 +972,8 @@ async fn a_peer_title_cannot_make_a_twin_contact_someone_new_without_the_owner()
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(
-        tool_results(&hs2.llm)
+        hs2.llm
+            .tool_results()
             .iter()
             .filter(|r| r.starts_with("Held"))
             .count(),

@@ -33,7 +33,7 @@ use std::time::Duration;
 use env::TestEnv;
 use fake_llm::Step;
 use human::Human;
-use matrix_sdk::ruma::UserId;
+use matrix_sdk::{Room, ruma::UserId};
 use rooms::{group_room, mention, model_calls};
 use serde_json::{Value, json};
 
@@ -46,21 +46,6 @@ async fn health(env: &TestEnv) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-/// The tool results the model was given, across every request.
-fn tool_results(env: &TestEnv) -> Vec<String> {
-    let mut results = Vec::new();
-    for request in env.llm.requests() {
-        for message in request.body["messages"].as_array().into_iter().flatten() {
-            if message["role"] == "tool" {
-                results.push(message["content"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-    }
-    results.sort();
-    results.dedup();
-    results
 }
 
 /// A stranger's instructions in a group room, and a model that obeys them in the owner's next
@@ -132,7 +117,7 @@ async fn an_obedient_model_cannot_turn_a_strangers_words_into_policy() {
             before,
             "policy files unchanged (encrypted: {encrypted})"
         );
-        let results = tool_results(&env);
+        let results = env.llm.tool_results();
         assert_eq!(
             results
                 .iter()
@@ -299,6 +284,19 @@ fn offered_tools(env: &TestEnv, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Alice asks her twin, in `room`, what `data/secret.md` holds; the fake model tries to read it,
+/// then says it waits for her approval.
+async fn ask_to_read_the_secret(env: &TestEnv, alice: &Human, room: &Room, twin: &UserId) {
+    env.llm.push(Step::tool_call(
+        "read_file",
+        json!({"path": "data/secret.md"}),
+    ));
+    env.llm.push(Step::text("Waiting for your approval."));
+    alice
+        .send_content(room, mention("what is in my secret file?", twin))
+        .await;
+}
+
 /// The service stops after `!ai approve` marked an action approved but before it ran (the
 /// state a crash leaves): when the homeserver delivers the same command again, the action runs
 /// and its turn finishes, instead of being lost as "already approved".
@@ -318,14 +316,7 @@ async fn an_approval_cut_short_by_a_crash_runs_when_the_command_is_replayed() {
     alice.send_text(&dm, "hello").await;
     alice.wait_for_messages_from(&dm, &twin, 1, WAIT).await;
     let room = group_room(&env, &alice, &[&eve], true).await;
-    env.llm.push(Step::tool_call(
-        "read_file",
-        json!({"path": "data/secret.md"}),
-    ));
-    env.llm.push(Step::text("Waiting for your approval."));
-    alice
-        .send_content(&room, mention("what is in my secret file?", &twin))
-        .await;
+    ask_to_read_the_secret(&env, &alice, &room, &twin).await;
     alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     let asked = alice.wait_for_messages_from(&dm, &twin, 2, WAIT).await;
     assert!(asked[1].body().contains("Held #1"), "{}", asked[1].body());
@@ -381,17 +372,10 @@ async fn held_actions_run_only_on_the_owners_approval_in_their_dm() {
     alice.wait_for_join(&dm, &twin, WAIT).await;
     let room = group_room(&env, &alice, &[&eve], true).await;
 
-    env.llm.push(Step::tool_call(
-        "read_file",
-        json!({"path": "data/secret.md"}),
-    ));
-    env.llm.push(Step::text("Waiting for your approval."));
-    alice
-        .send_content(&room, mention("what is in my secret file?", &twin))
-        .await;
+    ask_to_read_the_secret(&env, &alice, &room, &twin).await;
     let seen = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     assert_eq!(seen[0].body(), "Waiting for your approval.");
-    let results = tool_results(&env);
+    let results = env.llm.tool_results();
     assert!(
         results.iter().all(|r| !r.contains("CANARY-HELD-5521")),
         "{results:?}"
@@ -629,7 +613,7 @@ async fn the_injection_corpus_changes_no_policy_and_leaks_nothing() {
             );
         }
     }
-    let results = tool_results(&env);
+    let results = env.llm.tool_results();
     assert!(
         results.iter().all(|r| !r.contains("CANARY")),
         "the model never even read a private file in a shared room"

@@ -311,29 +311,28 @@ impl Crypto {
         let machine = if addressed {
             self.machine(twin, false).await?
         } else {
-            // Only device-list news: for an open machine, not a reason to stay open (a closed
-            // one catches up when it opens).
-            self.machines.if_open(twin)
-        };
-        // Device-list news alone matters to a machine only for the users it tracks (every
-        // call below copies the Olm account, one-time keys and all, so skipping it for the
-        // many twins it does not concern keeps a busy homeserver's transactions cheap).
-        let machine = match machine {
-            Some(machine) if !addressed => {
-                let tracked = machine
-                    .olm
-                    .tracked_users()
-                    .await
-                    .map_err(|e| CryptoError::Store(e.to_string()))?;
-                let concerned = changes
-                    .device_lists
-                    .changed
-                    .iter()
-                    .chain(&changes.device_lists.left)
-                    .any(|user| tracked.contains(user));
-                concerned.then_some(machine)
+            // Only device-list news: not a reason to open a closed machine (it catches up when
+            // it opens) nor to keep an open one open, and of interest only to a machine that
+            // tracks a changed user (every call below copies the Olm account, one-time keys
+            // and all, so skipping the many twins it does not concern keeps a busy
+            // homeserver's transactions cheap).
+            match self.machines.if_open(twin) {
+                Some(machine) => {
+                    let tracked = machine
+                        .olm
+                        .tracked_users()
+                        .await
+                        .map_err(|e| CryptoError::Store(e.to_string()))?;
+                    let concerned = changes
+                        .device_lists
+                        .changed
+                        .iter()
+                        .chain(&changes.device_lists.left)
+                        .any(|user| tracked.contains(user));
+                    concerned.then_some(machine)
+                }
+                None => None,
             }
-            other => other,
         };
         let Some(machine) = machine else {
             if !to_device.is_empty() {

@@ -82,14 +82,7 @@ impl RoomSession {
         };
         // The key may have arrived while the row was being stored.
         if let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await {
-            return match store.remove_undecrypted(row).await {
-                Ok(true) => self.accept(room, event_id, &plain, joined).await,
-                Ok(false) => None,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
-                    None
-                }
-            };
+            return self.claim_kept(row, room, event_id, &plain, joined).await;
         }
         if new {
             tracing::info!(%room, %event_id, session = session_id.unwrap_or_default(), "room key missing; keeping the event until it arrives");
@@ -98,14 +91,7 @@ impl RoomSession {
             if self.catch_up(joined).await
                 && let Outcome::Plain(plain) = self.try_decrypt(room, raw, joined).await
             {
-                return match store.remove_undecrypted(row).await {
-                    Ok(true) => self.accept(room, event_id, &plain, joined).await,
-                    Ok(false) => None,
-                    Err(err) => {
-                        tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
-                        None
-                    }
-                };
+                return self.claim_kept(row, room, event_id, &plain, joined).await;
             }
             for twin in joined {
                 if let Err(err) = self.parts.crypto.request_key(twin, room, &raw.0).await {
@@ -114,6 +100,26 @@ impl RoomSession {
             }
         }
         None
+    }
+
+    /// Handles an event decrypted right after it was kept, once: whoever removes the kept row
+    /// (this call, or a retry on the key's arrival) handles it.
+    async fn claim_kept(
+        &self,
+        row: i64,
+        room: &RoomId,
+        event_id: &EventId,
+        plain: &Decrypted,
+        joined: &[OwnedUserId],
+    ) -> Option<RoomEvent> {
+        match self.parts.store.remove_undecrypted(row).await {
+            Ok(true) => self.accept(room, event_id, plain, joined).await,
+            Ok(false) => None,
+            Err(err) => {
+                tracing::warn!(%err, "cannot drop the kept copy of a decrypted event");
+                None
+            }
+        }
     }
 
     /// Reads the to-device messages the homeserver still holds for the room's twins; whether

@@ -219,6 +219,22 @@ impl FakeLlm {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
     }
+
+    /// Every distinct tool result the model was given, across the requests it served (later
+    /// requests repeat earlier results: the turn's steps, the session's history).
+    pub fn tool_results(&self) -> Vec<String> {
+        let mut results = Vec::new();
+        for request in self.requests() {
+            for message in request.body["messages"].as_array().into_iter().flatten() {
+                if message["role"] == "tool" {
+                    results.push(message["content"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        results.sort();
+        results.dedup();
+        results
+    }
 }
 
 async fn openai(

@@ -90,6 +90,24 @@ impl Human {
             .expect("cross-signing");
     }
 
+    /// Blocks every device of `user` in this client: no room key is shared with them from
+    /// then on (neither in a to-device push nor into their inbox on the homeserver).
+    pub async fn block_devices_of(&self, user: &UserId) {
+        for device in self
+            .client
+            .encryption()
+            .get_user_devices(user)
+            .await
+            .expect("devices")
+            .devices()
+        {
+            device
+                .set_local_trust(matrix_sdk::encryption::LocalTrust::BlackListed)
+                .await
+                .expect("block a device");
+        }
+    }
+
     pub async fn sync(&self) {
         self.client
             .sync_once(SyncSettings::default().timeout(Duration::from_millis(200)))
