@@ -10,6 +10,7 @@
 pub mod a2a;
 pub mod appservice;
 pub mod bounded_body;
+pub mod bridge;
 pub mod calendar;
 pub mod cli;
 pub mod config;

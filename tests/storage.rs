@@ -114,6 +114,7 @@ on_both!(
     room_log_is_bounded_and_ordered,
     twin_events_and_threads,
     pairings_once_per_requester,
+    portals_kept_with_their_service_members,
 );
 
 async fn room_members_and_owner_dms(db: &Db) {
@@ -1746,4 +1747,55 @@ async fn timing_sqlite_100_by_100() {
     );
     assert_eq!(store.inbox_backlog().await.unwrap(), 10_000);
     store.close().await;
+}
+
+async fn portals_kept_with_their_service_members(db: &Db) {
+    use matrix_os::bridge::{Portal, PortalKind};
+    use ruma::events::room::member::MembershipState;
+    let store = db.connect().await;
+    let room = ruma::room_id!("!portal:localhost");
+    let twin = ruma::user_id!("@alice_ai:localhost");
+    assert_eq!(store.portal(room).await.unwrap(), None);
+    // Service members of a room that is no portal are not kept.
+    store
+        .set_portal_service_members(room, &[ruma::owned_user_id!("@x:localhost")])
+        .await
+        .unwrap();
+    assert_eq!(store.portal(room).await.unwrap(), None);
+    let mut portal = Portal {
+        bot: ruma::owned_user_id!("@telegrambot:localhost"),
+        network: "telegram".into(),
+        network_name: "Telegram".into(),
+        kind: PortalKind::Dm,
+        chat_name: Some("Bob \"quoted\" 🐱".into()),
+        receiver: Some("1001".into()),
+        service_members: Vec::new(),
+    };
+    store.set_portal(room, &portal).await.unwrap();
+    let members = vec![
+        ruma::owned_user_id!("@telegrambot:localhost"),
+        ruma::owned_user_id!("@telegram_1001:localhost"),
+    ];
+    store
+        .set_portal_service_members(room, &members)
+        .await
+        .unwrap();
+    // A later m.bridge keeps the service members.
+    portal.kind = PortalKind::Group;
+    portal.receiver = None;
+    store.set_portal(room, &portal).await.unwrap();
+    portal.service_members = members;
+    assert_eq!(store.portal(room).await.unwrap(), Some(portal.clone()));
+    // The twin's portals are those it is joined to.
+    assert!(store.portals_of(twin).await.unwrap().is_empty());
+    store
+        .set_membership(room, twin, &MembershipState::Join)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.portals_of(twin).await.unwrap(),
+        vec![(room.to_owned(), portal)]
+    );
+    let store = db.restart(store).await;
+    assert_eq!(store.portals_of(twin).await.unwrap().len(), 1);
 }

@@ -52,6 +52,10 @@ pub struct Config {
     /// Twins' resources: when idle ones are closed, how provisioning runs.
     #[serde(default)]
     pub twins: TwinsConfig,
+    /// The mautrix bridges whose portals the twins recognise (`[bridges.telegram]`: the bot and
+    /// its ghost namespace).
+    #[serde(default)]
+    pub bridges: std::collections::BTreeMap<String, crate::bridge::BridgeConfig>,
 }
 
 /// `[encryption]`

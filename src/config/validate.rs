@@ -121,6 +121,7 @@ impl Config {
             }
         }
         self.validate_limits()?;
+        self.validate_bridges()?;
         let llm = &self.llm;
         if llm.provider != LlmProvider::None && llm.model.trim().is_empty() {
             return Err(ConfigError::invalid("llm.model", "must name a model"));
@@ -166,6 +167,32 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        Ok(())
+    }
+
+    fn validate_bridges(&self) -> Result<(), ConfigError> {
+        for (name, bridge) in &self.bridges {
+            if bridge.bot.server_name().as_str() != self.homeserver.server_name {
+                return Err(ConfigError::invalid(
+                    "bridges",
+                    format!(
+                        "bridges.{name}.bot = {}: a bridge's bot is a user of this homeserver ({})",
+                        bridge.bot, self.homeserver.server_name
+                    ),
+                ));
+            }
+            if bridge.ghosts.is_empty() {
+                return Err(ConfigError::invalid(
+                    "bridges",
+                    format!(
+                        "bridges.{name}.ghosts is empty: list the bridge's ghost namespace, e.g.                          [\"@{name}_*:{}\"] (the users of its registration)",
+                        self.homeserver.server_name
+                    ),
+                ));
+            }
+        }
+        crate::bridge::Bridges::new(&self.bridges)
+            .map_err(|e| ConfigError::invalid("bridges", e.to_string()))?;
         Ok(())
     }
 

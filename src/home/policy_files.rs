@@ -12,6 +12,7 @@ use super::{Home, HomeError, paths};
 /// Policy files, relative to the home.
 pub const POLICY_FILES: &[&str] = &[
     "system/access.toml",
+    "system/bridges.toml",
     "system/meetings.toml",
     "system/settings.toml",
 ];

@@ -15,7 +15,7 @@ use ruma::{
         profile::{get_profile, set_display_name},
         receipt::create_receipt::{self, v3::ReceiptType},
         room::create_room,
-        state::get_state_event_for_key,
+        state::{get_state_event_for_key, get_state_events},
         typing::create_typing_event::{self, v3::Typing},
     },
     events::{
@@ -207,6 +207,36 @@ impl MatrixClient {
             .joined
             .into_iter()
             .map(|(id, member)| (id, member.display_name))
+            .collect())
+    }
+
+    /// The current state of `room` as `user` sees it: `(type, sender, state key, content)` of
+    /// each event (events that do not parse are left out).
+    pub async fn room_state(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<Vec<(String, OwnedUserId, String, serde_json::Value)>, MatrixError> {
+        #[derive(serde::Deserialize)]
+        struct State {
+            #[serde(rename = "type")]
+            kind: String,
+            sender: OwnedUserId,
+            state_key: String,
+            #[serde(default)]
+            content: serde_json::Value,
+        }
+        let response = self
+            .send(
+                get_state_events::v3::Request::new(room.to_owned()),
+                Some(user),
+            )
+            .await?;
+        Ok(response
+            .room_state
+            .into_iter()
+            .filter_map(|raw| raw.deserialize_as_unchecked::<State>().ok())
+            .map(|s| (s.kind, s.sender, s.state_key, s.content))
             .collect())
     }
 

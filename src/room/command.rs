@@ -40,6 +40,8 @@ pub enum Command {
     /// `!ai confirm [n]`: apply proposed policy change `n` (`None`: the only one waiting)
     /// (owner only, in their DM).
     Confirm(Option<i64>),
+    /// `!ai bridge answer|read|off`: what the twin does in this bridged chat (owner only).
+    Bridge(Vec<String>),
     /// `!ai <anything else>`: answered with help.
     Unknown(String),
 }
@@ -58,6 +60,7 @@ impl Command {
             | Self::CancelMeeting(_)
             | Self::ApproveHeld(_)
             | Self::DenyHeld(_)
+            | Self::Bridge(_)
             | Self::Confirm(_) => true,
             Self::Help | Self::Status | Self::Unknown(_) => false,
         }
@@ -80,6 +83,8 @@ pub fn help_text(owner: &str) -> String {
          - `{PREFIX} approve <n>` / `{PREFIX} deny <n>`: run or drop something I held for your \
          approval because others could read the room (owner, in our DM)\n\
          - `{PREFIX} confirm [n]`: apply a policy change I proposed (owner, in our DM)\n\
+         - `{PREFIX} bridge answer|read|off`, in a bridged chat (Telegram, WhatsApp): answer \
+         your contacts there, only read it for you, or neither (owner)\n\
          - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
          owner|members|<globs>`, `{PREFIX} policy room unprompted on|off`, `{PREFIX} policy \
          room tools <names>|all|none`, `{PREFIX} policy dm|invite|rooms|bots|blocked|federation \
@@ -146,6 +151,9 @@ fn parse_words(words: &[&str]) -> Option<Command> {
                 id: rest.first().map(|id| (*id).to_owned()),
             })
         }
+        ("bridge", args) if !args.is_empty() => Some(Command::Bridge(
+            args.iter().map(|w| (*w).to_ascii_lowercase()).collect(),
+        )),
         ("policy", args) => Some(Command::Policy(
             args.iter().map(|w| (*w).to_owned()).collect(),
         )),

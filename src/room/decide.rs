@@ -13,6 +13,7 @@ use super::{
 };
 pub use crate::outbox::ReplyTo;
 use crate::{
+    bridge::{Bridges, PortalMode},
     matrix::TwinNaming,
     policy::{AccessPolicy, RoomSettings},
 };
@@ -35,6 +36,22 @@ pub struct TwinView<'a> {
     pub replied_to: bool,
     /// The message is in a thread this twin took part in.
     pub in_thread: bool,
+    /// The room is a portal of a trusted bridge: how the twin stands in it.
+    pub portal: Option<PortalSide<'a>>,
+}
+
+/// A twin's side of a portal (a bridged chat).
+#[derive(Debug, Clone, Copy)]
+pub struct PortalSide<'a> {
+    /// What the owner chose for it (`system/bridges.toml`, `!ai bridge ...`).
+    pub mode: PortalMode,
+    /// Nobody but the owner (their Matrix ID, their own ghosts), the bridge bot and twins is
+    /// in it: the owner's note-to-self chat, where the twin answers the owner as in its DM.
+    pub owner_chat: bool,
+    /// The owner's own ghosts on the portal's network: they count as the owner.
+    pub owner_ghosts: &'a [OwnedUserId],
+    /// The owner answered there lately: the human is on it, the twin stays quiet.
+    pub quiet: bool,
 }
 
 /// Facts about the world a decision needs.
@@ -49,6 +66,8 @@ pub struct Context<'a> {
     pub member_count: usize,
     /// Whether the event arrived encrypted (protocol events count only then).
     pub arrived_encrypted: bool,
+    /// The trusted bridges (their bots are bots, their ghosts never twins).
+    pub bridges: &'a Bridges,
 }
 
 /// Who the twin is talking to in a turn: the call-center rule keys off this.
@@ -165,6 +184,14 @@ pub enum Action {
         /// Its content.
         content: serde_json::Value,
     },
+    /// The owner wrote in a portal where the twin answers for them: it stays quiet there for
+    /// a while.
+    OwnerAnswered {
+        /// The twin.
+        twin: OwnedUserId,
+        /// The portal.
+        room: OwnedRoomId,
+    },
     /// Tell someone, once, that the twin will not answer them here.
     Refuse {
         /// The twin.
@@ -191,6 +218,7 @@ impl Action {
             Self::Command { .. } => "command",
             Self::Pairing { .. } => "pairing",
             Self::Protocol { .. } => "protocol event",
+            Self::OwnerAnswered { .. } => "owner answered",
             Self::Refuse { .. } => "refuse",
         }
     }
@@ -199,7 +227,10 @@ impl Action {
 /// Whether `user` is a twin of any matrix-os server (same suffix convention) or a bot the
 /// policy names.
 fn is_bot(ctx: &Context<'_>, view: &TwinView<'_>, user: &UserId) -> bool {
-    ctx.naming.is_twin(user) || ctx.naming.looks_like_twin(user) || view.access.is_bot(user)
+    ctx.naming.is_twin(user)
+        || ctx.naming.looks_like_twin(user)
+        || view.access.is_bot(user)
+        || ctx.bridges.is_bot(user)
 }
 
 /// Decides what to do about `event`.
@@ -263,6 +294,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             body,
             is_edit,
             refs,
+            double_puppet: _,
         } => {
             // Never edits, notices (bots' and our own), or empty messages.
             if *is_edit || *kind == MessageKind::Notice || body.trim().is_empty() {
@@ -272,6 +304,16 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             let mut actions = Vec::new();
             for view in ctx.twins.iter().filter(|v| v.joined) {
                 if sender == view.twin || view.access.is_blocked(sender) {
+                    continue;
+                }
+                if let Some(portal) = &view.portal {
+                    let message = PortalMessage {
+                        room_id,
+                        event_id,
+                        sender,
+                        body,
+                    };
+                    actions.extend(in_portal(ctx, view, portal, &message));
                     continue;
                 }
                 let is_owner = sender == view.owner;
@@ -371,6 +413,8 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             }
             actions
         }
+        // Bridge state is recorded by the room session, never acted on.
+        RoomEvent::BridgeState { .. } => vec![],
         // The protocol is spoken encrypted only (docs/protocol.md): a plaintext event is
         // somebody else's (a homeserver's or a stranger's) and is ignored.
         RoomEvent::Protocol { .. } if !ctx.arrived_encrypted => vec![],
@@ -383,7 +427,8 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
         } => ctx
             .twins
             .iter()
-            .filter(|v| v.joined && v.twin != sender.as_ref() as &UserId)
+            // Bridged chats carry no AI-to-AI protocol: the bridge cannot deliver it.
+            .filter(|v| v.joined && v.portal.is_none() && v.twin != sender.as_ref() as &UserId)
             .filter(|v| !v.access.is_blocked(sender))
             .map(|v| Action::Protocol {
                 twin: v.twin.to_owned(),
@@ -400,6 +445,80 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             vec![]
         }
     }
+}
+
+/// A text message in a portal.
+struct PortalMessage<'a> {
+    room_id: &'a OwnedRoomId,
+    event_id: &'a OwnedEventId,
+    sender: &'a OwnedUserId,
+    body: &'a String,
+}
+
+/// What a twin does about a message in a portal. Nothing the owner did not allow there: the
+/// owner's note-to-self chat is answered like the twin's DM; in a portal set to `answer`, the
+/// owner's contacts get public turns (replies, never threads: bridges cannot carry threads)
+/// until the owner answers there themself; anything else is only read. No refusals and no
+/// notices: a bridge's relay would drop or forward them.
+fn in_portal(
+    ctx: &Context<'_>,
+    view: &TwinView<'_>,
+    portal: &PortalSide<'_>,
+    message: &PortalMessage<'_>,
+) -> Vec<Action> {
+    let sender = message.sender;
+    let is_owner = sender == view.owner || portal.owner_ghosts.iter().any(|g| g == sender);
+    if !is_owner && (is_bot(ctx, view, sender) || portal.mode != PortalMode::Answer) {
+        return Vec::new();
+    }
+    let twin = view.twin.to_owned();
+    let owner = view.owner.to_owned();
+    let room = message.room_id.clone();
+    if is_owner {
+        if let Some(command) = command::parse(message.body, portal.owner_chat) {
+            return vec![Action::Command {
+                twin,
+                owner: owner.clone(),
+                room,
+                event_id: message.event_id.clone(),
+                sender: owner,
+                command,
+            }];
+        }
+        if portal.owner_chat {
+            return vec![Action::Turn(TurnJob {
+                twin,
+                owner: owner.clone(),
+                room,
+                event_id: message.event_id.clone(),
+                sender: owner,
+                text: message.body.clone(),
+                speaker: Speaker::Owner,
+                reply: ReplyTo::Plain,
+                group: false,
+                from_bot: false,
+            })];
+        }
+        if portal.mode == PortalMode::Answer {
+            return vec![Action::OwnerAnswered { twin, room }];
+        }
+        return Vec::new();
+    }
+    if portal.owner_chat || portal.quiet {
+        return Vec::new();
+    }
+    vec![Action::Turn(TurnJob {
+        twin,
+        owner,
+        room,
+        event_id: message.event_id.clone(),
+        sender: sender.clone(),
+        text: message.body.clone(),
+        speaker: Speaker::Other,
+        reply: ReplyTo::Reply(message.event_id.clone()),
+        group: true,
+        from_bot: false,
+    })]
 }
 
 #[cfg(test)]

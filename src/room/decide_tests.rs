@@ -31,6 +31,7 @@ fn text_with(sender: &str, body: &str, refs: Refs) -> RoomEvent {
         body: body.into(),
         is_edit: false,
         refs,
+        double_puppet: false,
     }
 }
 
@@ -77,6 +78,7 @@ impl World {
             display_name: Some("alice's AI"),
             replied_to: self.replied_to,
             in_thread: self.in_thread,
+            portal: None,
         }];
         decide(
             event,
@@ -86,6 +88,7 @@ impl World {
                 twins: &views,
                 member_count: members,
                 arrived_encrypted: self.encrypted,
+                bridges: &crate::bridge::Bridges::default(),
             },
         )
     }
@@ -161,6 +164,7 @@ fn invite_of_a_disallowed_owner_is_declined() {
         display_name: None,
         replied_to: false,
         in_thread: false,
+        portal: None,
     }];
     let actions = decide(
         &member("@alice:x", "@alice_ai:x", "invite", true),
@@ -170,6 +174,7 @@ fn invite_of_a_disallowed_owner_is_declined() {
             twins: &views,
             member_count: 2,
             arrived_encrypted: false,
+            bridges: &crate::bridge::Bridges::default(),
         },
     );
     assert!(actions.iter().any(|a| matches!(a, Action::Decline { .. })));
@@ -271,6 +276,7 @@ fn twins_never_answer_themselves_notices_edits_or_blocked_people() {
         body: "hi".into(),
         is_edit: false,
         refs: Refs::default(),
+        double_puppet: false,
     };
     assert!(world.run(&notice, 2).is_empty());
     let blocked = World::new(AccessFile {
@@ -329,4 +335,99 @@ fn protocol_events_count_only_when_they_arrived_encrypted() {
         world.run(&request, 2)[..],
         [Action::Protocol { .. }]
     ));
+}
+
+/// Alice's twin in a portal, as `side` says.
+fn in_portal(event: &RoomEvent, side: PortalSide<'_>) -> Vec<Action> {
+    let world = World::owner_only();
+    let naming = naming();
+    let allowed = |u: &UserId| u.server_name() == "x";
+    let views = [TwinView {
+        twin: user_id!("@alice_ai:x"),
+        owner: user_id!("@alice:x"),
+        joined: true,
+        access: &world.access,
+        settings: &world.settings,
+        display_name: Some("alice's AI"),
+        replied_to: false,
+        in_thread: false,
+        portal: Some(side),
+    }];
+    decide(
+        event,
+        &Context {
+            naming: &naming,
+            may_have_twin: &allowed,
+            twins: &views,
+            member_count: 4,
+            arrived_encrypted: false,
+            bridges: &crate::bridge::Bridges::default(),
+        },
+    )
+}
+
+#[test]
+fn portals_answer_only_what_the_owner_allowed_there() {
+    use crate::bridge::PortalMode;
+    let ghosts = [ruma::owned_user_id!("@telegram_1001:x")];
+    let side = |mode, owner_chat, quiet| PortalSide {
+        mode,
+        owner_chat,
+        owner_ghosts: &ghosts,
+        quiet,
+    };
+    // The owner's note-to-self chat: their ghost is the owner, answered like a DM.
+    let actions = in_portal(
+        &text("@telegram_1001:x", "remind me"),
+        side(PortalMode::Read, true, false),
+    );
+    match actions.as_slice() {
+        [Action::Turn(job)] => {
+            assert_eq!(job.speaker, Speaker::Owner);
+            assert_eq!(job.sender.as_str(), "@alice:x");
+            assert!(!job.group);
+            assert_eq!(job.reply, ReplyTo::Plain);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A contact in a portal only read: nothing, not even a refusal.
+    let contact = text("@telegram_2002:x", "hi");
+    assert!(in_portal(&contact, side(PortalMode::Read, false, false)).is_empty());
+    assert!(in_portal(&contact, side(PortalMode::Off, false, false)).is_empty());
+    // Opted in: a public turn, as a reply (never a thread).
+    match in_portal(&contact, side(PortalMode::Answer, false, false)).as_slice() {
+        [Action::Turn(job)] => {
+            assert_eq!(job.speaker, Speaker::Other);
+            assert!(job.group);
+            assert!(matches!(job.reply, ReplyTo::Reply(_)));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The owner answered lately: quiet.
+    assert!(in_portal(&contact, side(PortalMode::Answer, false, true)).is_empty());
+    // The owner writing there is the human answering.
+    assert!(matches!(
+        in_portal(
+            &text("@alice:x", "I'm here"),
+            side(PortalMode::Answer, false, false)
+        )
+        .as_slice(),
+        [Action::OwnerAnswered { .. }]
+    ));
+    // Commands of the owner work in any portal; a contact's never.
+    assert!(matches!(
+        in_portal(
+            &text("@alice:x", "!ai bridge answer"),
+            side(PortalMode::Read, false, false)
+        )
+        .as_slice(),
+        [Action::Command { .. }]
+    ));
+    assert!(
+        in_portal(
+            &text("@telegram_2002:x", "!ai bridge answer"),
+            side(PortalMode::Read, false, false)
+        )
+        .is_empty()
+    );
 }

@@ -64,6 +64,21 @@ pub enum RoomEvent {
         is_edit: bool,
         /// Who and what it addresses: mentions, reply, thread.
         refs: Refs,
+        /// A mautrix bridge sent it for its author, who typed it on their phone
+        /// (`fi.mau.double_puppet_source`, double puppeting).
+        double_puppet: bool,
+    },
+    /// State a bridge puts into its portals (`m.bridge`, `uk.half-shot.bridge`,
+    /// `io.element.functional_members`), content unparsed: believed only from a trusted bot.
+    BridgeState {
+        /// Room.
+        room_id: OwnedRoomId,
+        /// Who sent it.
+        sender: OwnedUserId,
+        /// Event type.
+        event_type: String,
+        /// Content, as sent.
+        content: serde_json::Value,
     },
     /// `m.room.encrypted`: to be decrypted before anything else is decided.
     Encrypted {
@@ -195,6 +210,7 @@ impl RoomEvent {
             | Self::Text { room_id, .. }
             | Self::Encrypted { room_id, .. }
             | Self::Protocol { room_id, .. }
+            | Self::BridgeState { room_id, .. }
             | Self::EncryptionEnabled { room_id } => Some(room_id),
             Self::Other => None,
         }
@@ -207,6 +223,7 @@ impl RoomEvent {
             Self::Text { .. } => "message",
             Self::Encrypted { .. } => "encrypted",
             Self::Protocol { .. } => "protocol",
+            Self::BridgeState { .. } => "bridge state",
             Self::EncryptionEnabled { .. } => "encryption",
             Self::Other => "other",
         }
@@ -224,7 +241,10 @@ impl RoomEvent {
         match Self::parse(json) {
             event @ (Self::Text { .. } | Self::Protocol { .. }) => Some(event),
             Self::Other => Some(Self::Other),
-            Self::Member { .. } | Self::Encrypted { .. } | Self::EncryptionEnabled { .. } => None,
+            Self::Member { .. }
+            | Self::Encrypted { .. }
+            | Self::EncryptionEnabled { .. }
+            | Self::BridgeState { .. } => None,
         }
     }
 
@@ -255,6 +275,10 @@ impl RoomEvent {
             }
             // A message-like type never has a state key: one that does is not a message.
             ("m.room.message", None, Some(event_id)) => {
+                let double_puppet = head
+                    .content
+                    .get("fi.mau.double_puppet_source")
+                    .is_some_and(|source| source.as_str().is_some_and(|s| !s.is_empty()));
                 let Some(message) = content::<RoomMessageEventContent>(head.content) else {
                     return Self::Other;
                 };
@@ -274,6 +298,7 @@ impl RoomEvent {
                     is_edit: message.relates_to.as_ref().and_then(Relation::rel_type)
                         == Some(RelationType::Replacement),
                     refs: Refs::of(&message),
+                    double_puppet,
                 }
             }
             ("m.room.encrypted", None, Some(event_id)) => {
@@ -307,6 +332,18 @@ impl RoomEvent {
                     content: head.content,
                 }
             }
+            (
+                kind @ (crate::bridge::portal::BRIDGE_STATE
+                | crate::bridge::portal::HALF_SHOT_BRIDGE_STATE
+                | crate::bridge::portal::FUNCTIONAL_MEMBERS_STATE),
+                Some(_),
+                _,
+            ) => Self::BridgeState {
+                room_id,
+                sender,
+                event_type: kind.to_owned(),
+                content: head.content,
+            },
             ("m.room.encryption", Some(key), _) if key.is_empty() => {
                 Self::EncryptionEnabled { room_id }
             }

@@ -2,11 +2,28 @@
 
 use ruma::{OwnedUserId, RoomId};
 
-use super::{RoomError, RoomSession, decide::TwinView, event::RoomEvent};
-use crate::{
-    policy::{AccessPolicy, RoomSettings},
-    twin::policy_of,
+use std::time::Duration;
+
+use ruma::events::room::member::MembershipState;
+
+use super::{
+    RoomError, RoomSession,
+    decide::{PortalSide, TwinView},
+    event::RoomEvent,
 };
+use crate::{
+    bridge::{Portal, PortalMode},
+    policy::{AccessPolicy, RoomSettings},
+    twin::{bridge_settings_of, policy_of},
+};
+
+/// One twin's side of a portal, owned.
+pub(super) struct PortalFacts {
+    mode: PortalMode,
+    owner_chat: bool,
+    owner_ghosts: Vec<OwnedUserId>,
+    quiet: bool,
+}
 
 /// One twin's facts, owned (the decision borrows them as a [`TwinView`]).
 pub(super) struct TwinFacts {
@@ -18,6 +35,7 @@ pub(super) struct TwinFacts {
     pub(super) display_name: Option<String>,
     pub(super) replied_to: bool,
     pub(super) in_thread: bool,
+    pub(super) portal: Option<PortalFacts>,
 }
 
 /// Everything [`super::decide::decide`] is told about the room of an event.
@@ -39,6 +57,12 @@ impl Facts {
                 display_name: t.display_name.as_deref(),
                 replied_to: t.replied_to,
                 in_thread: t.in_thread,
+                portal: t.portal.as_ref().map(|p| PortalSide {
+                    mode: p.mode,
+                    owner_chat: p.owner_chat,
+                    owner_ghosts: &p.owner_ghosts,
+                    quiet: p.quiet,
+                }),
             })
             .collect()
     }
@@ -79,6 +103,11 @@ impl RoomSession {
             None => Vec::new(),
         };
         let members = self.known_members(room, joined).await?;
+        let portal = if self.parts.bridges.is_empty() {
+            None
+        } else {
+            self.parts.store.portal(room).await?
+        };
         let mut twins = Vec::with_capacity(candidates.len());
         for (twin, is_joined) in candidates {
             let Some(owner) = self.parts.twins.naming().owner_of(&twin) else {
@@ -89,7 +118,14 @@ impl RoomSession {
             }
             let home = self.parts.twins.home(&owner).await?;
             let (access, settings) =
-                policy_of(home, &owner, room, &self.parts.access_defaults).await?;
+                policy_of(home.clone(), &owner, room, &self.parts.access_defaults).await?;
+            let portal = match &portal {
+                Some(portal) => Some(
+                    self.portal_facts(portal, &twin, &owner, room, &members, home)
+                        .await?,
+                ),
+                None => None,
+            };
             let display_name = members
                 .iter()
                 .find(|m| m.user_id == twin.as_str())
@@ -103,11 +139,59 @@ impl RoomSession {
                 access,
                 settings,
                 display_name,
+                portal,
             });
         }
         Ok(Facts {
             twins,
             member_count: members.len(),
+        })
+    }
+
+    /// How `twin` stands in `portal`: the owner's choice for it, their ghosts, whether it is
+    /// their note-to-self chat, whether they answered there lately.
+    async fn portal_facts(
+        &self,
+        portal: &Portal,
+        twin: &ruma::UserId,
+        owner: &ruma::UserId,
+        room: &RoomId,
+        members: &[crate::storage::MemberRow],
+        home: std::sync::Arc<crate::home::Home>,
+    ) -> Result<PortalFacts, RoomError> {
+        let bridges = &self.parts.bridges;
+        let settings = bridge_settings_of(home).await?;
+        let mut owner_ghosts = portal.owner_ghosts(bridges);
+        for ghost in settings.me.values().flatten() {
+            if !owner_ghosts.contains(ghost) {
+                owner_ghosts.push(ghost.clone());
+            }
+        }
+        let naming = self.parts.twins.naming();
+        let owner_chat = members
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.membership,
+                    MembershipState::Join | MembershipState::Invite
+                )
+            })
+            .all(|m| {
+                m.user_id == owner
+                    || owner_ghosts.contains(&m.user_id)
+                    || bridges.is_bot(&m.user_id)
+                    || naming.is_twin(&m.user_id)
+            });
+        let quiet = self.parts.quiet.is_quiet(
+            twin,
+            room,
+            Duration::from_secs(settings.quiet_minutes.saturating_mul(60)),
+        );
+        Ok(PortalFacts {
+            mode: settings.mode(room),
+            owner_chat,
+            owner_ghosts,
+            quiet,
         })
     }
 

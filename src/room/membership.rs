@@ -27,13 +27,19 @@ impl RoomSession {
             .set_membership(room, twin, &MembershipState::Join)
             .await?;
         self.seed_members(twin, room).await;
+        if let Err(err) = self.learn_portal(twin, room).await {
+            tracing::warn!(%err, %room, "cannot read the room's bridge state");
+        }
         tracing::info!(%twin, %room, "joined on an invite");
         // The owner's own DM invite binds the room the twin tells them things in, and gets
         // the notices that waited for one. A room someone else made, however DM-like, does
         // not.
         let members = parts.store.room_members(room).await?;
         let with_owner = members.len() == 2 && members.iter().any(|m| m.user_id == owner);
-        if direct_from_owner && with_owner {
+        // A bridged chat is never the owner's DM, even their note-to-self chat: what the twin
+        // tells the owner there would go out through the bridge.
+        let portal = parts.store.portal(room).await?.is_some();
+        if direct_from_owner && with_owner && !portal {
             parts.store.set_owner_dm(twin, room).await?;
             tracing::info!(%twin, %room, "the owner's DM is bound");
             parts.outbox.deliver_owner_notices(twin, &owner).await;

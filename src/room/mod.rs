@@ -13,6 +13,7 @@ mod facts;
 pub mod limits;
 mod membership;
 mod pairing;
+mod portal;
 mod session;
 
 pub use self::{

@@ -49,6 +49,10 @@ pub struct SessionParts {
     pub access_defaults: AccessConfig,
     /// `encryption.owner_devices`.
     pub owner_devices: crate::config::OwnerDevices,
+    /// The trusted bridges (`[bridges]`).
+    pub bridges: Arc<crate::bridge::Bridges>,
+    /// Portals where the owner answered lately.
+    pub quiet: Arc<crate::bridge::QuietPortals>,
 }
 
 /// Handles the events of rooms (one at a time per room: the room queues call it in order).
@@ -169,6 +173,7 @@ impl RoomSession {
             twins: &views,
             member_count: facts.member_count,
             arrived_encrypted,
+            bridges: &self.parts.bridges,
         };
         for action in decide(event, &ctx) {
             if let Err(err) = self.execute(&action).await {
@@ -227,6 +232,15 @@ impl RoomSession {
                         .await?;
                 }
                 Ok(())
+            }
+            RoomEvent::BridgeState {
+                room_id,
+                sender,
+                event_type,
+                content,
+            } => {
+                self.record_bridge_state(room_id, sender, event_type, content)
+                    .await
             }
             _ => Ok(()),
         }
@@ -296,6 +310,10 @@ impl RoomSession {
                     .negotiator
                     .on_protocol_event(twin, owner, room, event_id, sender, event_type, content)
                     .await?
+            }
+            Action::OwnerAnswered { twin, room } => {
+                tracing::debug!(%twin, %room, "the owner answered in a portal; the twin is quiet there");
+                parts.quiet.owner_answered(twin, room);
             }
             Action::Refuse {
                 twin,

@@ -13,6 +13,7 @@ use tokio::{
 pub use self::ping::{PingVerdict, diagnose, ping_until_ok};
 use crate::{
     appservice::{self, AppState},
+    bridge::Bridges,
     config::Config,
     crypto::{self, Crypto},
     kernel::Kernel,
@@ -123,6 +124,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         &config.appservice.puppet_suffix,
         &config.homeserver.server_name,
     );
+    let bridges = Arc::new(Bridges::new(&config.bridges).context("bridges")?);
     let twins = Arc::new(
         Twins::new(
             naming,
@@ -135,7 +137,8 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
             config.home.template.as_deref(),
             config.twins.provision_workers,
         )
-        .context("access.owners")?,
+        .context("access.owners")?
+        .excluding(bridges.clone()),
     );
     let outbox = Arc::new(Outbox::new(
         store.clone(),
@@ -194,6 +197,8 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         metrics: metrics.clone(),
         access_defaults: config.access.clone(),
         owner_devices: config.encryption.owner_devices,
+        bridges,
+        quiet: Arc::default(),
     }));
 
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -24,6 +24,7 @@ mod installation;
 mod metrics;
 mod migrate;
 mod negotiations;
+mod portals;
 mod problems;
 mod rooms;
 mod sessions;

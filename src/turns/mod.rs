@@ -8,6 +8,7 @@
 //! the requests carried out. A failed send, a crash or the same event read again finds the
 //! record and finishes from there instead of asking the model again.
 
+mod bridged;
 mod held;
 mod input;
 mod typing;
@@ -33,7 +34,7 @@ use crate::{
         limits::Limits,
     },
     storage::{SessionAudience, Store, TurnRecord, TurnRow},
-    twin::{Twins, policy_of, settings_of},
+    twin::{Twins, bridge_settings_of, policy_of, settings_of},
 };
 
 /// Attempts at recording a finished turn before its reply is sent unrecorded.
@@ -203,7 +204,26 @@ impl TurnRunner {
         if let Some(since) = joined_since {
             log.retain(|entry| entry.ts >= since);
         }
-        let input = compose_input(&job.text, &job.sender, job.speaker, job.group, &log, &names);
+        let mut input = compose_input(&job.text, &job.sender, job.speaker, job.group, &log, &names);
+        // Others' text is in the context of an owner's turn in a group room: risky calls wait
+        // for the owner's approval in their DM.
+        let mut exposed = job.group && job.speaker == Speaker::Owner;
+        if job.speaker == Speaker::Owner && !job.group {
+            let bridges = bridge_settings_of(home.clone()).await?;
+            if let Some(chats) = bridged::named_chats(
+                &self.store,
+                &job.twin,
+                &bridges,
+                &job.text,
+                crate::storage::now_ms(),
+            )
+            .await?
+            {
+                // Remote people's words are in this turn now: it is exposed like a group's.
+                input = format!("{chats}Your owner's message:\n{input}");
+                exposed = true;
+            }
+        }
         let (_, settings) =
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
         let twin_settings = settings_of(home.clone()).await?;
@@ -233,9 +253,7 @@ impl TurnRunner {
             allowed_tools: settings.tools.clone(),
             model: twin_settings.model,
             context,
-            // Others' text is in the context of an owner's turn in a group room: risky calls
-            // wait for the owner's approval in their DM.
-            exposed: job.group && job.speaker == Speaker::Owner,
+            exposed,
             approvals: twin_settings.approvals,
             peers_in_context,
         };

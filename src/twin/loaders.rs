@@ -70,3 +70,18 @@ pub async fn meeting_policy_of(home: Arc<Home>) -> Result<MeetingPolicy, TwinErr
     .await
     .map_err(|e| TwinError::Internal(e.to_string()))
 }
+
+/// What the owner decided about bridged chats (`system/bridges.toml`); a broken file means the
+/// defaults (every portal only read: the twin answers nobody there).
+pub async fn bridge_settings_of(
+    home: Arc<Home>,
+) -> Result<crate::bridge::BridgeSettings, TwinError> {
+    tokio::task::spawn_blocking(move || {
+        crate::bridge::BridgeSettings::load(&home).unwrap_or_else(|err| {
+            tracing::warn!(%err, "bridge settings unreadable; no portal is answered");
+            crate::bridge::BridgeSettings::default()
+        })
+    })
+    .await
+    .map_err(|e| TwinError::Internal(e.to_string()))
+}

@@ -5,7 +5,7 @@ mod loaders;
 mod settings;
 
 pub use self::{
-    loaders::{meeting_policy_of, model_of, policy_of, settings_of},
+    loaders::{bridge_settings_of, meeting_policy_of, model_of, policy_of, settings_of},
     settings::{SETTINGS_FILE, TwinSettings},
 };
 
@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     appservice::Provisioner,
+    bridge::Bridges,
     crypto::{Crypto, CryptoError},
     home::{Home, HomeError},
     matrix::{MatrixClient, MatrixError, TwinNaming},
@@ -87,6 +88,8 @@ pub struct Twins {
     registering: TwinLocks,
     /// Bounds the devices set up at once in the background.
     setting_up: Arc<Semaphore>,
+    /// Bridges whose bots and ghosts never get twins.
+    bridges: Arc<Bridges>,
 }
 
 impl std::fmt::Debug for Twins {
@@ -148,6 +151,7 @@ impl Twins {
             homes: Mutex::new(HashMap::new()),
             registering: TwinLocks::default(),
             setting_up: Arc::new(Semaphore::new(setup_workers.max(1))),
+            bridges: Arc::default(),
         })
     }
 
@@ -156,11 +160,24 @@ impl Twins {
         &self.naming
     }
 
-    /// Whether `owner` may have a twin: a local user matching `access.owners`.
+    /// Never gives a twin to a bridge's bot or ghosts (nor takes one of their IDs for a twin),
+    /// whatever `access.owners` says.
+    pub fn excluding(mut self, bridges: Arc<Bridges>) -> Self {
+        self.bridges = bridges;
+        self
+    }
+
+    /// Whether `owner` may have a twin: a local user matching `access.owners`, and no bridge's
+    /// bot or ghost (whose twin's ID would be in the bridge's namespace too).
     pub fn may_have_twin(&self, owner: &UserId) -> bool {
         owner.server_name().as_str() == self.naming.server_name()
             && !self.naming.is_twin(owner)
             && self.owners.is_match(owner.as_str())
+            && !self.bridges.is_bridged_user(owner)
+            && !self
+                .naming
+                .twin_of(owner)
+                .is_some_and(|twin| self.bridges.is_bridged_user(&twin))
     }
 
     fn home_root(&self, owner: &UserId) -> PathBuf {

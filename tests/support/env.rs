@@ -41,6 +41,8 @@ pub struct EnvOptions {
     /// Put a [`FaultProxy`] between the service and the homeserver's client-server API
     /// (`homeserver.url` points at it), to fail chosen requests of the service.
     pub client_proxy: bool,
+    /// More appservices on the (first) homeserver, e.g. a stand-in bridge.
+    pub extra_registrations: Vec<Registration>,
 }
 
 impl Default for EnvOptions {
@@ -53,6 +55,7 @@ impl Default for EnvOptions {
             configure: None,
             federated: false,
             client_proxy: false,
+            extra_registrations: Vec::new(),
         }
     }
 }
@@ -81,16 +84,17 @@ impl TestEnv {
         } else {
             (TestHomeserver::reserve(), None)
         };
+        let extra = options.extra_registrations.clone();
         let (pending, prepared) = Prepared::new(pending, options).await;
+        let registrations: Vec<Registration> = std::iter::once(prepared.registration.clone())
+            .chain(extra)
+            .collect();
         let (hs, peer) = match peer {
             Some(peer) => {
-                let (hs, peer) = tokio::join!(
-                    pending.start(Some(&prepared.registration)),
-                    peer.start(None)
-                );
+                let (hs, peer) = tokio::join!(pending.start_with(registrations), peer.start(None));
                 (hs, Some(peer))
             }
-            None => (pending.start(Some(&prepared.registration)).await, None),
+            None => (pending.start_with(registrations).await, None),
         };
         let mut env = TestEnv {
             proxy: prepared.proxy,

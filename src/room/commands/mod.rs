@@ -198,6 +198,7 @@ impl CommandRunner {
                 }
             }
             Command::Policy(words) => self.policy_command(&home, owner, room, words).await?,
+            Command::Bridge(words) => self.bridge_command(&home, room, words).await?,
             Command::CancelMeeting(id) => {
                 match self
                     .negotiator
@@ -283,6 +284,44 @@ impl CommandRunner {
             settings.save(&home)?;
             home.commit("settings: model changed by command")?;
             Ok(answer)
+        })
+        .await
+        .map_err(|e| RoomError::Internal(e.to_string()))?
+    }
+
+    /// `!ai bridge answer|read|off`: only in a portal; written to `system/bridges.toml`.
+    async fn bridge_command(
+        &self,
+        home: &Arc<crate::home::Home>,
+        room: &RoomId,
+        words: &[String],
+    ) -> Result<String, RoomError> {
+        if self.store.portal(room).await?.is_none() {
+            return Ok(
+                "This room is no bridged chat (no trusted bridge bot marked it as its \
+                       portal); `!ai bridge` works in bridged chats only."
+                    .to_owned(),
+            );
+        }
+        let home = home.clone();
+        let room = room.to_owned();
+        let words = words.to_vec();
+        tokio::task::spawn_blocking(move || -> Result<String, RoomError> {
+            let mut settings = match crate::bridge::BridgeSettings::load(&home) {
+                Ok(settings) => settings,
+                Err(err) => return Ok(format!("⚠️ {err}; fix the file first.")),
+            };
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            match settings.apply_command(&room, &words) {
+                Ok(said) => {
+                    settings
+                        .save(&home)
+                        .map_err(|e| RoomError::Internal(e.to_string()))?;
+                    home.commit(&format!("bridges: {} in {room}", words.join(" ")))?;
+                    Ok(said)
+                }
+                Err(err) => Ok(format!("⚠️ {err}")),
+            }
         })
         .await
         .map_err(|e| RoomError::Internal(e.to_string()))?
