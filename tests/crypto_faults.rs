@@ -334,17 +334,24 @@ async fn a_key_arriving_while_its_event_is_being_kept_is_not_missed() {
     alice.send_text(&room, "warm up").await;
     alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
 
-    // The key comes 4 s after its event (the proxy holds it back), and the database is busy
-    // while the event that cannot be decrypted is being kept: the key is handled in the very
-    // window between the failed decryption and the row being written.
-    env.proxy.as_ref().unwrap().hold_back_room_keys(true);
+    // The key comes after its event (the proxy holds it back until it is released), and the
+    // database is busy while the event that cannot be decrypted is being kept: the key is
+    // handled in the very window between the failed decryption and the row being written.
+    let proxy = env.proxy.as_ref().unwrap();
+    proxy.hold_back_room_keys();
     let url = format!("sqlite://{}", env.sqlite_path().display());
     let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
     db.execute("BEGIN IMMEDIATE").await.unwrap();
     room.discard_room_key().await.unwrap();
     alice.send_text(&room, "mind the gap").await;
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    db.execute("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Released while the database is still locked: the key's transaction waits on the
+    // database alongside the kept event, and the lock goes half a second later.
+    let (_, committed) = tokio::join!(proxy.release_room_keys(), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        db.execute("COMMIT").await
+    });
+    committed.unwrap();
     let replies = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
     assert_eq!(replies[1].body(), "echo: mind the gap");
     tokio::time::sleep(Duration::from_secs(2)).await;

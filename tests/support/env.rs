@@ -336,12 +336,7 @@ impl Prepared {
         // With a proxy, the homeserver talks to the proxy, which forwards to the service.
         let (proxy, public_port) = if options.proxy {
             let public = free_port();
-            let proxy = TxnProxy::start(
-                public,
-                format!("http://127.0.0.1:{port}"),
-                Duration::from_secs(4),
-            )
-            .await;
+            let proxy = TxnProxy::start(public, format!("http://127.0.0.1:{port}")).await;
             (Some(proxy), public)
         } else {
             (None, port)

@@ -1,15 +1,12 @@
 //! A forwarding proxy between the homeserver and the service that can hold back to-device
-//! messages (room keys) for a while, as happens when they come over a slow federation path:
-//! the events go through at once, the keys some seconds later.
+//! messages (room keys), as happens when they come over a slow federation path: the events go
+//! through at once, the keys when the test releases them.
 
 #![allow(dead_code)]
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
 };
 
 use axum::{
@@ -23,31 +20,33 @@ use serde_json::Value;
 
 const TO_DEVICE: &str = "de.sorunome.msc2409.to_device";
 
+/// A held-back transaction of to-device messages: its path, authorization and body.
+type Held = (String, Option<String>, Bytes);
+
 #[derive(Clone)]
 struct ProxyState {
     target: String,
     hold_keys: Arc<AtomicBool>,
-    delay: Duration,
+    held: Arc<Mutex<Vec<Held>>>,
     http: reqwest::Client,
 }
 
 pub struct TxnProxy {
     pub url: String,
-    hold_keys: Arc<AtomicBool>,
+    state: ProxyState,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TxnProxy {
     /// Listens on `port` and forwards everything to `target` (`http://127.0.0.1:PORT`).
-    pub async fn start(port: u16, target: String, delay: Duration) -> TxnProxy {
-        let hold_keys = Arc::new(AtomicBool::new(false));
+    pub async fn start(port: u16, target: String) -> TxnProxy {
         let state = ProxyState {
             target,
-            hold_keys: hold_keys.clone(),
-            delay,
+            hold_keys: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::new(),
         };
-        let app = Router::new().fallback(forward).with_state(state);
+        let app = Router::new().fallback(forward).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("proxy port");
@@ -56,14 +55,32 @@ impl TxnProxy {
         });
         TxnProxy {
             url: format!("http://127.0.0.1:{port}"),
-            hold_keys,
+            state,
             task,
         }
     }
 
-    /// From now on, to-device messages reach the service `delay` after the events.
-    pub fn hold_back_room_keys(&self, on: bool) {
-        self.hold_keys.store(on, Ordering::SeqCst);
+    /// From now on, to-device messages are held back until [`TxnProxy::release_room_keys`];
+    /// the events of the same transactions go through at once.
+    pub fn hold_back_room_keys(&self) {
+        self.state.hold_keys.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops holding back and sends what was held, in order, each as its own transaction.
+    /// Returns how many transactions of to-device messages had been held.
+    pub async fn release_room_keys(&self) -> usize {
+        self.state.hold_keys.store(false, Ordering::SeqCst);
+        let held = std::mem::take(&mut *self.state.held.lock().unwrap());
+        let count = held.len();
+        for (path, auth, body) in held {
+            let response = send(&self.state, reqwest::Method::PUT, &path, auth, body).await;
+            assert!(
+                response.status().is_success(),
+                "the service refused held-back keys: {}",
+                response.status()
+            );
+        }
+        count
     }
 }
 
@@ -126,22 +143,15 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     let (true, Some(keys), Some(mut rest)) = (holding, keys, parsed) else {
         return send(&state, method, &path, auth, body).await;
     };
-    // Events (and everything else) now, the to-device messages later as their own transaction.
+    // Events (and everything else) now, the to-device messages on release as their own
+    // transaction.
     rest.as_object_mut().map(|o| o.remove(TO_DEVICE));
     let later = serde_json::json!({ "events": [], TO_DEVICE: keys });
-    let delayed = state.clone();
     let later_path = format!("{}-keys", path.split('?').next().unwrap_or_default());
-    let later_auth = auth.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(delayed.delay).await;
-        let _ = send(
-            &delayed,
-            reqwest::Method::PUT,
-            &later_path,
-            later_auth,
-            Bytes::from(later.to_string()),
-        )
-        .await;
-    });
+    state
+        .held
+        .lock()
+        .unwrap()
+        .push((later_path, auth.clone(), Bytes::from(later.to_string())));
     send(&state, method, &path, auth, Bytes::from(rest.to_string())).await
 }
