@@ -163,9 +163,14 @@ async fn plain_text_reply(wire: Wire) {
     fake.push(Step::text("Hello Alice!"));
     let outcome = run(wire, &fake, &home, "Hi there").await;
     assert_eq!(outcome.reply, "Hello Alice!");
+    // The note from matrix-os (the time) first, then the message and the answer: all kept.
+    let Message::Note { content: note } = &outcome.messages[0] else {
+        panic!("{:#?}", outcome.messages)
+    };
+    assert!(note.contains("current date and time"), "{note}");
     assert_eq!(
-        outcome.messages,
-        vec![
+        outcome.messages[1..],
+        [
             Message::user("Hi there"),
             Message::assistant("Hello Alice!")
         ]
@@ -191,9 +196,13 @@ async fn plain_text_reply(wire: Wire) {
         Wire::Anthropic => {
             assert_eq!(request.header("x-api-key"), Some(KEY));
             assert_eq!(request.header("anthropic-version"), Some("2023-06-01"));
-            request.body["system"].as_str().unwrap().to_owned()
+            request.system_text()
         }
     };
+    assert!(
+        !system.contains("date and time"),
+        "what changes every turn stays out of the system prompt: {system}"
+    );
     assert!(system.contains(&format!("Room: {ROOM}")), "{system}");
     assert!(
         system.contains("load_skill"),
@@ -235,12 +244,12 @@ async fn write_file_creates_the_file_and_a_commit(wire: Wire) {
         head_message(&home),
         format!("write_file data/notes.md (room {ROOM})")
     );
-    assert_eq!(outcome.messages.len(), 4, "{:#?}", outcome.messages);
+    assert_eq!(outcome.messages.len(), 5, "{:#?}", outcome.messages);
     assert!(
-        matches!(&outcome.messages[1], Message::Assistant { tool_calls, .. } if tool_calls[0].name == "write_file")
+        matches!(&outcome.messages[2], Message::Assistant { tool_calls, .. } if tool_calls[0].name == "write_file")
     );
     assert!(matches!(
-        &outcome.messages[2],
+        &outcome.messages[3],
         Message::Tool {
             is_error: false,
             ..
@@ -270,7 +279,7 @@ async fn escaping_path_is_refused_and_the_loop_goes_on(wire: Wire) {
     assert_eq!(outcome.reply, "I can't read files outside my home.");
     let Message::Tool {
         content, is_error, ..
-    } = &outcome.messages[2]
+    } = &outcome.messages[3]
     else {
         panic!("{:#?}", outcome.messages)
     };
@@ -347,8 +356,8 @@ async fn tool_step_limit_stops_an_endless_model(wire: Wire) {
         outcome.reply
     );
     assert_eq!(fake.requests().len(), 3);
-    // user + 3 × (assistant + tool): every call answered, so the session can go on.
-    assert_eq!(outcome.messages.len(), 7);
+    // note + user + 3 × (assistant + tool): every call answered, so the session can go on.
+    assert_eq!(outcome.messages.len(), 8);
     assert!(matches!(
         outcome.messages.last(),
         Some(Message::Tool { .. })
@@ -433,10 +442,7 @@ async fn history_is_sent_on_the_next_turn(wire: Wire) {
         dump.contains("I like green tea") && dump.contains("Noted."),
         "{dump}"
     );
-    let system = body["system"]
-        .as_str()
-        .or(body["messages"][0]["content"].as_str())
-        .unwrap();
+    let system = fake.requests()[2].system_text();
     assert!(
         system.contains("Likes green tea"),
         "remembered facts belong in the prompt: {system}"

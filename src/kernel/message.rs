@@ -24,6 +24,14 @@ pub enum Message {
         /// Text.
         content: String,
     },
+    /// What matrix-os tells the model about this moment (the time, meetings waiting for the
+    /// owner), placed just before the person's message it goes with. It is kept in the
+    /// session like any message, so that every later request starts with the earlier ones
+    /// byte for byte (prompt caching); it travels as a user message.
+    Note {
+        /// Text.
+        content: String,
+    },
     /// What the model said, possibly asking for tools.
     Assistant {
         /// Text (may be empty when only tools are called).
@@ -50,6 +58,13 @@ impl Message {
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::User {
+            content: content.into(),
+        }
+    }
+
+    /// A note from matrix-os to the model.
+    pub fn note(content: impl Into<String>) -> Self {
+        Self::Note {
             content: content.into(),
         }
     }
@@ -90,7 +105,7 @@ pub(crate) fn sanitize(history: Vec<Message>) -> Vec<Message> {
             }
             other => {
                 close_pending(&mut out, &mut pending, &mut answered);
-                if matches!(other, Message::User { .. }) {
+                if matches!(other, Message::User { .. } | Message::Note { .. }) {
                     seen_user = true;
                 }
                 if !seen_user {
@@ -114,7 +129,7 @@ pub(crate) fn text_only(history: Vec<Message>) -> Vec<Message> {
     history
         .into_iter()
         .filter_map(|message| match message {
-            Message::User { .. } => Some(message),
+            Message::User { .. } | Message::Note { .. } => Some(message),
             Message::Assistant { content, .. } if !content.trim().is_empty() => {
                 Some(Message::assistant(content))
             }

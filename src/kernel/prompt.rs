@@ -1,5 +1,11 @@
 //! The system prompt: who the twin is (from the home's `system/` files), which skills it can
-//! load, and where and when it is speaking.
+//! load, and where it is speaking; and the note that goes with each message: when it is and
+//! what is waiting for the owner.
+//!
+//! The system prompt holds only what stays the same from one turn to the next, so that every
+//! request of a conversation starts with the previous one byte for byte and providers can
+//! serve that prefix from their prompt cache. What changes each turn goes in the note, just
+//! before the message, after the history.
 
 use std::{
     sync::Arc,
@@ -64,8 +70,9 @@ pub(crate) fn push_file(prompt: &mut String, path: &str, text: &str) {
     prompt.push_str(&format!("\n\n<!-- {path} -->\n{}", text.trim()));
 }
 
-/// Puts the prompt together.
-pub(crate) fn compose(parts: &HomeParts, room_id: &str, now: SystemTime) -> String {
+/// Puts the system prompt together: the same text as long as the home's self files and
+/// skills do not change.
+pub(crate) fn compose(parts: &HomeParts, room_id: &str) -> String {
     let mut prompt = format!("{PREAMBLE} {}", super::quote::RULE);
     for (path, text) in &parts.files {
         push_file(&mut prompt, path, text);
@@ -85,11 +92,22 @@ pub(crate) fn compose(parts: &HomeParts, room_id: &str, now: SystemTime) -> Stri
         }
         prompt.truncate(prompt.trim_end().len());
     }
-    prompt.push_str(&format!(
-        "\n\nCurrent date and time: {} (UTC). Room: {room_id}",
-        utc_timestamp(now)
-    ));
+    prompt.push_str(&format!("\n\nRoom: {room_id}"));
     prompt
+}
+
+/// The note from matrix-os that goes just before the message: the time, and `context` (what
+/// is waiting for the owner, such as meetings) when there is some.
+pub(crate) fn turn_note(now: SystemTime, context: Option<&str>) -> String {
+    let mut note = format!(
+        "(Note from matrix-os, not from the person: current date and time {} (UTC).)",
+        utc_timestamp(now)
+    );
+    if let Some(context) = context.map(str::trim).filter(|c| !c.is_empty()) {
+        note.push_str("\n\n");
+        note.push_str(context);
+    }
+    note
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC.
@@ -142,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn prompt_has_self_files_skills_time_and_room() {
+    fn prompt_has_self_files_skills_and_room() {
         let parts = HomeParts {
             files: vec![
                 ("system/soul.md".into(), "Be kind and brief.\n".into()),
@@ -161,14 +179,26 @@ mod tests {
                 },
             ],
         };
-        insta::assert_snapshot!(compose(&parts, "!abc:example.org", at(1_709_210_096)));
+        insta::assert_snapshot!(compose(&parts, "!abc:example.org"));
     }
 
     #[test]
     fn an_empty_home_still_gives_a_prompt() {
-        let prompt = compose(&HomeParts::default(), "!r:x", at(0));
+        let prompt = compose(&HomeParts::default(), "!r:x");
         assert!(prompt.starts_with(PREAMBLE));
-        assert!(prompt.ends_with("Current date and time: 1970-01-01 00:00 (UTC). Room: !r:x"));
+        assert!(prompt.ends_with("Room: !r:x"));
         assert!(!prompt.contains("## Skills"));
+    }
+
+    #[test]
+    fn the_note_has_the_time_and_the_context() {
+        assert_eq!(
+            turn_note(at(1_709_210_096), None),
+            "(Note from matrix-os, not from the person: current date and time 2024-02-29 \
+             12:34 (UTC).)"
+        );
+        let note = turn_note(at(0), Some("  ## Meetings\n- lunch  \n"));
+        assert!(note.ends_with("(UTC).)\n\n## Meetings\n- lunch"), "{note}");
+        assert_eq!(turn_note(at(0), Some(" ")), turn_note(at(0), None));
     }
 }

@@ -26,7 +26,12 @@ pub(crate) struct Limits {
     pub(crate) max_prompt_chars: usize,
 }
 
-/// The newest part of `history` that fits in `budget` characters (as stored, JSON).
+/// Messages left out together when the history is over the budget: the cut moves in steps,
+/// so the requests between two steps share their beginning (prompt caching).
+const FIT_STEP: usize = 8;
+
+/// The newest part of `history` that fits in `budget` characters (as stored, JSON), cut
+/// from the oldest in steps of [`FIT_STEP`] messages.
 fn fit(history: Vec<Message>, budget: usize) -> Vec<Message> {
     let sizes: Vec<usize> = history
         .iter()
@@ -35,8 +40,9 @@ fn fit(history: Vec<Message>, budget: usize) -> Vec<Message> {
     let mut total: usize = sizes.iter().sum();
     let mut start = 0;
     while total > budget && start < history.len() {
-        total -= sizes[start];
-        start += 1;
+        let end = (start + FIT_STEP).min(history.len());
+        total -= sizes[start..end].iter().sum::<usize>();
+        start = end;
     }
     if start > 0 {
         tracing::info!(
@@ -67,28 +73,33 @@ pub(crate) async fn run(
         approvals,
         peers_in_context,
     } = turn;
-    let (system, history) = match &audience {
+    // The system prompt stays the same from turn to turn; what changes (the time, what waits
+    // for the owner) goes in a note just before the message, after the history, and is kept
+    // with it: every request starts with the previous one byte for byte (prompt caching).
+    let (system, history, note) = match &audience {
         Audience::Owner => {
             let parts = prompt::read_home(Arc::clone(&home)).await;
-            let mut system = prompt::compose(&parts, &room_id, SystemTime::now());
-            if let Some(context) = context.as_deref().filter(|c| !c.trim().is_empty()) {
-                system.push_str("\n\n");
-                system.push_str(context.trim());
-            }
-            (system, history)
+            let system = prompt::compose(&parts, &room_id);
+            let note = prompt::turn_note(SystemTime::now(), context.as_deref());
+            (system, history, note)
         }
         Audience::Public { person } => {
             let parts = public::prompt::read_home(Arc::clone(&home)).await;
-            let system = public::prompt::compose(&parts, person, &room_id, SystemTime::now());
+            let system = public::prompt::compose(&parts, person, &room_id);
             // Tool calls and results of the owner's turns in this room may hold private files.
-            (system, text_only(history))
+            (
+                system,
+                text_only(history),
+                prompt::turn_note(SystemTime::now(), None),
+            )
         }
     };
     let budget = limits
         .max_prompt_chars
-        .saturating_sub(system.chars().count() + input.chars().count());
+        .saturating_sub(system.chars().count() + note.chars().count() + input.chars().count());
     let mut messages = sanitize(fit(history, budget));
     let first_new = messages.len();
+    messages.push(Message::note(note));
     messages.push(Message::user(input));
     let ctx = ToolContext {
         home,
@@ -117,7 +128,12 @@ pub(crate) async fn run(
         let response = provider.complete(&request).await?;
         log_step(step, started, &response);
         if let (Some(metrics), Some(usage)) = (metrics, response.usage) {
-            metrics.add_model_tokens(usage.input_tokens, usage.output_tokens);
+            metrics.add_model_tokens(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+            );
         }
         let ChatResponse {
             content,
@@ -218,6 +234,7 @@ fn log_step(step: u32, started: Instant, response: &ChatResponse) {
         ms = started.elapsed().as_millis() as u64,
         tool_calls = response.tool_calls.len(),
         input_tokens = usage.input_tokens,
+        cache_read_tokens = usage.cache_read_tokens,
         output_tokens = usage.output_tokens,
         "model call done"
     );
@@ -234,9 +251,12 @@ mod tests {
             .map(|i| Message::user(format!("{i}:{}", "x".repeat(100))))
             .collect();
         assert_eq!(fit(history.clone(), usize::MAX).len(), 10);
+        // In steps of eight: the first eight go, then the rest fits.
         let kept = fit(history.clone(), 350);
         assert_eq!(kept.len(), 2, "{kept:?}");
         assert_eq!(kept[1], history[9]);
+        let kept = fit(history.clone(), 1_000);
+        assert_eq!(kept.len(), 2, "the cut moves by whole steps: {kept:?}");
         assert!(fit(history, 10).is_empty());
     }
 }

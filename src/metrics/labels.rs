@@ -39,23 +39,31 @@ impl TurnErrorKind {
 }
 
 /// Which way tokens went: the `direction` label of `matrixos_model_tokens_total`.
+/// `cache_read` and `cache_write` are parts of `input`, not added to it: the share of the
+/// prompt the provider served from its prompt cache is `cache_read / input`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenDirection {
-    /// Prompt tokens sent to the model.
+    /// Prompt tokens sent to the model, all of them.
     Input,
     /// Completion tokens the model produced.
     Output,
+    /// Of the input, tokens read from the provider's prompt cache.
+    CacheRead,
+    /// Of the input, tokens written to the provider's prompt cache.
+    CacheWrite,
 }
 
 impl TokenDirection {
-    /// Both directions, in label order.
-    pub const ALL: [Self; 2] = [Self::Input, Self::Output];
+    /// Every direction, in label order.
+    pub const ALL: [Self; 4] = [Self::Input, Self::Output, Self::CacheRead, Self::CacheWrite];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Input => "input",
             Self::Output => "output",
+            Self::CacheRead => "cache_read",
+            Self::CacheWrite => "cache_write",
         }
     }
 }

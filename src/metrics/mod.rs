@@ -142,7 +142,9 @@ impl Metrics {
             IntCounterVec::new(
                 Opts::new(
                     "matrixos_model_tokens_total",
-                    "Tokens the model provider reported, sent (input) and produced (output).",
+                    "Tokens the model provider reported: sent (input), produced (output), and of the \
+                     input those read from (cache_read) and written to (cache_write) its prompt \
+                     cache.",
                 ),
                 &["direction"],
             ),
@@ -304,11 +306,14 @@ impl Metrics {
         self.turn_errors.with_label_values(&[kind.as_str()]).inc();
     }
 
-    /// Adds the tokens of one model call.
-    pub fn add_model_tokens(&self, input: u64, output: u64) {
+    /// Adds the tokens of one model call: all input, output, and of the input those read
+    /// from and written to the provider's prompt cache.
+    pub fn add_model_tokens(&self, input: u64, output: u64, cache_read: u64, cache_write: u64) {
         for (direction, n) in [
             (TokenDirection::Input, input),
             (TokenDirection::Output, output),
+            (TokenDirection::CacheRead, cache_read),
+            (TokenDirection::CacheWrite, cache_write),
         ] {
             self.model_tokens
                 .with_label_values(&[direction.as_str()])

@@ -26,7 +26,7 @@ fn rendered_text_parses_with_names_types_and_values() {
     metrics.turns.inc();
     metrics.turn_error(TurnErrorKind::Deadline);
     metrics.turn_error(TurnErrorKind::Deadline);
-    metrics.add_model_tokens(120, 30);
+    metrics.add_model_tokens(120, 30, 100, 20);
     metrics.turn_duration.observe(0.7);
     metrics.ack_duration.observe(0.002);
     metrics.inbox_depth.set(5);
@@ -73,6 +73,14 @@ fn rendered_text_parses_with_names_types_and_values() {
             Some(("direction", "output"))
         ),
         &Value::Counter(30.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "matrixos_model_tokens_total",
+            Some(("direction", "cache_read"))
+        ),
+        &Value::Counter(100.0)
     );
     assert_eq!(
         value(&scrape, "matrixos_inbox_depth", None),
@@ -163,7 +171,7 @@ fn labels_are_only_the_fixed_enums() {
     for kind in TurnErrorKind::ALL {
         metrics.turn_error(kind);
     }
-    metrics.add_model_tokens(1, 1);
+    metrics.add_model_tokens(1, 1, 0, 0);
     for family in metrics.registry.gather() {
         for metric in family.get_metric() {
             for pair in metric.get_label() {
@@ -222,5 +230,5 @@ fn label_values_are_the_documented_ones() {
         ["provider", "deadline", "storage", "send", "internal"]
     );
     let directions: Vec<&str> = TokenDirection::ALL.iter().map(|d| d.as_str()).collect();
-    assert_eq!(directions, ["input", "output"]);
+    assert_eq!(directions, ["input", "output", "cache_read", "cache_write"]);
 }

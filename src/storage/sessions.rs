@@ -244,4 +244,71 @@ impl Store {
             StorageError::query(format_args!("reading messages of session {session_id}"), &e)
         })
     }
+
+    /// A session's history as given to the model: at most `limit` messages kept at or after
+    /// `since`, oldest first, the window moving in steps of half `limit`. Between two steps
+    /// every request starts with the same messages (what providers' prompt caches need),
+    /// where the plain last `limit` would change its first message every turn. Never fewer
+    /// than `limit - limit / 2` messages once the session has that many.
+    pub async fn history_window(
+        &self,
+        session_id: i64,
+        limit: i64,
+        since: Option<i64>,
+    ) -> Result<Vec<String>, StorageError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let since = since.unwrap_or(i64::MIN);
+        let context = || format!("reading the history of session {session_id}");
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM session_messages WHERE session_id = $1 AND created_at >= $2",
+        )
+        .bind(session_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(context(), &e))?;
+        let skip = window_start(total, limit);
+        sqlx::query_scalar::<_, String>(
+            "SELECT message FROM session_messages WHERE session_id = $1 AND created_at >= $2 \
+             ORDER BY seq LIMIT $3 OFFSET $4",
+        )
+        .bind(session_id)
+        .bind(since)
+        .bind(limit)
+        .bind(skip)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StorageError::query(context(), &e))
+    }
+}
+
+/// How many of `total` messages [`Store::history_window`] leaves out: whole steps of
+/// half `limit`, as few as bring the rest within `limit`.
+fn window_start(total: i64, limit: i64) -> i64 {
+    let step = (limit / 2).max(1);
+    let over = total - limit;
+    if over <= 0 {
+        0
+    } else {
+        (over + step - 1) / step * step
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::window_start;
+
+    #[test]
+    fn the_window_moves_in_steps_of_half_the_limit() {
+        assert_eq!(window_start(0, 60), 0);
+        assert_eq!(window_start(60, 60), 0);
+        assert_eq!(window_start(61, 60), 30);
+        assert_eq!(window_start(90, 60), 30);
+        assert_eq!(window_start(91, 60), 60);
+        assert_eq!(window_start(5, 1), 4);
+        assert_eq!(window_start(3, 3), 0);
+        assert_eq!(window_start(4, 3), 1);
+    }
 }

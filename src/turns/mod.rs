@@ -182,7 +182,7 @@ impl TurnRunner {
         };
         let history: Vec<Message> = self
             .store
-            .recent_messages_since(session.id, self.history_limit as i64, joined_since)
+            .history_window(session.id, self.history_limit as i64, joined_since)
             .await?
             .iter()
             .filter_map(|json| serde_json::from_str(json).ok())

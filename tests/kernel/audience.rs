@@ -117,12 +117,7 @@ fn tool_names(request: &RecordedRequest) -> Vec<String> {
 }
 
 fn system_prompt(request: &RecordedRequest) -> String {
-    let body = &request.body;
-    body["system"]
-        .as_str()
-        .or(body["messages"][0]["content"].as_str())
-        .unwrap()
-        .to_owned()
+    request.system_text()
 }
 
 /// `(content, is_error)` of every tool result in `messages`.
@@ -329,6 +324,13 @@ async fn the_sessions_context_reaches_the_owners_prompt_only(wire: Wire) {
         kernel.run_turn(Arc::clone(&home.home), turn).await.unwrap();
     }
     let requests = fake.requests();
-    assert!(system_prompt(&requests[0]).ends_with(context));
+    // With the message, not in the system prompt: it changes from turn to turn, and the
+    // system prompt must not (prompt caching).
+    assert!(!system_prompt(&requests[0]).contains("CONTEXT-CANARY"));
+    let messages = requests[0].body["messages"].to_string();
+    let at = messages
+        .find("CONTEXT-CANARY")
+        .expect("the context reaches the owner's turn");
+    assert!(at < messages.find("yes, that works").unwrap(), "{messages}");
     assert!(!requests[1].body.to_string().contains("CONTEXT-CANARY"));
 }

@@ -113,6 +113,29 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// The system prompt as text, in either wire format (OpenAI: the first `system`
+    /// message; Anthropic: `system` as a string or as text blocks).
+    pub fn system_text(&self) -> String {
+        let text_of = |value: &Value| match value {
+            Value::String(text) => text.clone(),
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => String::new(),
+        };
+        if let Some(system) = self.body.get("system") {
+            return text_of(system);
+        }
+        self.body["messages"]
+            .as_array()
+            .and_then(|m| m.first())
+            .filter(|m| m["role"] == "system")
+            .map(|m| text_of(&m["content"]))
+            .unwrap_or_default()
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -129,6 +152,9 @@ struct Shared {
     ids: AtomicU64,
     /// Requests whose last user text holds the marker wait this long first.
     slow: Mutex<Option<(String, Duration)>>,
+    /// The cacheable form of each model request served (see [`cache_key`]), for the prompt
+    /// cache counters.
+    prompts: Mutex<Vec<String>>,
 }
 
 /// Locks, ignoring poisoning: a panicking test must not hide its cause behind a second panic.
@@ -361,6 +387,7 @@ async fn handle(
         .unwrap_or("fake-model")
         .to_owned();
     let input_tokens = (raw.len() as u64 / 4).max(1);
+    let cache = cache_counts(wire, shared, &body, input_tokens);
     let answer = match step {
         Step::Text(text) => Answer::Text(text),
         Step::ToolCalls(calls) => Answer::Tools(calls),
@@ -378,6 +405,7 @@ async fn handle(
         id,
         model,
         input_tokens,
+        cache,
         answer,
     };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -438,7 +466,63 @@ fn tool_results(body: &Value) -> Vec<String> {
     results
 }
 
-/// The text of the newest user message that has text (tool results carry none).
+/// What a provider's prompt cache matches on: tools, system prompt and messages in request
+/// order, with Anthropic's `cache_control` markers left out (they are not part of the prompt).
+fn cache_key(body: &Value) -> String {
+    fn strip(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(k, _)| k.as_str() != "cache_control")
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut key = strip(&body["tools"]).to_string();
+    key.push_str(&strip(&body["system"]).to_string());
+    for message in body["messages"].as_array().into_iter().flatten() {
+        key.push_str(&strip(message).to_string());
+    }
+    key
+}
+
+/// Prompt cache counters for a request of `input_tokens`, like a provider with a perfect
+/// cache would report them: the part of this request's [`cache_key`] that starts an
+/// earlier request is read from the cache. OpenAI reports it as `cached_tokens`; Anthropic
+/// reads only when the request asks for caching (`cache_control`), and writes the rest.
+fn cache_counts(wire: Wire, shared: &Shared, body: &Value, input_tokens: u64) -> CacheCounts {
+    let key = cache_key(body);
+    let mut prompts = lock(&shared.prompts);
+    let common = prompts
+        .iter()
+        .map(|earlier| {
+            earlier
+                .bytes()
+                .zip(key.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    prompts.push(key.clone());
+    let share = |bytes: usize| input_tokens * bytes as u64 / (key.len().max(1) as u64);
+    let read = share(common).min(input_tokens);
+    match wire {
+        Wire::OpenAi => CacheCounts { read, written: 0 },
+        Wire::Anthropic if body.to_string().contains("\"cache_control\"") => CacheCounts {
+            read,
+            written: input_tokens - read,
+        },
+        Wire::Anthropic => CacheCounts::default(),
+    }
+}
+
+/// The text of the newest user message that has text (tool results carry none). Of an
+/// Anthropic message with several text blocks, the last one (matrix-os sends its note
+/// first, in the same message).
 fn last_user_text(wire: Wire, body: &Value) -> String {
     let messages = body
         .get("messages")
@@ -451,14 +535,18 @@ fn last_user_text(wire: Wire, body: &Value) -> String {
         }
         let text = match message.get("content") {
             Some(Value::String(text)) => text.clone(),
-            Some(Value::Array(parts)) => parts
+            Some(Value::Array(parts)) if wire == Wire::OpenAi => parts
                 .iter()
-                .filter(|p| {
-                    wire == Wire::OpenAi || p.get("type").and_then(Value::as_str) == Some("text")
-                })
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .collect::<Vec<_>>()
                 .join(""),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .rev()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .find_map(|p| p.get("text").and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_owned(),
             _ => String::new(),
         };
         if !text.is_empty() {
@@ -473,10 +561,19 @@ enum Answer {
     Tools(Vec<(String, Value)>),
 }
 
+/// Prompt cache counters of one request, in tokens.
+#[derive(Default, Clone, Copy)]
+struct CacheCounts {
+    read: u64,
+    written: u64,
+}
+
 struct Reply {
     id: u64,
     model: String,
+    /// All input tokens, cached or not.
     input_tokens: u64,
+    cache: CacheCounts,
     answer: Answer,
 }
 
@@ -501,7 +598,21 @@ impl Reply {
 
     fn openai_usage(&self) -> Value {
         let (input, output) = (self.input_tokens, self.output_tokens());
-        json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
+        json!({
+            "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+            "prompt_tokens_details": {"cached_tokens": self.cache.read, "audio_tokens": 0},
+        })
+    }
+
+    /// Anthropic's input counters: `input_tokens` is what was neither read from nor written
+    /// to the cache.
+    fn anthropic_usage(&self, output_tokens: u64) -> Value {
+        let uncached = self.input_tokens - self.cache.read - self.cache.written;
+        json!({
+            "input_tokens": uncached, "output_tokens": output_tokens,
+            "cache_read_input_tokens": self.cache.read,
+            "cache_creation_input_tokens": self.cache.written,
+        })
     }
 
     fn openai(&self) -> Value {
@@ -550,7 +661,7 @@ impl Reply {
         json!({
             "id": format!("msg_fake_{}", self.id), "type": "message", "role": "assistant",
             "model": self.model, "content": content, "stop_reason": stop, "stop_sequence": null,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens()},
+            "usage": self.anthropic_usage(self.output_tokens()),
         })
     }
 
@@ -608,7 +719,7 @@ impl Reply {
             json!({"type": "message_start", "message": {
                 "id": format!("msg_fake_{}", self.id), "type": "message", "role": "assistant",
                 "model": self.model, "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": self.input_tokens, "output_tokens": 1},
+                "usage": self.anthropic_usage(1),
             }}),
         )];
         let stop = match &self.answer {

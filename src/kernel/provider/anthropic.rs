@@ -98,16 +98,37 @@ impl Provider for Anthropic {
     }
 }
 
+/// The prompt cache marker: everything up to and including the block that carries it is
+/// cached (for five minutes, renewed by each hit).
+fn cache_marker() -> Value {
+    json!({"type": "ephemeral"})
+}
+
 /// The JSON body of a messages request, for `model` unless the request names its own.
+///
+/// Two prompt cache breakpoints: after the system prompt (tools and system, the same for
+/// every request of a twin), and on the last block of the conversation, so that the next
+/// request, which starts with this one byte for byte, reads all of it from the cache.
 pub fn build_body(request: &ChatRequest, model: &str, stream: bool) -> Value {
     let model = request.model_or(model);
+    let mut messages = wire_messages(&request.messages);
+    if let Some(block) = messages
+        .last_mut()
+        .and_then(|m| m.get_mut("content"))
+        .and_then(Value::as_array_mut)
+        .and_then(|blocks| blocks.last_mut())
+    {
+        block["cache_control"] = cache_marker();
+    }
     let mut body = json!({
         "model": model,
         "max_tokens": request.max_tokens,
-        "messages": wire_messages(&request.messages),
+        "messages": messages,
     });
     if !request.system.is_empty() {
-        body["system"] = json!(request.system);
+        body["system"] = json!([
+            {"type": "text", "text": request.system, "cache_control": cache_marker()}
+        ]);
     }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
@@ -131,7 +152,9 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
     let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for message in messages {
         let (role, blocks) = match message {
-            Message::User { content } => ("user", vec![text_block(content, "(empty message)")]),
+            Message::User { content } | Message::Note { content } => {
+                ("user", vec![text_block(content, "(empty message)")])
+            }
             Message::Assistant {
                 content,
                 tool_calls,
@@ -203,6 +226,24 @@ struct WireUsage {
     input_tokens: u64,
     #[serde(default)]
     output_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Anthropic counts cached input apart from `input_tokens`; [`Usage`] adds them up.
+    fn usage(&self) -> Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let write = self.cache_creation_input_tokens.unwrap_or(0);
+        Usage {
+            input_tokens: self.input_tokens.saturating_add(read).saturating_add(write),
+            output_tokens: self.output_tokens,
+            cache_read_tokens: read,
+            cache_write_tokens: write,
+        }
+    }
 }
 
 /// Parses the body of a successful messages request.
@@ -242,10 +283,7 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
         Some("max_tokens") => StopReason::MaxTokens,
         Some(other) => StopReason::Other(other.to_owned()),
     };
-    let usage = message.usage.map(|u| Usage {
-        input_tokens: u.input_tokens,
-        output_tokens: u.output_tokens,
-    });
+    let usage = message.usage.as_ref().map(WireUsage::usage);
     Ok(ChatResponse {
         content,
         tool_calls,
@@ -255,6 +293,6 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::panic)]
+#[allow(clippy::panic, clippy::unwrap_used)]
 #[path = "anthropic_tests.rs"]
 mod tests;

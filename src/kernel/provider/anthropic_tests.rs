@@ -61,7 +61,9 @@ fn a_text_answer_is_parsed() {
         response.usage,
         Some(Usage {
             input_tokens: 12,
-            output_tokens: 11
+            output_tokens: 11,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
         })
     );
 }
@@ -121,4 +123,58 @@ fn error_bodies_are_classified() {
     assert!(
         matches!(overloaded, ProviderError::Status { status: 529, ref message, .. } if message == "Overloaded")
     );
+}
+
+#[test]
+fn cache_counters_are_read_and_added_to_the_input() {
+    let response = parse_response(include_bytes!(
+        "../../../tests/data/llm/anthropic/text_cached.json"
+    ));
+    let Ok(response) = response else {
+        panic!("{response:?}")
+    };
+    assert_eq!(
+        response.usage,
+        Some(Usage {
+            input_tokens: 21 + 188 + 2048,
+            output_tokens: 11,
+            cache_read_tokens: 2048,
+            cache_write_tokens: 188,
+        })
+    );
+}
+
+#[test]
+fn the_system_prompt_and_the_end_of_the_conversation_are_cache_breakpoints() {
+    let body = build_body(&sample_request(), "claude-sonnet-4-5", false);
+    assert_eq!(
+        body["system"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    let last = body["messages"].as_array().unwrap().last().unwrap();
+    let blocks = last["content"].as_array().unwrap();
+    assert_eq!(
+        blocks.last().unwrap()["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    // Only those two: Anthropic allows four, and every marker must sit where the next
+    // request still matches.
+    assert_eq!(body.to_string().matches("cache_control").count(), 2);
+}
+
+#[test]
+fn a_note_and_the_message_after_it_are_one_user_message() {
+    let request = ChatRequest {
+        system: String::new(),
+        messages: vec![Message::note("(time)"), Message::user("hello")],
+        tools: Vec::new(),
+        max_tokens: 10,
+        model: None,
+    };
+    let body = build_body(&request, "m", false);
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["content"][0]["text"], json!("(time)"));
+    assert_eq!(messages[0]["content"][1]["text"], json!("hello"));
+    assert!(body.get("system").is_none(), "no empty system prompt");
 }

@@ -148,7 +148,9 @@ pub fn build_body(request: &ChatRequest, model: &str, official: bool, stream: bo
 
 fn wire_message(message: &Message) -> Value {
     match message {
-        Message::User { content } => json!({"role": "user", "content": content}),
+        Message::User { content } | Message::Note { content } => {
+            json!({"role": "user", "content": content})
+        }
         Message::Assistant {
             content,
             tool_calls,
@@ -235,6 +237,29 @@ struct WireUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn usage(&self) -> Usage {
+        Usage {
+            input_tokens: self.prompt_tokens,
+            output_tokens: self.completion_tokens,
+            cache_read_tokens: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
+        }
+    }
 }
 
 /// Parses the body of a successful chat completion.
@@ -272,10 +297,7 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
         Some("length") => StopReason::MaxTokens,
         Some(other) => StopReason::Other(other.to_owned()),
     };
-    let usage = completion.usage.map(|u| Usage {
-        input_tokens: u.prompt_tokens,
-        output_tokens: u.completion_tokens,
-    });
+    let usage = completion.usage.as_ref().map(WireUsage::usage);
     Ok(ChatResponse {
         content,
         tool_calls,
@@ -320,6 +342,6 @@ fn parse_model_list(raw: &[u8]) -> Result<Vec<String>, ProviderError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::panic)]
+#[allow(clippy::panic, clippy::unwrap_used)]
 #[path = "openai_tests.rs"]
 mod tests;

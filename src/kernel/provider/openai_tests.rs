@@ -45,7 +45,9 @@ fn a_text_answer_is_parsed() {
         response.usage,
         Some(Usage {
             input_tokens: 19,
-            output_tokens: 9
+            output_tokens: 9,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
         })
     );
 }
@@ -136,5 +138,44 @@ fn error_bodies_are_classified() {
             .to_string()
             .starts_with("HTTP 429 from u: Rate limit reached"),
         "{limited}"
+    );
+}
+
+#[test]
+fn cached_prompt_tokens_are_read() {
+    let response = parse_response(include_bytes!(
+        "../../../tests/data/llm/openai/text_cached.json"
+    ));
+    let Ok(response) = response else {
+        panic!("{response:?}")
+    };
+    assert_eq!(
+        response.usage,
+        Some(Usage {
+            input_tokens: 2006,
+            output_tokens: 9,
+            cache_read_tokens: 1920,
+            cache_write_tokens: 0,
+        })
+    );
+}
+
+#[test]
+fn a_note_is_a_user_message_of_its_own() {
+    let request = ChatRequest {
+        system: "s".into(),
+        messages: vec![Message::note("(time)"), Message::user("hello")],
+        tools: Vec::new(),
+        max_tokens: 10,
+        model: None,
+    };
+    let body = build_body(&request, "m", true, false);
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "user", "content": "(time)"})
+    );
+    assert_eq!(
+        body["messages"][2],
+        json!({"role": "user", "content": "hello"})
     );
 }

@@ -1,13 +1,10 @@
 //! The system prompt of a public turn: a preamble saying who is speaking, the soul without its
 //! private blocks, the identity, and the public files. Nothing else of the home.
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use super::{PUBLIC_DIR, confine, is_public, read_unlinked, strip_private};
-use crate::{
-    home::{Home, HomeError},
-    kernel::prompt::utc_timestamp,
-};
+use crate::home::{Home, HomeError};
 
 /// Self files a public prompt holds, in prompt order; `system/user.md` is deliberately absent.
 const SELF_FILES: [&str; 2] = ["system/soul.md", "system/identity.md"];
@@ -90,7 +87,7 @@ fn push(files: &mut Vec<(String, String)>, path: &str, text: Result<String, Home
 }
 
 /// Puts the public prompt together; `person` is who is speaking with the twin.
-pub(crate) fn compose(parts: &PublicParts, person: &str, room_id: &str, now: SystemTime) -> String {
+pub(crate) fn compose(parts: &PublicParts, person: &str, room_id: &str) -> String {
     let owner = if parts.owner_name.is_empty() {
         "your owner"
     } else {
@@ -114,9 +111,6 @@ pub(crate) fn compose(parts: &PublicParts, person: &str, room_id: &str, now: Sys
     for (path, text) in &parts.files {
         crate::kernel::prompt::push_file(&mut prompt, path, text);
     }
-    prompt.push_str(&format!(
-        "\n\nCurrent date and time: {} (UTC). Room: {room_id}. Speaking with: {person}",
-        utc_timestamp(now)
-    ));
+    prompt.push_str(&format!("\n\nRoom: {room_id}. Speaking with: {person}"));
     prompt
 }

@@ -1,9 +1,6 @@
 //! Confinement to `system/public/` and the public prompt, against real homes in temp dirs.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::sync::Arc;
 
 use super::{
     confine,
@@ -124,12 +121,8 @@ fn self_files_reached_through_a_link_are_not_read() {
     ));
 }
 
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
 #[test]
-fn public_prompt_has_preamble_public_files_time_room_and_person() {
+fn public_prompt_has_preamble_public_files_room_and_person() {
     let parts = PublicParts {
         owner_id: "@alice:example.org".into(),
         owner_name: "alice".into(),
@@ -142,12 +135,7 @@ fn public_prompt_has_preamble_public_files_time_room_and_person() {
             ),
         ],
     };
-    insta::assert_snapshot!(compose(
-        &parts,
-        "@bob:example.org",
-        "!abc:example.org",
-        at(1_709_210_096)
-    ));
+    insta::assert_snapshot!(compose(&parts, "@bob:example.org", "!abc:example.org"));
 }
 
 #[tokio::test]
@@ -178,7 +166,7 @@ async fn public_prompt_from_the_template_holds_no_private_file() {
             "system/public/profile.md",
         ]
     );
-    let prompt = compose(&parts, "@bob:example.org", "!r:x", at(0));
+    let prompt = compose(&parts, "@bob:example.org", "!r:x");
     insta::assert_snapshot!(prompt);
     for secret in ["CANARY", "Private notes", "load_skill", "## Skills"] {
         assert!(!prompt.contains(secret), "{secret} leaked: {prompt}");
