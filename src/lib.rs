@@ -11,6 +11,7 @@ pub mod a2a;
 pub mod appservice;
 pub mod bounded_body;
 pub mod bridge;
+pub mod budget;
 pub mod calendar;
 pub mod cli;
 pub mod config;

@@ -157,3 +157,70 @@ async fn every_request_starts_with_the_previous_one_openai() {
 async fn every_request_starts_with_the_previous_one_anthropic() {
     every_request_starts_with_the_previous_one(LlmProvider::Anthropic).await;
 }
+
+fn small_daily_budget(config: &mut matrix_os::config::Config) {
+    // Less than one request of the fake model (it counts a quarter of the body's bytes).
+    config.llm.daily_token_budget = Some(300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_up_budget_is_told_once_and_the_model_is_not_called_until_raised() {
+    let env = TestEnv::start_with(EnvOptions {
+        configure: Some(small_daily_budget),
+        ..Default::default()
+    })
+    .await;
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+
+    // Nothing used yet: the first turn calls the model, and uses more than the budget.
+    env.llm.push(Step::text("Hello Alice!"));
+    alice.send_text(&room, "hi").await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(env.llm.requests().len(), 1);
+
+    // Over the budget: told once, in the owner's DM, and the model is not asked (the step
+    // queued here stays queued until the budget is raised).
+    env.llm.push(Step::text("Yes, I am back."));
+    alice.send_text(&room, "what's on today?").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    let notice = seen[1].body();
+    assert!(
+        notice.contains("daily token budget") && notice.contains("!ai budget daily"),
+        "{notice}"
+    );
+    // A second message is not answered and not told again; the command after it is the
+    // next thing the twin says.
+    alice.send_text(&room, "hello?").await;
+    alice.send_text(&room, "!ai usage").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
+    let usage = seen[2].body();
+    assert!(
+        usage.contains("Tokens used") && usage.contains("1 model call(s)"),
+        "{usage}"
+    );
+    assert!(usage.contains("of a budget of 300"), "{usage}");
+    assert!(usage.contains("used up"), "{usage}");
+    assert_eq!(env.llm.requests().len(), 1, "the model was not asked again");
+
+    // The owner raises it: the twin answers again (with the queued step).
+    alice.send_text(&room, "!ai budget daily off").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
+    assert!(seen[3].body().contains("no limit"), "{}", seen[3].body());
+    alice.send_text(&room, "are you back?").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 5, WAIT).await;
+    assert_eq!(seen[4].body(), "Yes, I am back.");
+    assert_eq!(env.llm.requests().len(), 2);
+    let settings =
+        std::fs::read_to_string(env.home_of("alice").join("system/settings.toml")).unwrap();
+    assert!(settings.contains("[budget]"), "{settings}");
+    assert_eq!(
+        seen.iter()
+            .filter(|m| m.body().contains("🪫 I have used"))
+            .count(),
+        1,
+        "told once"
+    );
+}

@@ -49,6 +49,8 @@ fn config(wire: Wire, fake: &FakeLlm) -> LlmConfig {
         max_tool_steps: 5,
         max_tokens: 512,
         max_prompt_chars: 120_000,
+        daily_token_budget: None,
+        monthly_token_budget: None,
     }
 }
 

@@ -481,6 +481,9 @@ async fn busy_calendars_force_a_counter_and_no_common_slot_is_told_clearly() {
         &format!("{EVERY_DAY}auto_accept = [\"{}\"]\n", alice.user_id),
     );
     allow_twins_of(&hs2, "bob", &hs1);
+    // Bob's twin has no token budget left: meetings go on without the model (its notices
+    // keep their plain wording).
+    hs2.write_home_file("bob", "system/settings.toml", "[budget]\ndaily = 0\n");
     // Alice offers her first 50 free slots (day 1 and day 2 until 13:30); Bob is busy all of
     // day 1 and day 2 until 14:00, so none fits and his twin counters with his own.
     hs2.write_home_file(
@@ -512,6 +515,11 @@ async fn busy_calendars_force_a_counter_and_no_common_slot_is_told_clearly() {
     for request in hs1.llm.requests() {
         assert!(!request.body.to_string().contains("Private thing"));
     }
+
+    assert!(
+        hs2.llm.requests().is_empty(),
+        "Bob's twin, out of budget, countered and agreed without the model"
+    );
 
     // Alice is busy on day 4, Bob on day 3: no common slot in days 3-5 -> a clear notice.
     std::fs::write(

@@ -115,6 +115,7 @@ on_both!(
     twin_events_and_threads,
     pairings_once_per_requester,
     portals_kept_with_their_service_members,
+    token_usage_adds_up_and_notices_are_claimed_once,
 );
 
 async fn room_members_and_owner_dms(db: &Db) {
@@ -1798,4 +1799,117 @@ async fn portals_kept_with_their_service_members(db: &Db) {
     );
     let store = db.restart(store).await;
     assert_eq!(store.portals_of(twin).await.unwrap().len(), 1);
+}
+
+async fn token_usage_adds_up_and_notices_are_claimed_once(db: &Db) {
+    use matrix_os::budget::UsageTotals;
+    let now_ms = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    let store = db.connect().await;
+    let alice = ruma::user_id!("@alice_ai:localhost");
+    let bob = ruma::user_id!("@bob_ai:localhost");
+    let room = ruma::room_id!("!dm:localhost");
+    let turn = |input, read| UsageTotals {
+        input_tokens: input,
+        output_tokens: 10,
+        cache_read_tokens: read,
+        cache_write_tokens: 5,
+        model_calls: 1,
+    };
+    let start = now_ms();
+    store
+        .record_token_usage(alice, Some(room), "$one", &turn(100, 0))
+        .await
+        .unwrap();
+    // A second record of the same turn adds to it (a turn's steps, a retried turn).
+    store
+        .record_token_usage(alice, Some(room), "$one", &turn(200, 150))
+        .await
+        .unwrap();
+    store
+        .record_token_usage(alice, None, "reword:x", &turn(3_000_000_000, 0))
+        .await
+        .unwrap();
+    store
+        .record_token_usage(bob, Some(room), "$one", &turn(7, 0))
+        .await
+        .unwrap();
+    let store = db.restart(store).await;
+    let used = store.token_usage_since(alice, start - 1000).await.unwrap();
+    assert_eq!(
+        used,
+        UsageTotals {
+            input_tokens: 3_000_000_300,
+            output_tokens: 30,
+            cache_read_tokens: 150,
+            cache_write_tokens: 15,
+            model_calls: 3,
+        },
+        "sums over i32"
+    );
+    assert_eq!(
+        store
+            .token_usage_since(alice, now_ms() + 60_000)
+            .await
+            .unwrap(),
+        UsageTotals::default(),
+        "nothing in a later period"
+    );
+    assert_eq!(
+        store.token_usage_since(bob, 0).await.unwrap().input_tokens,
+        7
+    );
+
+    assert!(
+        store
+            .claim_budget_notice(alice, "day:2026-12-07")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_budget_notice(alice, "day:2026-12-07")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_budget_notice(bob, "day:2026-12-07")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_budget_notice(alice, "day:2026-12-08")
+            .await
+            .unwrap()
+    );
+    let store = db.restart(store).await;
+    assert!(
+        !store
+            .claim_budget_notice(alice, "day:2026-12-07")
+            .await
+            .unwrap(),
+        "once across restarts"
+    );
+    store.clear_budget_notices(alice).await.unwrap();
+    assert!(
+        store
+            .claim_budget_notice(alice, "day:2026-12-07")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_budget_notice(bob, "day:2026-12-07")
+            .await
+            .unwrap()
+    );
 }

@@ -307,6 +307,23 @@ pub struct LlmConfig {
     /// the oldest history is left out to fit, so that nobody can make a turn expensive.
     #[serde(default = "default_max_prompt_chars")]
     pub max_prompt_chars: usize,
+    /// Tokens (input and output) each twin's model may use per UTC day; none: no limit.
+    /// An owner's `[budget]` in `system/settings.toml` overrides it.
+    #[serde(default)]
+    pub daily_token_budget: Option<u64>,
+    /// Tokens each twin's model may use per UTC month; none: no limit.
+    #[serde(default)]
+    pub monthly_token_budget: Option<u64>,
+}
+
+impl LlmConfig {
+    /// The token budget of a twin whose owner set none.
+    pub fn default_budget(&self) -> crate::budget::TokenBudget {
+        crate::budget::TokenBudget {
+            daily: self.daily_token_budget,
+            monthly: self.monthly_token_budget,
+        }
+    }
 }
 
 /// `[rooms]`
@@ -454,6 +471,8 @@ impl Default for LlmConfig {
             max_tool_steps: default_max_tool_steps(),
             max_tokens: default_max_tokens(),
             max_prompt_chars: default_max_prompt_chars(),
+            daily_token_budget: None,
+            monthly_token_budget: None,
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct TurnOutcome {
     pub messages: Vec<Message>,
     /// What the turn's tools asked the room session to do afterwards.
     pub requests: Vec<ToolRequest>,
+    /// Tokens the turn's model calls used, as the provider reported them.
+    pub usage: crate::budget::UsageTotals,
 }
 
 /// The agent loop.
@@ -193,13 +195,14 @@ impl Kernel {
 
     /// Asks the model to say `notice` to the owner in the twin's own voice (soul and
     /// identity), with `model` instead of the configured one when set. The answer is the
-    /// model's text as is: the caller checks that the notice's facts survived.
+    /// model's text as is: the caller checks that the notice's facts survived. With the
+    /// tokens the call used.
     pub async fn reword(
         &self,
         home: Arc<Home>,
         notice: &str,
         model: Option<String>,
-    ) -> Result<String, KernelError> {
+    ) -> Result<(String, crate::budget::UsageTotals), KernelError> {
         match &self.backend {
             Backend::Unconfigured(why) => Err(KernelError::NotConfigured(why.clone())),
             Backend::Model { provider, .. } => {
@@ -217,6 +220,7 @@ impl Kernel {
                 // should not see a history of "I can't think".
                 messages: Vec::new(),
                 requests: Vec::new(),
+                usage: crate::budget::UsageTotals::default(),
             }),
             Backend::Model { provider, .. } => {
                 let limits = turn::Limits {

@@ -33,7 +33,7 @@ pub(crate) async fn reword(
     home: Arc<Home>,
     notice: &str,
     model: Option<String>,
-) -> Result<String, KernelError> {
+) -> Result<(String, crate::budget::UsageTotals), KernelError> {
     let files = tokio::task::spawn_blocking(move || prompt::read_files(&home, &VOICE_FILES))
         .await
         .unwrap_or_else(|error| {
@@ -52,5 +52,7 @@ pub(crate) async fn reword(
         model,
     };
     let response = provider.complete(&request).await?;
-    Ok(response.content.trim().to_owned())
+    let mut usage = crate::budget::UsageTotals::default();
+    usage.add_call(&response.usage.unwrap_or_default());
+    Ok((response.content.trim().to_owned(), usage))
 }

@@ -119,6 +119,7 @@ pub(crate) async fn run(
         model,
     };
     let max_steps = limits.max_steps.max(1);
+    let mut usage = crate::budget::UsageTotals::default();
 
     for step in 1..=max_steps {
         let started = Instant::now();
@@ -127,6 +128,7 @@ pub(crate) async fn run(
         }
         let response = provider.complete(&request).await?;
         log_step(step, started, &response);
+        usage.add_call(&response.usage.unwrap_or_default());
         if let (Some(metrics), Some(usage)) = (metrics, response.usage) {
             metrics.add_model_tokens(
                 usage.input_tokens,
@@ -147,7 +149,7 @@ pub(crate) async fn run(
         });
         if tool_calls.is_empty() {
             let reply = final_reply(&content, &stop_reason);
-            return Ok(outcome(reply, request.messages, first_new, &ctx));
+            return Ok(outcome(reply, request.messages, first_new, &ctx, usage));
         }
         // Calls of the last allowed step still run: the model asked for them, and the stored
         // session stays well-formed with every call answered.
@@ -179,7 +181,7 @@ pub(crate) async fn run(
     } else {
         format!("{partial}\n\n{note}")
     };
-    Ok(outcome(reply, request.messages, first_new, &ctx))
+    Ok(outcome(reply, request.messages, first_new, &ctx, usage))
 }
 
 fn outcome(
@@ -187,11 +189,13 @@ fn outcome(
     mut messages: Vec<Message>,
     first_new: usize,
     ctx: &ToolContext,
+    usage: crate::budget::UsageTotals,
 ) -> TurnOutcome {
     TurnOutcome {
         requests: ctx.take_requests(),
         reply,
         messages: messages.split_off(first_new),
+        usage,
     }
 }
 

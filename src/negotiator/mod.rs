@@ -25,6 +25,7 @@ use crate::{
         self, MeetingPolicy,
         wording::{self, OwnerMessage},
     },
+    budget::BudgetKeeper,
     calendar::{Calendar, NewEvent},
     config::AccessConfig,
     home::Home,
@@ -85,6 +86,8 @@ pub struct Negotiator {
     twins: Arc<Twins>,
     kernel: Arc<Kernel>,
     outbox: Arc<Outbox>,
+    /// Whether the model may word a notice (the twin's token budget), and what it used.
+    budgets: Arc<BudgetKeeper>,
     /// One negotiation step of a twin at a time.
     locks: TwinLocks,
     access_defaults: AccessConfig,
@@ -101,6 +104,7 @@ impl Negotiator {
         twins: Arc<Twins>,
         kernel: Arc<Kernel>,
         outbox: Arc<Outbox>,
+        budgets: Arc<BudgetKeeper>,
         access_defaults: AccessConfig,
     ) -> Self {
         Self {
@@ -108,6 +112,7 @@ impl Negotiator {
             twins,
             kernel,
             outbox,
+            budgets,
             locks: TwinLocks::default(),
             access_defaults,
             rate: rate::ProtocolRate::default(),
@@ -714,22 +719,42 @@ impl Negotiator {
         if !message.rewordable || !step.policy.reword_notices || !self.kernel.is_configured() {
             return message.text.clone();
         }
+        // A used-up token budget stops the model, not the meeting: the plain wording goes.
+        match self.budgets.check(step.twin, step.home.clone()).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return message.text.clone(),
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the token budget; sending the plain wording");
+                return message.text.clone();
+            }
+        }
         let model = model_of(step.home.clone()).await.ok().flatten();
         let asked = self.kernel.reword(step.home.clone(), &message.text, model);
         match tokio::time::timeout(REWORD_TIMEOUT, asked).await {
-            Ok(Ok(reworded)) => match wording::check(message, &reworded) {
-                Ok(()) => reworded,
-                Err(err) => {
-                    tracing::info!(%err, "the model's wording changed a fact; sending the plain one");
-                    message.text.clone()
-                }
-            },
+            Ok(Ok((reworded, usage))) => {
+                let key = format!("reword:{}", random_id());
+                self.budgets
+                    .record(step.twin, Some(step.room), &key, &usage)
+                    .await;
+                self.checked_wording(message, reworded)
+            }
             Ok(Err(err)) => {
                 tracing::warn!(%err, "the model could not word a notice; sending the plain one");
                 message.text.clone()
             }
             Err(_) => {
                 tracing::warn!("the model took too long to word a notice; sending the plain one");
+                message.text.clone()
+            }
+        }
+    }
+
+    /// The model's wording when it kept every fact of `message`, else the plain one.
+    fn checked_wording(&self, message: &OwnerMessage, reworded: String) -> String {
+        match wording::check(message, &reworded) {
+            Ok(()) => reworded,
+            Err(err) => {
+                tracing::info!(%err, "the model's wording changed a fact; sending the plain one");
                 message.text.clone()
             }
         }

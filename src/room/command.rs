@@ -42,6 +42,11 @@ pub enum Command {
     Confirm(Option<i64>),
     /// `!ai bridge answer|read|off`: what the twin does in this bridged chat (owner only).
     Bridge(Vec<String>),
+    /// `!ai usage`: tokens used today and this month, with cache hits (owner only).
+    Usage,
+    /// `!ai budget [daily|monthly <tokens>|off|default]`: show or change the token budget
+    /// (owner only).
+    Budget(Vec<String>),
     /// `!ai <anything else>`: answered with help.
     Unknown(String),
 }
@@ -61,6 +66,8 @@ impl Command {
             | Self::ApproveHeld(_)
             | Self::DenyHeld(_)
             | Self::Bridge(_)
+            | Self::Usage
+            | Self::Budget(_)
             | Self::Confirm(_) => true,
             Self::Help | Self::Status | Self::Unknown(_) => false,
         }
@@ -83,6 +90,9 @@ pub fn help_text(owner: &str) -> String {
          - `{PREFIX} approve <n>` / `{PREFIX} deny <n>`: run or drop something I held for your \
          approval because others could read the room (owner, in our DM)\n\
          - `{PREFIX} confirm [n]`: apply a policy change I proposed (owner, in our DM)\n\
+         - `{PREFIX} usage`: tokens used today and this month, with prompt cache hits (owner)\n\
+         - `{PREFIX} budget [daily|monthly <tokens>|off|default]`: show or change my token \
+         budget (owner)\n\
          - `{PREFIX} bridge answer|read|off`, in a bridged chat (Telegram, WhatsApp): answer \
          your contacts there, only read it for you, or neither (owner)\n\
          - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
@@ -133,6 +143,12 @@ fn parse_words(words: &[&str]) -> Option<Command> {
         ("confirm", [n]) => number(n).map(|n| Command::Confirm(Some(n))),
         ("help", []) => Some(Command::Help),
         ("status", []) => Some(Command::Status),
+        ("usage", []) => Some(Command::Usage),
+        ("budget", []) => Some(Command::Budget(Vec::new())),
+        ("budget", [period, limit]) => Some(Command::Budget(vec![
+            (*period).to_owned(),
+            (*limit).to_owned(),
+        ])),
         ("reset", []) => Some(Command::Reset),
         ("leave", []) => Some(Command::Leave),
         ("model", []) => Some(Command::Model(None)),
@@ -268,6 +284,24 @@ mod tests {
         assert_eq!(parse("confirm my booking", true), None);
         assert!(Command::ApproveHeld(1).owner_only());
         assert!(Command::Confirm(None).owner_only());
+    }
+
+    #[test]
+    fn usage_and_budget_parse() {
+        assert_eq!(parse("!ai usage", false), Some(Command::Usage));
+        assert_eq!(parse("usage", true), Some(Command::Usage));
+        assert_eq!(parse("!ai budget", false), Some(Command::Budget(vec![])));
+        assert_eq!(
+            parse("budget daily 50k", true),
+            Some(Command::Budget(vec!["daily".into(), "50k".into()]))
+        );
+        assert!(matches!(
+            parse("!ai budget daily", false),
+            Some(Command::Unknown(_))
+        ));
+        assert_eq!(parse("usage of the car", true), None);
+        assert!(Command::Usage.owner_only());
+        assert!(Command::Budget(vec![]).owner_only());
     }
 
     #[test]

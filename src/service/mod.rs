@@ -14,6 +14,7 @@ pub use self::ping::{PingVerdict, diagnose, ping_until_ok};
 use crate::{
     appservice::{self, AppState},
     bridge::Bridges,
+    budget::BudgetKeeper,
     config::Config,
     crypto::{self, Crypto},
     kernel::Kernel,
@@ -146,11 +147,16 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         crypto.clone(),
         metrics.clone(),
     ));
+    let budgets = Arc::new(BudgetKeeper::new(
+        store.clone(),
+        config.llm.default_budget(),
+    ));
     let negotiator = Arc::new(Negotiator::new(
         store.clone(),
         twins.clone(),
         kernel.clone(),
         outbox.clone(),
+        budgets.clone(),
         config.access.clone(),
     ));
     let limits = Arc::new(Limits::new(&config.limits, &config.homeserver.server_name));
@@ -163,6 +169,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         negotiator.clone(),
         limits.clone(),
         metrics.clone(),
+        budgets.clone(),
         &config,
     ));
     let pairing = Arc::new(Pairing::new(
@@ -182,6 +189,7 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         negotiator.clone(),
         pairing.clone(),
         limits,
+        budgets,
         config.access.clone(),
     ));
     let session = Arc::new(RoomSession::new(SessionParts {

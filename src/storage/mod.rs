@@ -30,6 +30,7 @@ mod rooms;
 mod sessions;
 mod turns;
 mod twins;
+mod usage;
 
 pub(crate) use self::connect::sqlite_url_relative_to;
 pub use self::{

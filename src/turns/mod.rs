@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 pub(crate) use self::input::compose_input;
 use crate::{
+    budget::{BudgetKeeper, Exceeded},
     config::{AccessConfig, Config},
     home::Home,
     kernel::{Audience, Kernel, Message, ToolRequest, Turn},
@@ -55,6 +56,7 @@ pub struct TurnRunner {
     negotiator: Arc<Negotiator>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
+    budgets: Arc<BudgetKeeper>,
     access_defaults: AccessConfig,
     slots: Semaphore,
     history_limit: usize,
@@ -81,6 +83,7 @@ impl TurnRunner {
         negotiator: Arc<Negotiator>,
         limits: Arc<Limits>,
         metrics: Arc<Metrics>,
+        budgets: Arc<BudgetKeeper>,
         config: &Config,
     ) -> Self {
         Self {
@@ -92,6 +95,7 @@ impl TurnRunner {
             negotiator,
             limits,
             metrics,
+            budgets,
             access_defaults: config.access.clone(),
             slots: Semaphore::new(config.rooms.max_concurrent_turns.max(1)),
             history_limit: config.rooms.history_messages,
@@ -120,6 +124,10 @@ impl TurnRunner {
             self.outbox
                 .deliver_owner_notices(&job.twin, &job.owner)
                 .await;
+        }
+        if let Some(over) = self.budgets.check(&job.twin, twin.home.clone()).await? {
+            self.out_of_budget(job, &over).await;
+            return Ok(());
         }
         if let Err(err) = self
             .matrix
@@ -165,6 +173,26 @@ impl TurnRunner {
             tracing::warn!(%err, "cannot mark a turn's requests done");
         }
         Ok(())
+    }
+
+    /// A turn the token budget does not allow: no model call; the owner is told once per
+    /// period, in their DM (whoever spoke; others get no answer and learn nothing).
+    async fn out_of_budget(&self, job: &TurnJob, over: &Exceeded) {
+        tracing::info!(twin = %job.twin, period = %over.period.key, used = over.used, limit = over.limit, "token budget used up; not calling the model");
+        match self.budgets.claim_notice(&job.twin, over).await {
+            Ok(true) => {
+                let key = format!("budget:{}", over.period.key);
+                if let Err(err) = self
+                    .outbox
+                    .tell_owner(&job.twin, &job.owner, &key, &over.notice())
+                    .await
+                {
+                    tracing::warn!(%err, "cannot tell the owner that the token budget is used up");
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, "cannot record the budget notice"),
+        }
     }
 
     /// The context and the kernel, within the deadline. A failed or timed-out model call is a
@@ -272,11 +300,21 @@ impl TurnRunner {
         };
         Ok(
             match tokio::time::timeout(self.deadline, kernel_turn).await {
-                Ok(Ok(Ok(outcome))) => Finished {
-                    reply: outcome.reply,
-                    messages: outcome.messages,
-                    requests: outcome.requests,
-                },
+                Ok(Ok(Ok(outcome))) => {
+                    self.budgets
+                        .record(
+                            &job.twin,
+                            Some(&job.room),
+                            job.event_id.as_str(),
+                            &outcome.usage,
+                        )
+                        .await;
+                    Finished {
+                        reply: outcome.reply,
+                        messages: outcome.messages,
+                        requests: outcome.requests,
+                    }
+                }
                 Ok(Ok(Err(err))) => {
                     tracing::warn!(room = %job.room, %err, "turn failed");
                     self.metrics.turn_error(TurnErrorKind::Provider);

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    budget::BudgetSettings,
     home::{Home, HomeError},
     kernel::approvals::Approvals,
 };
@@ -22,6 +23,10 @@ pub struct TwinSettings {
     /// [`crate::kernel::approvals`]).
     #[serde(default, skip_serializing_if = "Approvals::is_default")]
     pub approvals: Approvals,
+    /// The owner's token budget (`[budget]`: `daily`, `monthly`, a number or `"off"`), over
+    /// the service's `llm.daily_token_budget` / `llm.monthly_token_budget`.
+    #[serde(default, skip_serializing_if = "BudgetSettings::is_empty")]
+    pub budget: BudgetSettings,
 }
 
 impl TwinSettings {
@@ -39,7 +44,10 @@ impl TwinSettings {
     pub fn save(&self, home: &Home) -> Result<(), HomeError> {
         let body = toml::to_string(self)
             .map_err(|e| HomeError::Other(format!("cannot write {SETTINGS_FILE}: {e}")))?;
-        let text = format!("# This twin's settings; `!ai model <name>` changes the model.\n{body}");
+        let text = format!(
+            "# This twin's settings; `!ai model <name>` changes the model, `!ai budget` the \
+             token budget.\n{body}"
+        );
         home.write_atomic(SETTINGS_FILE, text.as_bytes())
     }
 }
@@ -59,6 +67,10 @@ mod tests {
             approvals: Approvals {
                 write_files: crate::kernel::approvals::Approval::Allow,
                 ..Approvals::default()
+            },
+            budget: BudgetSettings {
+                daily: Some(crate::budget::Limit::Tokens(5000)),
+                monthly: Some(crate::budget::Limit::Off),
             },
         };
         settings.save(&home).unwrap();

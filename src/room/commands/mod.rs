@@ -14,6 +14,7 @@ use super::{
     limits::Limits,
 };
 use crate::{
+    budget::{BudgetKeeper, Limit},
     config::AccessConfig,
     crypto::Crypto,
     kernel::Kernel,
@@ -37,6 +38,7 @@ pub struct CommandRunner {
     negotiator: Arc<Negotiator>,
     pairing: Arc<Pairing>,
     limits: Arc<Limits>,
+    budgets: Arc<BudgetKeeper>,
     access_defaults: AccessConfig,
 }
 
@@ -53,9 +55,11 @@ impl CommandRunner {
         negotiator: Arc<Negotiator>,
         pairing: Arc<Pairing>,
         limits: Arc<Limits>,
+        budgets: Arc<BudgetKeeper>,
         access_defaults: AccessConfig,
     ) -> Self {
         Self {
+            budgets,
             store,
             matrix,
             twins,
@@ -168,6 +172,8 @@ impl CommandRunner {
             }
             Command::Leave => "👋 Leaving this room. Invite me again any time.".to_owned(),
             Command::Model(choice) => self.model_command(&home, choice.as_deref()).await?,
+            Command::Usage => self.budgets.state(twin_id, home.clone()).await?.describe(),
+            Command::Budget(words) => self.budget_command(twin_id, &home, words).await?,
             Command::Approve(user) | Command::Deny(user) => {
                 let approve = matches!(command, Command::Approve(_));
                 let access = self
@@ -287,6 +293,72 @@ impl CommandRunner {
         })
         .await
         .map_err(|e| RoomError::Internal(e.to_string()))?
+    }
+
+    /// `!ai budget [daily|monthly <tokens>|off|default]`: written to `[budget]` of
+    /// `system/settings.toml` (committed); without words, the budget and today's use.
+    async fn budget_command(
+        &self,
+        twin_id: &UserId,
+        home: &Arc<crate::home::Home>,
+        words: &[String],
+    ) -> Result<String, RoomError> {
+        const USAGE: &str = "Say `!ai budget daily <tokens>` or `!ai budget monthly <tokens>`; \
+                             `off` for no limit, `default` for the service's.";
+        let [period, limit] = words else {
+            return Ok(self.budgets.state(twin_id, home.clone()).await?.describe());
+        };
+        let period = period.to_ascii_lowercase();
+        if period != "daily" && period != "monthly" {
+            return Ok(format!("⚠️ {USAGE}"));
+        }
+        let limit = if limit.eq_ignore_ascii_case("default") {
+            None
+        } else {
+            match Limit::parse(limit) {
+                Some(limit) => Some(limit),
+                None => {
+                    return Ok(format!(
+                        "⚠️ `{}` is no number of tokens. {USAGE}",
+                        limit.replace('`', "'")
+                    ));
+                }
+            }
+        };
+        let home_for_write = home.clone();
+        let daily = period == "daily";
+        tokio::task::spawn_blocking(move || -> Result<(), RoomError> {
+            let mut settings = TwinSettings::load(&home_for_write)?;
+            if daily {
+                settings.budget.daily = limit;
+            } else {
+                settings.budget.monthly = limit;
+            }
+            settings.save(&home_for_write)?;
+            home_for_write.commit("settings: token budget changed by command")?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| RoomError::Internal(e.to_string()))??;
+        self.budgets.budget_changed(twin_id).await?;
+        let state = self.budgets.state(twin_id, home.clone()).await?;
+        let now = match if daily {
+            state.budget.daily
+        } else {
+            state.budget.monthly
+        } {
+            Some(n) => format!("{} tokens", crate::budget::grouped(n)),
+            None => "no limit".to_owned(),
+        };
+        let source = if limit.is_none() {
+            " (the service's default)"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "✅ The {period} token budget is now {now}{source}.\n\n{}",
+            state.describe()
+        ))
     }
 
     /// `!ai bridge answer|read|off`: only in a portal; written to `system/bridges.toml`.
