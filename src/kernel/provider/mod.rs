@@ -2,8 +2,8 @@
 //!
 //! Each provider turns a [`ChatRequest`] into its JSON body, posts it through the shared retry
 //! helper ([`retry`]) and parses the answer into a [`ChatResponse`]. Body building and response
-//! parsing are pure functions so they are tested without a network; a streaming variant can
-//! reuse the body builders (they take a `stream` flag) and add an SSE parser next to them.
+//! parsing are pure functions so they are tested without a network. Streaming
+//! ([`Provider::stream`]) uses the same body builders with their `stream` flag set.
 
 pub mod anthropic;
 pub mod openai;
@@ -216,11 +216,35 @@ impl ProviderError {
     }
 }
 
+/// Receives the text of a streamed answer as it comes.
+pub trait TextSink: Send + Sync {
+    /// More text of the answer: the piece that came after everything given before.
+    fn text(&self, delta: &str);
+}
+
 /// A language model endpoint.
 #[async_trait]
 pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Runs one model call (with retries on transient failures).
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError>;
+
+    /// Runs one model call as a stream: the answer's text goes to `sink` piece by piece as
+    /// the provider sends it, and the whole answer (text, tool calls, stop reason, usage) is
+    /// returned at the end, the same as [`Provider::complete`] would return it. Transient
+    /// failures are retried only until the first piece reached `sink`.
+    ///
+    /// The default asks [`Provider::complete`] and gives its whole text at once.
+    async fn stream(
+        &self,
+        request: &ChatRequest,
+        sink: &dyn TextSink,
+    ) -> Result<ChatResponse, ProviderError> {
+        let response = self.complete(request).await?;
+        if !response.content.is_empty() {
+            sink.text(&response.content);
+        }
+        Ok(response)
+    }
 
     /// Checks that the endpoint answers and accepts the key; returns a short OK text.
     async fn check(&self) -> Result<String, ProviderError>;
