@@ -85,6 +85,7 @@ fn turn(input: &str) -> Turn {
         exposed: false,
         approvals: Default::default(),
         peers_in_context: None,
+        live: None,
     }
 }
 

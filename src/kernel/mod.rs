@@ -13,6 +13,7 @@ mod action;
 pub mod approvals;
 mod audience;
 mod error;
+pub mod live;
 mod message;
 mod prompt;
 pub mod provider;
@@ -65,6 +66,9 @@ pub struct Turn {
     /// `Some`: the context holds other twins' text (meeting titles in the brief), from these
     /// people's twins; a meeting proposed to anyone else is held like in an exposed turn.
     pub peers_in_context: Option<Vec<ruma::OwnedUserId>>,
+    /// `Some`: the answer is streamed (the provider's streaming API) and the turn's progress
+    /// told here as it happens; `None`: the whole answer comes at the end.
+    pub live: Option<live::Live>,
 }
 
 /// Result of one turn.

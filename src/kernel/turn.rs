@@ -7,6 +7,7 @@ use std::{
 
 use super::{
     Audience, KernelError, Turn, TurnOutcome,
+    live::LiveEvent,
     message::{Message, sanitize, text_only},
     prompt,
     provider::{ChatRequest, ChatResponse, Provider, StopReason},
@@ -72,6 +73,7 @@ pub(crate) async fn run(
         exposed,
         approvals,
         peers_in_context,
+        live,
     } = turn;
     // The system prompt stays the same from turn to turn; what changes (the time, what waits
     // for the owner) goes in a note just before the message, after the history, and is kept
@@ -126,7 +128,15 @@ pub(crate) async fn run(
         if let Some(metrics) = metrics {
             metrics.model_calls.inc();
         }
-        let response = provider.complete(&request).await?;
+        let response = match &live {
+            Some(live) => {
+                if step > 1 {
+                    live.send(LiveEvent::NextStep);
+                }
+                provider.stream(&request, live).await?
+            }
+            None => provider.complete(&request).await?,
+        };
         log_step(step, started, &response);
         usage.add_call(&response.usage.unwrap_or_default());
         if let (Some(metrics), Some(usage)) = (metrics, response.usage) {
@@ -154,6 +164,9 @@ pub(crate) async fn run(
         // Calls of the last allowed step still run: the model asked for them, and the stored
         // session stays well-formed with every call answered.
         for call in &tool_calls {
+            if let Some(live) = &live {
+                live.tool(call);
+            }
             let output = tools::execute(&ctx, call).await;
             tracing::debug!(
                 tool = %call.name,

@@ -162,6 +162,26 @@ impl MatrixClient {
         }
     }
 
+    /// The content of `room`'s state event of `event_type` with an empty state key, as
+    /// `user` sees it; `None` when there is none.
+    pub async fn state_content(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        event_type: &str,
+    ) -> Result<Option<serde_json::Value>, MatrixError> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room.to_owned(),
+            StateEventType::from(event_type),
+            String::new(),
+        );
+        match self.send(request, Some(user)).await {
+            Ok(response) => Ok(serde_json::from_str(response.event_or_content.get()).ok()),
+            Err(err) if err.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Users joined to or invited into `room` (whose devices get the room key).
     pub async fn room_members(
         &self,

@@ -27,6 +27,12 @@ pub enum TxnPart {
     OwnerNotice,
     /// A request of a turn's tools that could not be carried out.
     RequestProblem,
+    /// A further message of an answer too long for one (its cause names the part).
+    Continuation,
+    /// An edit of an answer being streamed (its cause names the run and the edit).
+    LiveEdit,
+    /// The final edit of a streamed answer.
+    FinalEdit,
 }
 
 impl TxnPart {
@@ -42,6 +48,9 @@ impl TxnPart {
             Self::ToRequester => 5,
             Self::OwnerNotice => 7,
             Self::RequestProblem => 8,
+            Self::Continuation => 9,
+            Self::LiveEdit => 10,
+            Self::FinalEdit => 11,
         }
     }
 }

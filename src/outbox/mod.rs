@@ -7,6 +7,7 @@
 //! and tries again once.
 
 mod content;
+mod live;
 mod owner;
 mod render;
 
@@ -23,6 +24,7 @@ use ruma::{
 
 pub use self::{
     content::{ReplyTo, Style, message_content},
+    live::LIVE_MARKER,
     render::render_markdown,
 };
 use crate::{

@@ -24,6 +24,8 @@ const HEADER: &str = "\
 #             system/access.toml's `rooms` list allows may too.
 # unprompted  whether the twin answers every message of those people, not only when addressed
 # tools       tools the twin may use here; leave it out for all the conversation allows
+# stream      false: answers come in one message at the end instead of being written into
+#             the room by edits; leave it out for the twin's `stream` (system/settings.toml)
 ";
 
 const USAGE: &str = "\
@@ -32,7 +34,9 @@ Usage:
 (`owner` may be mixed with globs such as `@bob:example.org`)
 - `!ai policy room unprompted on|off`: answer every message of those people, not only when \
 addressed
-- `!ai policy room tools <tool>...|all|none`: which tools the twin may use here";
+- `!ai policy room tools <tool>...|all|none`: which tools the twin may use here
+- `!ai policy room stream on|off|default`: write answers into the room as they come (edits), \
+or send each in one message at the end";
 
 fn usage(problem: &str) -> PolicyError {
     PolicyError::Command(format!("{problem}\n\n{USAGE}"))
@@ -52,6 +56,9 @@ pub struct RoomSettings {
     /// Tools allowed in this room; None = whatever the conversation allows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<String>>,
+    /// Whether answers here are streamed by edits; None = the twin's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
 }
 
 impl Default for RoomSettings {
@@ -60,6 +67,7 @@ impl Default for RoomSettings {
             address: vec![OWNER.into()],
             unprompted: false,
             tools: None,
+            stream: None,
         }
     }
 }
@@ -196,6 +204,23 @@ impl RoomSettings {
                 self.tools = Some(tools);
                 Ok(sentence)
             }
+            ["stream", value] => {
+                self.stream = match *value {
+                    "on" | "true" | "yes" => Some(true),
+                    "off" | "false" | "no" => Some(false),
+                    "default" => None,
+                    other => {
+                        return Err(usage(&format!("`{other}` is not on, off or default.")));
+                    }
+                };
+                Ok(match self.stream {
+                    Some(false) => "Answers in this room now come in one message at the end.",
+                    Some(true) => "Answers in this room are now written in as they come.",
+                    None => "Answers in this room now follow the twin's `stream` setting.",
+                }
+                .to_owned())
+            }
+            ["stream", ..] => Err(usage("`stream` takes on, off or default.")),
             [other, ..] => Err(usage(&format!("`{other}` is not a room setting."))),
         }
     }
@@ -219,6 +244,14 @@ impl RoomSettings {
                 }
             ),
             format!("- **Tools:** {tools}"),
+            format!(
+                "- **Streaming:** {}",
+                match self.stream {
+                    Some(false) => "off (one message at the end)",
+                    Some(true) => "on (written in by edits)",
+                    None => "the twin's setting",
+                }
+            ),
         ]
         .join("\n")
     }

@@ -21,6 +21,7 @@ mod encryption;
 mod held;
 mod inbox;
 mod installation;
+mod live;
 mod metrics;
 mod migrate;
 mod negotiations;

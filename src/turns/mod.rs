@@ -11,6 +11,7 @@
 mod bridged;
 mod held;
 mod input;
+mod live;
 mod typing;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -23,11 +24,11 @@ use crate::{
     budget::{BudgetKeeper, Exceeded},
     config::{AccessConfig, Config},
     home::Home,
-    kernel::{Audience, Kernel, Message, ToolRequest, Turn},
+    kernel::{Audience, Kernel, Message, ToolRequest, Turn, live::Live},
     matrix::{MatrixClient, TxnPart, txn_id_for},
     metrics::{Metrics, TurnErrorKind},
     negotiator::Negotiator,
-    outbox::{Outbox, ReplyTo, Style, message_content},
+    outbox::{Outbox, ReplyTo},
     policy::{LimitScope, Verdict},
     room::{
         RoomError,
@@ -69,6 +70,8 @@ struct Finished {
     reply: String,
     messages: Vec<Message>,
     requests: Vec<ToolRequest>,
+    /// The answer being streamed into the room, if it is.
+    live: Option<live::LiveReply>,
 }
 
 impl TurnRunner {
@@ -139,9 +142,16 @@ impl TurnRunner {
         let stop_typing =
             typing::spawn_typing(self.matrix.clone(), job.twin.clone(), job.room.clone());
         let started = std::time::Instant::now();
-        let result = self.think(job, &twin.home).await;
+        let resume = match self.store.live_reply(&job.twin, &job.event_id).await {
+            Ok(resume) => resume,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read whether this turn's answer was being streamed");
+                None
+            }
+        };
+        let result = self.think(job, &twin.home, resume.clone()).await;
         let _ = stop_typing.send(());
-        let finished = match result {
+        let mut finished = match result {
             Ok(finished) => finished,
             Err(err) => {
                 if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
@@ -154,8 +164,12 @@ impl TurnRunner {
         self.metrics
             .turn_duration
             .observe(started.elapsed().as_secs_f64());
+        let streamed = match finished.live.take() {
+            Some(live) => live.finish().await,
+            None => live::Streamed::resumed(resume),
+        };
         let recorded = self.record(job, &twin.home, &finished).await;
-        self.send_reply(job, &finished.reply).await;
+        self.send_reply(job, &finished.reply, streamed).await;
         if recorded && let Err(err) = self.store.set_turn_sent(&job.twin, &job.event_id).await {
             tracing::warn!(%err, "cannot mark a turn's reply sent");
         }
@@ -197,7 +211,12 @@ impl TurnRunner {
 
     /// The context and the kernel, within the deadline. A failed or timed-out model call is a
     /// reply too (the room is told); only a failure to gather the context is an error.
-    async fn think(&self, job: &TurnJob, home: &Arc<Home>) -> Result<Finished, RoomError> {
+    async fn think(
+        &self,
+        job: &TurnJob,
+        home: &Arc<Home>,
+        resume: Option<OwnedEventId>,
+    ) -> Result<Finished, RoomError> {
         let session = self
             .store
             .current_session(&job.room, &job.twin, session_audience(job))
@@ -266,6 +285,18 @@ impl TurnRunner {
             },
             Speaker::Other => (None, None),
         };
+        let streamed = twin_settings.stream.unwrap_or(true)
+            && settings.stream.unwrap_or(true)
+            && self.kernel.is_configured();
+        let (live, live_reply) = if streamed {
+            // Tool progress names files only where the owner alone reads.
+            let (live, events) = Live::channel(!job.group && job.speaker == Speaker::Owner);
+            let reply =
+                live::LiveReply::start(self.target(job), events, self.live_allowed(job), resume);
+            (Some(live), Some(reply))
+        } else {
+            (None, None)
+        };
         let turn = Turn {
             room_id: job.room.to_string(),
             history,
@@ -284,6 +315,7 @@ impl TurnRunner {
             exposed,
             approvals: twin_settings.approvals,
             peers_in_context,
+            live,
         };
         let kernel_turn = async {
             let _slot = self
@@ -313,6 +345,7 @@ impl TurnRunner {
                         reply: outcome.reply,
                         messages: outcome.messages,
                         requests: outcome.requests,
+                        live: live_reply,
                     }
                 }
                 Ok(Ok(Err(err))) => {
@@ -323,6 +356,7 @@ impl TurnRunner {
                         reply: err.room_message(!job.group && job.speaker == Speaker::Owner),
                         messages: only_input(),
                         requests: Vec::new(),
+                        live: live_reply,
                     }
                 }
                 Ok(Err(err)) => return Err(err),
@@ -333,6 +367,7 @@ impl TurnRunner {
                         reply: DEADLINE_REPLY.to_owned(),
                         messages: only_input(),
                         requests: Vec::new(),
+                        live: live_reply,
                     }
                 }
             },
@@ -389,19 +424,48 @@ impl TurnRunner {
         recorded
     }
 
-    /// Sends the reply (the outbox retries); a reply that cannot be sent is logged, the turn
-    /// stays recorded as unsent and is sent when the event is handled again.
-    async fn send_reply(&self, job: &TurnJob, reply: &str) {
-        let mention = (job.group || job.speaker == Speaker::Other).then_some(job.sender.as_ref());
-        let content = message_content(reply, Style::Answer, &job.reply, mention);
-        let txn = txn_id_for(job.twin.as_str(), job.event_id.as_str(), TxnPart::Answer);
-        if let Err(err) = self
-            .outbox
-            .send_message(&job.twin, &job.room, &txn, content)
-            .await
-        {
+    /// Sends the reply (the outbox retries): the final edit of the message it was streamed
+    /// into, or new messages. A reply that cannot be sent is logged, the turn stays recorded
+    /// as unsent and is sent when the event is handled again.
+    async fn send_reply(&self, job: &TurnJob, reply: &str, streamed: live::Streamed) {
+        if let Err(err) = live::deliver(&self.target(job), streamed, reply).await {
             tracing::error!(%err, room = %job.room, "the answer could not be sent");
             self.metrics.turn_error(TurnErrorKind::Send);
+        }
+    }
+
+    /// Where the answer of `job` goes.
+    fn target(&self, job: &TurnJob) -> live::Target {
+        let mention = (job.group || job.speaker == Speaker::Other).then(|| job.sender.clone());
+        live::Target {
+            outbox: self.outbox.clone(),
+            store: self.store.clone(),
+            twin: job.twin.clone(),
+            room: job.room.clone(),
+            trigger: job.event_id.clone(),
+            reply: job.reply.clone(),
+            mention,
+        }
+    }
+
+    /// Whether the room allows live messages (its MSC4357 state); when that cannot be read,
+    /// the answer comes in one message.
+    fn live_allowed(
+        &self,
+        job: &TurnJob,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let (matrix, twin, room) = (self.matrix.clone(), job.twin.clone(), job.room.clone());
+        async move {
+            match matrix
+                .state_content(&twin, &room, live::LIVE_MESSAGING_STATE)
+                .await
+            {
+                Ok(state) => live::allows_live(state.as_ref()),
+                Err(err) => {
+                    tracing::debug!(%err, "cannot read the room's live messaging state");
+                    false
+                }
+            }
         }
     }
 
@@ -410,7 +474,15 @@ impl TurnRunner {
     async fn finish_recorded(&self, job: &TurnJob, row: TurnRow) {
         if !row.sent {
             tracing::info!(room = %job.room, "sending the reply of a turn recorded before");
-            self.send_reply(job, &row.reply).await;
+            let resume = match self.store.live_reply(&job.twin, &job.event_id).await {
+                Ok(resume) => resume,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read whether this turn's answer was streamed");
+                    None
+                }
+            };
+            self.send_reply(job, &row.reply, live::Streamed::resumed(resume))
+                .await;
             if let Err(err) = self.store.set_turn_sent(&row.twin_id, &row.event_id).await {
                 tracing::warn!(%err, "cannot mark a turn's reply sent");
             }

@@ -27,6 +27,10 @@ pub struct TwinSettings {
     /// the service's `llm.daily_token_budget` / `llm.monthly_token_budget`.
     #[serde(default, skip_serializing_if = "BudgetSettings::is_empty")]
     pub budget: BudgetSettings,
+    /// Whether answers are streamed by edits (`stream = false`: one message at the end);
+    /// a room's `stream` in `system/rooms/` decides for that room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
 }
 
 impl TwinSettings {
@@ -72,6 +76,7 @@ mod tests {
                 daily: Some(crate::budget::Limit::Tokens(5000)),
                 monthly: Some(crate::budget::Limit::Off),
             },
+            stream: Some(false),
         };
         settings.save(&home).unwrap();
         assert_eq!(TwinSettings::load(&home).unwrap(), settings);

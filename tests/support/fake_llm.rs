@@ -20,7 +20,7 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use axum::{
@@ -155,6 +155,19 @@ struct Shared {
     /// The cacheable form of each model request served (see [`cache_key`]), for the prompt
     /// cache counters.
     prompts: Mutex<Vec<String>>,
+    /// Streamed answers: the wait before the first piece of the answer, and between pieces.
+    stream_timing: Mutex<Option<(Duration, Duration)>>,
+    /// When each streamed answer sent its first and its last piece.
+    streams: Arc<Mutex<Vec<StreamTimes>>>,
+}
+
+/// When a streamed answer was sent.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamTimes {
+    /// The first piece of the answer (after the opening event).
+    pub first: SystemTime,
+    /// The last event.
+    pub last: SystemTime,
 }
 
 /// Locks, ignoring poisoning: a panicking test must not hide its cause behind a second panic.
@@ -239,6 +252,18 @@ impl FakeLlm {
     /// model for some conversations, whatever their order).
     pub fn slow_when(&self, marker: &str, delay: Duration) {
         *lock(&self.shared.slow) = Some((marker.to_owned(), delay));
+    }
+
+    /// Streams answers slowly: `first` before the first piece of the answer (the opening
+    /// event goes at once), `between` before each later event (a model's time to first token
+    /// and its pace).
+    pub fn stream_timing(&self, first: Duration, between: Duration) {
+        *lock(&self.shared.stream_timing) = Some((first, between));
+    }
+
+    /// When each streamed answer so far sent its first and last piece, oldest first.
+    pub fn streams(&self) -> Vec<StreamTimes> {
+        lock(&self.shared.streams).clone()
     }
 
     /// Every request so far, oldest first.
@@ -417,9 +442,9 @@ async fn handle(
                 .pointer("/stream_options/include_usage")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            sse_response(reply.openai_events(usage))
+            sse_response(shared, reply.openai_events(usage))
         }
-        (Wire::Anthropic, true) => sse_response(reply.anthropic_events()),
+        (Wire::Anthropic, true) => sse_response(shared, reply.anthropic_events()),
     }
 }
 
@@ -791,8 +816,38 @@ fn raw_response(status: u16, headers: &[(String, String)], body: String) -> Resp
     response
 }
 
-fn sse_response(events: Vec<String>) -> Response {
-    let stream = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
+fn sse_response(shared: &Shared, events: Vec<String>) -> Response {
+    let timing = *lock(&shared.stream_timing);
+    let log = Arc::clone(&shared.streams);
+    let stream = futures::stream::unfold(
+        (events.into_iter().enumerate(), None::<SystemTime>),
+        move |(mut events, first)| {
+            let log = Arc::clone(&log);
+            async move {
+                let (i, event) = events.next()?;
+                let wait = match (timing, i) {
+                    (None, _) | (_, 0) => Duration::ZERO,
+                    (Some((first, _)), 1) => first,
+                    (Some((_, between)), _) => between,
+                };
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                let now = SystemTime::now();
+                let first = match (i, first) {
+                    (0, _) => None,
+                    (_, None) => Some(now),
+                    (_, some) => some,
+                };
+                if events.len() == 0
+                    && let Some(first) = first
+                {
+                    lock(&log).push(StreamTimes { first, last: now });
+                }
+                Some((Ok::<_, Infallible>(event), (events, first)))
+            }
+        },
+    );
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     headers.insert(

@@ -157,6 +157,7 @@ fn describe_summarizes() {
         address: vec!["owner".into(), "@bob:x.org".into()],
         unprompted: true,
         tools: Some(vec!["read_file".into()]),
+        stream: None,
     };
     let text = s.describe();
     assert!(text.contains("the owner and `@bob:x.org`"), "{text}");
@@ -179,6 +180,7 @@ fn load_missing_is_default_and_save_round_trips() {
             address: vec!["owner".into(), "@*:friends.org".into()],
             unprompted: true,
             tools,
+            stream: Some(false),
         };
         s.save(&home, &room).unwrap();
         let text = home.read_to_string(&RoomSettings::path_for(&room)).unwrap();
@@ -220,4 +222,20 @@ fn broken_room_file_is_an_error_naming_the_file() {
             other => panic!("{text}: expected Invalid, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn stream_is_set_per_room() {
+    let mut s = RoomSettings::default();
+    assert!(
+        s.apply_command(&["stream", "off"])
+            .unwrap()
+            .contains("one message")
+    );
+    assert_eq!(s.stream, Some(false));
+    assert!(s.describe().contains("**Streaming:** off"));
+    s.apply_command(&["stream", "default"]).unwrap();
+    assert_eq!(s.stream, None);
+    assert!(s.apply_command(&["stream", "maybe"]).is_err());
+    assert_eq!(s.stream, None, "nothing changes on an error");
 }
