@@ -700,3 +700,186 @@ async fn fake_streams_real_sse_formats() {
     assert_eq!(data[data.len() - 2]["delta"]["stop_reason"], "tool_use");
     assert!(data.iter().any(|d| d["type"] == "content_block_stop"));
 }
+
+/// Streaming through the real providers: text as it comes, the same answer as `complete`.
+mod streaming {
+    use std::sync::Mutex;
+
+    use matrix_os::{
+        kernel::provider::{
+            ChatRequest, ChatResponse, Provider, ProviderError, Settings, TextSink, anthropic,
+            openai, retry::RetryPolicy,
+        },
+        secret::Secret,
+    };
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Pieces(Mutex<Vec<String>>);
+
+    impl TextSink for Pieces {
+        fn text(&self, delta: &str) {
+            self.0.lock().unwrap().push(delta.to_owned());
+        }
+    }
+
+    impl Pieces {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    fn provider(wire: Wire, fake: &FakeLlm) -> Box<dyn Provider> {
+        let base = match wire {
+            Wire::OpenAi => fake.openai_base(),
+            Wire::Anthropic => fake.anthropic_base(),
+        };
+        let settings = Settings {
+            base_url: base.parse().unwrap(),
+            model: "fake-model".into(),
+            api_key: Some(Secret::new(KEY)),
+            api_key_env: KEY_ENV.into(),
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy {
+                base_delay: Duration::from_millis(5),
+                ..RetryPolicy::new(2)
+            },
+        };
+        match wire {
+            Wire::OpenAi => Box::new(openai::OpenAi::new(settings).unwrap()),
+            Wire::Anthropic => Box::new(anthropic::Anthropic::new(settings).unwrap()),
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            system: "You are a test.".into(),
+            messages: vec![Message::user("hi")],
+            tools: Vec::new(),
+            max_tokens: 256,
+            model: None,
+        }
+    }
+
+    /// The input tokens the fake charges for its first request (a quarter of the body).
+    fn charged(fake: &FakeLlm) -> u64 {
+        (fake.requests()[0].body.to_string().len() as u64 / 4).max(1)
+    }
+
+    async fn stream_equals_complete(wire: Wire) {
+        let args = json!({"path": "notes/a.md", "content": "héllo wörld, a longer text"});
+        let steps = [
+            Step::text("Hello streaming wörld, in several pieces! 🌧"),
+            Step::ToolCalls(vec![
+                ("write_file".into(), args),
+                ("list_files".into(), json!({})),
+            ]),
+        ];
+        for step in steps {
+            // A fake each: call ids and prompt cache counters start the same.
+            let whole_fake = FakeLlm::start().await;
+            whole_fake.push(step.clone());
+            let whole = provider(wire, &whole_fake)
+                .complete(&request())
+                .await
+                .unwrap();
+            let stream_fake = FakeLlm::start().await;
+            stream_fake.push(step.clone());
+            let sink = Pieces::default();
+            let streamed = provider(wire, &stream_fake)
+                .stream(&request(), &sink)
+                .await
+                .unwrap();
+            assert_eq!(stream_fake.requests()[0].body["stream"], json!(true));
+            let pieces = sink.take();
+            if let Step::Text(text) = &step {
+                assert!(pieces.len() > 1, "{pieces:?}");
+                assert_eq!(&pieces.concat(), text);
+            } else {
+                assert!(pieces.is_empty(), "{pieces:?}");
+                assert_eq!(streamed.tool_calls.len(), 2);
+            }
+            // The streamed body is longer (the `stream` flags), so it is charged more input.
+            let without_usage = |r: &ChatResponse| ChatResponse {
+                usage: None,
+                ..r.clone()
+            };
+            assert_eq!(without_usage(&streamed), without_usage(&whole));
+            let (s, w) = (streamed.usage.unwrap(), whole.usage.unwrap());
+            assert_eq!(s.input_tokens, charged(&stream_fake));
+            assert_eq!(w.input_tokens, charged(&whole_fake));
+            assert_eq!(s.output_tokens, w.output_tokens);
+            assert_eq!(s.cache_read_tokens, w.cache_read_tokens);
+            assert_eq!(s.cache_write_tokens > 0, w.cache_write_tokens > 0);
+        }
+    }
+
+    /// An answer that starts as an event stream and breaks with an error event, after the
+    /// text `before` (none: at once).
+    fn broken_stream(wire: Wire, before: Option<&str>) -> Step {
+        let body = match wire {
+            Wire::OpenAi => {
+                let text = before.map(|t| {
+                    let chunk = json!({"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]});
+                    format!("data: {chunk}\n\n")
+                });
+                let error = json!({"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}});
+                format!("{}data: {error}\n\n", text.unwrap_or_default())
+            }
+            Wire::Anthropic => {
+                let text = before.map(|t| {
+                    let start = json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}});
+                    let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}});
+                    format!("event: content_block_start\ndata: {start}\n\nevent: content_block_delta\ndata: {delta}\n\n")
+                });
+                let error = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+                format!(
+                    "{}event: error\ndata: {error}\n\n",
+                    text.unwrap_or_default()
+                )
+            }
+        };
+        Step::Respond {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body,
+        }
+    }
+
+    async fn stream_retries_only_until_text_was_given(wire: Wire) {
+        // Failures before any text: an error status, then a stream that breaks at once.
+        let fake = FakeLlm::start().await;
+        fake.push(Step::error(500, "boom"));
+        fake.push(broken_stream(wire, None));
+        fake.push(Step::text("third time lucky"));
+        let sink = Pieces::default();
+        let answer = provider(wire, &fake)
+            .stream(&request(), &sink)
+            .await
+            .unwrap();
+        assert_eq!(answer.content, "third time lucky");
+        assert_eq!(sink.take().concat(), "third time lucky");
+        assert_eq!(fake.requests().len(), 3);
+
+        // A break after text: final, though the error is transient.
+        let fake = FakeLlm::start().await;
+        fake.push(broken_stream(wire, Some("Hal")));
+        fake.push(Step::text("never asked for"));
+        let error = provider(wire, &fake)
+            .stream(&request(), &sink)
+            .await
+            .unwrap_err();
+        assert_eq!(sink.take(), ["Hal"]);
+        assert_eq!(fake.requests().len(), 1);
+        assert!(
+            matches!(error, ProviderError::Status { .. }) && error.is_transient(),
+            "{error:?}"
+        );
+    }
+
+    both_wires!(
+        stream_equals_complete,
+        stream_retries_only_until_text_was_given
+    );
+}

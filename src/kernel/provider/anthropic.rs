@@ -4,13 +4,18 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use self::stream::StreamParser;
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, Usage, display_url,
-    join_url,
+    ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, TextSink, Usage,
+    display_url, join_url,
     retry::with_retries,
+    sse,
     transport::{self, Endpoint},
 };
 use crate::kernel::message::{Message, ToolCall};
+
+#[path = "anthropic_stream.rs"]
+mod stream;
 
 /// The public Anthropic API.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -63,6 +68,26 @@ impl Provider for Anthropic {
         })
         .await?;
         parse_response(&raw)
+    }
+
+    async fn stream(
+        &self,
+        request: &ChatRequest,
+        sink: &dyn TextSink,
+    ) -> Result<ChatResponse, ProviderError> {
+        let endpoint = self.endpoint("v1/messages");
+        let body = build_body(request, &self.settings.model, true);
+        let model = request.model_or(&self.settings.model);
+        sse::run(
+            &self.settings,
+            "streamed messages request",
+            &endpoint,
+            model,
+            sink,
+            || self.headers(self.client.post(&endpoint.url)).json(&body),
+            || StreamParser::new(&endpoint.shown, model),
+        )
+        .await
     }
 
     async fn check(&self) -> Result<String, ProviderError> {
@@ -277,19 +302,23 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
             _ => {}
         }
     }
-    let stop_reason = match message.stop_reason.as_deref() {
-        Some("end_turn" | "stop_sequence") | None => StopReason::EndTurn,
-        Some("tool_use") => StopReason::ToolUse,
-        Some("max_tokens") => StopReason::MaxTokens,
-        Some(other) => StopReason::Other(other.to_owned()),
-    };
     let usage = message.usage.as_ref().map(WireUsage::usage);
     Ok(ChatResponse {
         content,
         tool_calls,
-        stop_reason,
+        stop_reason: stop_reason(message.stop_reason.as_deref()),
         usage,
     })
+}
+
+/// Maps `stop_reason`.
+fn stop_reason(reason: Option<&str>) -> StopReason {
+    match reason {
+        Some("end_turn" | "stop_sequence") | None => StopReason::EndTurn,
+        Some("tool_use") => StopReason::ToolUse,
+        Some("max_tokens") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_owned()),
+    }
 }
 
 #[cfg(test)]

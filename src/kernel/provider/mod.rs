@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod openai;
 pub mod retry;
+mod sse;
 mod transport;
 
 use std::time::Duration;

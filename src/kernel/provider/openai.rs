@@ -7,13 +7,18 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use self::stream::StreamParser;
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, Usage, display_url,
-    join_url,
+    ChatRequest, ChatResponse, Provider, ProviderError, Settings, StopReason, TextSink, Usage,
+    display_url, join_url,
     retry::with_retries,
+    sse,
     transport::{self, Endpoint},
 };
 use crate::kernel::message::{Message, ToolCall};
+
+#[path = "openai_stream.rs"]
+mod stream;
 
 /// The public OpenAI API.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -75,6 +80,31 @@ impl Provider for OpenAi {
         })
         .await?;
         parse_response(&raw)
+    }
+
+    async fn stream(
+        &self,
+        request: &ChatRequest,
+        sink: &dyn TextSink,
+    ) -> Result<ChatResponse, ProviderError> {
+        let endpoint = self.endpoint("chat/completions");
+        let body = build_body(
+            request,
+            &self.settings.model,
+            is_official(&self.settings.base_url),
+            true,
+        );
+        let model = request.model_or(&self.settings.model);
+        sse::run(
+            &self.settings,
+            "streamed chat completion",
+            &endpoint,
+            model,
+            sink,
+            || self.authorize(self.client.post(&endpoint.url)).json(&body),
+            || StreamParser::new(&endpoint.shown, model),
+        )
+        .await
     }
 
     async fn check(&self) -> Result<String, ProviderError> {
@@ -289,14 +319,7 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
             arguments: parse_arguments(call.function.arguments),
         })
         .collect();
-    let stop_reason = match choice.finish_reason.as_deref() {
-        Some("tool_calls" | "function_call") => StopReason::ToolUse,
-        // Some servers say "stop" even when they return tool calls.
-        _ if !tool_calls.is_empty() => StopReason::ToolUse,
-        Some("stop") | None => StopReason::EndTurn,
-        Some("length") => StopReason::MaxTokens,
-        Some(other) => StopReason::Other(other.to_owned()),
-    };
+    let stop_reason = stop_reason(choice.finish_reason.as_deref(), !tool_calls.is_empty());
     let usage = completion.usage.as_ref().map(WireUsage::usage);
     Ok(ChatResponse {
         content,
@@ -304,6 +327,18 @@ pub fn parse_response(raw: &[u8]) -> Result<ChatResponse, ProviderError> {
         stop_reason,
         usage,
     })
+}
+
+/// Maps `finish_reason`; `has_tools` tells whether the answer has tool calls.
+fn stop_reason(finish_reason: Option<&str>, has_tools: bool) -> StopReason {
+    match finish_reason {
+        Some("tool_calls" | "function_call") => StopReason::ToolUse,
+        // Some servers say "stop" even when they return tool calls.
+        _ if has_tools => StopReason::ToolUse,
+        Some("stop") | None => StopReason::EndTurn,
+        Some("length") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_owned()),
+    }
 }
 
 fn content_text(content: &Value) -> String {

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
-use reqwest::{Client, RequestBuilder};
+use reqwest::{Client, RequestBuilder, Response};
 
 use super::{ProviderError, retry::parse_retry_after};
 
@@ -27,23 +27,42 @@ pub(super) async fn send(
     timeout: Duration,
     model: &str,
 ) -> Result<Vec<u8>, ProviderError> {
+    let response = open_stream(request, endpoint, timeout, model).await?;
+    read_body(response, endpoint, timeout).await
+}
+
+/// Sends `request` and returns a 2xx answer with its body not read yet (a stream); an error
+/// status is read (bounded) and classified as [`send`] does.
+pub(super) async fn open_stream(
+    request: RequestBuilder,
+    endpoint: &Endpoint,
+    timeout: Duration,
+    model: &str,
+) -> Result<Response, ProviderError> {
     let response = request
         .send()
         .await
         .map_err(|e| transport_error(e, endpoint, timeout))?;
     let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = match crate::bounded_body::read(response, MAX_RESPONSE_BYTES).await {
-        Ok(body) => body,
-        Err(crate::bounded_body::BodyError::Read(e)) => {
-            return Err(transport_error(e, endpoint, timeout));
-        }
-        Err(too_large) => return Err(ProviderError::BadResponse(too_large.to_string())),
-    };
     if (200..300).contains(&status) {
-        return Ok(body);
+        return Ok(response);
     }
+    let headers = response.headers().clone();
+    let body = read_body(response, endpoint, timeout).await?;
     Err(classify(status, &headers, &body, &endpoint.shown, model))
+}
+
+/// Reads a whole body, at most [`MAX_RESPONSE_BYTES`] of it.
+pub(super) async fn read_body(
+    response: Response,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProviderError> {
+    match crate::bounded_body::read(response, MAX_RESPONSE_BYTES).await {
+        Ok(body) => Ok(body),
+        Err(crate::bounded_body::BodyError::Read(e)) => Err(transport_error(e, endpoint, timeout)),
+        Err(too_large) => Err(ProviderError::BadResponse(too_large.to_string())),
+    }
 }
 
 /// Builds a client whose every request has `timeout`.
@@ -55,7 +74,12 @@ pub(super) fn client(timeout: Duration) -> Result<Client, reqwest::Error> {
         .build()
 }
 
-fn transport_error(error: reqwest::Error, endpoint: &Endpoint, timeout: Duration) -> ProviderError {
+/// Turns a failure to send or read into a timeout or connection error.
+pub(super) fn transport_error(
+    error: reqwest::Error,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> ProviderError {
     let url = endpoint.shown.clone();
     if error.is_timeout() {
         return ProviderError::Timeout { url, timeout };
