@@ -224,3 +224,246 @@ async fn a_used_up_budget_is_told_once_and_the_model_is_not_called_until_raised(
         "told once"
     );
 }
+
+const STORY: &str = "Once upon a time a small twin lived on a homeserver by the sea. Every \
+    morning it read its owner's notes, tidied the calendar and answered the messages that \
+    came in overnight. One day a message came from far away, from a twin on another server, \
+    asking for a meeting on Friday. The small twin checked the calendar, found a free hour \
+    after lunch, and said yes. And they all met happily ever after.";
+
+/// The twin's events in `room` as the client decrypted them, edits included, oldest first.
+async fn twin_timeline(
+    human: &human::Human,
+    room: &matrix_sdk::Room,
+    twin: &matrix_sdk::ruma::UserId,
+) -> Vec<human::Seen> {
+    human
+        .timeline(room)
+        .await
+        .into_iter()
+        .filter(|e| e.sender == twin)
+        .collect()
+}
+
+fn new_body(edit: &human::Seen) -> &str {
+    edit.json["content"]["m.new_content"]["body"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+async fn a_streamed_answer_is_a_message_then_edits(provider: LlmProvider) {
+    let env = TestEnv::start_with(EnvOptions {
+        provider,
+        ..Default::default()
+    })
+    .await;
+    // A model that takes 2 s to its first token, then 50 ms between pieces of 7 characters.
+    env.llm
+        .stream_timing(Duration::from_secs(2), Duration::from_millis(50));
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+
+    env.llm.push(Step::text(STORY));
+    alice.send_text(&room, "tell me a story").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(seen.len(), 1, "one message, edited");
+    assert_eq!(seen[0].body(), STORY);
+    assert!(!seen[0].is_live());
+
+    let events = twin_timeline(&alice, &room, &twin).await;
+    let (first, edits) = events.split_first().unwrap();
+    assert!(first.replaces().is_none() && first.is_live(), "{:?}", first.json);
+    let opening = first.body();
+    assert!(
+        STORY.starts_with(opening) && opening.split_whitespace().count() >= 3,
+        "the first message holds the first few words: {opening:?}"
+    );
+    assert!(
+        edits.len() >= 3,
+        "edited while the answer was written, about once a second: {} edits",
+        edits.len()
+    );
+    let mut before = opening.to_owned();
+    for (i, edit) in edits.iter().enumerate() {
+        assert_eq!(edit.replaces(), Some(first.event_id.as_str()), "edit {i}");
+        let last = i == edits.len() - 1;
+        assert_eq!(edit.is_live(), !last, "edit {i}: live until the last");
+        assert_eq!(
+            edit.json["content"]["m.new_content"]
+                .get(human::LIVE_MARKER)
+                .is_some(),
+            !last
+        );
+        let body = new_body(edit);
+        assert!(
+            body.starts_with(before.trim_end()),
+            "edit {i} goes on from the one before: {body:?} after {before:?}"
+        );
+        before = body.to_owned();
+    }
+    assert_eq!(new_body(edits.last().unwrap()), STORY);
+
+    // Every one of them is encrypted on the wire.
+    let raw = env.raw_events(&alice, &room).await;
+    let from_twin: Vec<_> = raw
+        .iter()
+        .filter(|e| e["sender"] == twin.as_str() && e.get("state_key").is_none())
+        .collect();
+    assert_eq!(from_twin.len(), events.len());
+    assert!(
+        from_twin.iter().all(|e| e["type"] == "m.room.encrypted"),
+        "{from_twin:?}"
+    );
+
+    // The first text was visible while the model was still writing: the first message was
+    // made after the model's first piece and before its last.
+    let streams = env.llm.streams();
+    assert_eq!(streams.len(), 1);
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    };
+    let shown = first.json["origin_server_ts"].as_u64().unwrap();
+    assert!(
+        ms(streams[0].first) <= shown + 5 && shown < ms(streams[0].last),
+        "first piece {} ms, first message {shown} ms, last piece {} ms",
+        ms(streams[0].first),
+        ms(streams[0].last)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_a_message_then_edits_openai() {
+    a_streamed_answer_is_a_message_then_edits(LlmProvider::Openai).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_a_message_then_edits_anthropic() {
+    a_streamed_answer_is_a_message_then_edits(LlmProvider::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_that_turn_live_messages_off_get_one_message() {
+    let env = TestEnv::start().await;
+    env.llm
+        .stream_timing(Duration::from_millis(300), Duration::from_millis(20));
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+
+    // The room's MSC4357 state turns live messages off.
+    let quiet = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&quiet, &twin, WAIT).await;
+    quiet
+        .send_state_event_raw(
+            "org.matrix.msc4357.live_messaging",
+            "",
+            json!({"enabled": false}),
+        )
+        .await
+        .unwrap();
+    env.llm.push(Step::text(STORY));
+    alice.send_text(&quiet, "tell me a story").await;
+    let seen = alice.wait_for_messages_from(&quiet, &twin, 1, WAIT).await;
+    assert_eq!(seen[0].body(), STORY);
+    let events = twin_timeline(&alice, &quiet, &twin).await;
+    assert_eq!(events.len(), 1, "no edits");
+    assert!(!events[0].is_live());
+
+    // The owner's room setting does too.
+    let room = alice.create_dm(&twin, false).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+    alice.send_text(&room, "!ai policy room stream off").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert!(seen[0].body().contains("one message"), "{}", seen[0].body());
+    env.llm.push(Step::text(STORY));
+    alice.send_text(&room, "another story").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert_eq!(seen[1].body(), STORY);
+    assert_eq!(twin_timeline(&alice, &room, &twin).await.len(), 2, "no edits");
+    // And on again: written in by edits.
+    alice.send_text(&room, "!ai policy room stream default").await;
+    alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
+    env.llm.push(Step::text(STORY));
+    alice.send_text(&room, "a third one").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
+    assert_eq!(seen[3].body(), STORY);
+    assert!(seen[3].edits >= 1, "streamed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_stream_leaves_a_readable_message_and_one_answer() {
+    let mut env = TestEnv::start().await;
+    // About six seconds of writing.
+    env.llm
+        .stream_timing(Duration::from_millis(300), Duration::from_millis(100));
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+
+    env.llm.push(Step::text(STORY));
+    alice.send_text(&room, "tell me a story").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let first = loop {
+        alice.sync().await;
+        let events = twin_timeline(&alice, &room, &twin).await;
+        if let Some(first) = events.first().filter(|e| e.kind() == "m.room.message") {
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no first message");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    env.stop_service().await;
+    // What was written so far stays readable.
+    let seen = alice.messages_from(&room, &twin).await;
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].is_live() && !seen[0].body().is_empty());
+    assert!(STORY.starts_with(seen[0].body().trim_end()));
+
+    // After the restart the turn runs again and writes into the same message.
+    let again = "Once upon a time, again: the twin woke up and finished its story.";
+    env.llm.push(Step::text(again));
+    env.start_service().await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(seen.len(), 1, "answered once: {:?}", seen);
+    assert_eq!(seen[0].event_id, first.event_id);
+    assert_eq!(seen[0].body(), again);
+    assert!(!seen[0].is_live());
+    // Nothing else comes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(alice.messages_from(&room, &twin).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_rounds_show_what_the_tools_do_in_the_message() {
+    let env = TestEnv::start().await;
+    env.llm
+        .stream_timing(Duration::from_millis(200), Duration::from_millis(30));
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+
+    // The tool takes a while (a slow second model call), so the progress is seen.
+    env.llm.push(Step::tool_call(
+        "write_file",
+        json!({"path": "data/plans.md", "content": "Lunch with Bob on Friday\n"}),
+    ));
+    env.llm.push(Step::delayed(
+        Duration::from_millis(1500),
+        Step::text("Noted your lunch with Bob in data/plans.md."),
+    ));
+    alice.send_text(&room, "note my lunch with Bob").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body(), "Noted your lunch with Bob in data/plans.md.");
+    let events = twin_timeline(&alice, &room, &twin).await;
+    assert_eq!(
+        events[0].body(),
+        "_⏳ writing `data/plans.md`…_",
+        "the first message says what the tool does"
+    );
+    assert!(events[0].is_live());
+    assert!(!events.last().unwrap().is_live());
+}

@@ -27,9 +27,15 @@ use serde_json::Value;
 pub struct Seen {
     pub event_id: OwnedEventId,
     pub sender: OwnedUserId,
-    /// The event as the client sees it (decrypted when it was encrypted).
+    /// The event as the client sees it (decrypted when it was encrypted); in
+    /// [`Human::messages`], with the content of its newest edit, as a client shows it.
     pub json: Value,
+    /// Edits of it applied (in [`Human::messages`]).
+    pub edits: usize,
 }
+
+/// MSC4357: a message still being written carries this.
+pub const LIVE_MARKER: &str = "org.matrix.msc4357.live";
 
 impl Seen {
     pub fn body(&self) -> &str {
@@ -42,6 +48,19 @@ impl Seen {
         self.json
             .pointer("/content/formatted_body")
             .and_then(Value::as_str)
+    }
+    /// Whether it is still being written (its newest version carries the live mark).
+    pub fn is_live(&self) -> bool {
+        self.json
+            .get("content")
+            .is_some_and(|c| c.get(LIVE_MARKER).is_some())
+    }
+    /// The event an edit replaces (`m.replace`), if this is one.
+    pub fn replaces(&self) -> Option<&str> {
+        let relation = self.json.pointer("/content/m.relates_to")?;
+        (relation.get("rel_type")?.as_str()? == "m.replace")
+            .then(|| relation.get("event_id")?.as_str())
+            .flatten()
     }
     pub fn kind(&self) -> &str {
         self.json
@@ -220,8 +239,9 @@ impl Human {
         room
     }
 
-    /// Every message-like event in the room, oldest first (decrypted where possible).
-    pub async fn messages(&self, room: &Room) -> Vec<Seen> {
+    /// Every message-like event in the room, oldest first (decrypted where possible), edits
+    /// included as events of their own.
+    pub async fn timeline(&self, room: &Room) -> Vec<Seen> {
         let mut options = MessagesOptions::backward();
         // Synapse serves at most 1,000 per request; rooms in tests stay below that.
         options.limit = 1000u32.into();
@@ -236,11 +256,52 @@ impl Human {
                     event_id: event.event_id()?,
                     sender: event.sender()?,
                     json,
+                    edits: 0,
                 })
             })
             .collect();
         seen.reverse();
         seen
+    }
+
+    /// The messages of the room as a client shows them, oldest first: each with the content
+    /// of its newest edit by its sender (`m.new_content`, keeping its reply or thread), edits
+    /// not shown apart.
+    pub async fn messages(&self, room: &Room) -> Vec<Seen> {
+        let mut shown: Vec<Seen> = Vec::new();
+        for event in self.timeline(room).await {
+            if let Some(original) = event.replaces() {
+                if let Some(target) = shown
+                    .iter_mut()
+                    .find(|m| m.event_id.as_str() == original && m.sender == event.sender)
+                {
+                    if event.kind() == "m.room.encrypted" {
+                        // Not decrypted yet: the message is not known as it is now.
+                        target.json["type"] = Value::from("m.room.encrypted");
+                        continue;
+                    }
+                    let mut content = event.json["content"]["m.new_content"].clone();
+                    if let (Some(map), Some(relation)) = (
+                        content.as_object_mut(),
+                        target.json["content"].get("m.relates_to").cloned(),
+                    ) {
+                        map.insert("m.relates_to".into(), relation);
+                    }
+                    if let Some(map) = content.as_object_mut() {
+                        // The edit's own mark says whether it is still being written.
+                        map.remove(LIVE_MARKER);
+                        if let Some(mark) = event.json["content"].get(LIVE_MARKER) {
+                            map.insert(LIVE_MARKER.into(), mark.clone());
+                        }
+                    }
+                    target.json["content"] = content;
+                    target.edits += 1;
+                }
+                continue;
+            }
+            shown.push(event);
+        }
+        shown
     }
 
     /// Messages in `room` from `sender`.
@@ -252,7 +313,8 @@ impl Human {
             .collect()
     }
 
-    /// Waits until `sender` has posted at least `count` messages in `room`; returns them all.
+    /// Waits until `sender` has posted at least `count` messages in `room`, each finished (not
+    /// live any more); returns them all, as [`Human::messages`] shows them.
     pub async fn wait_for_messages_from(
         &self,
         room: &Room,
@@ -266,10 +328,11 @@ impl Human {
             let seen = self.messages_from(room, sender).await;
             // A message whose room key is still on its way shows as `m.room.encrypted` for a
             // moment; wait for it to decrypt (but return it as it is at the deadline).
+            // A message still being written (live) is not there yet either.
             let decrypted = seen
                 .iter()
                 .take(count)
-                .all(|m| m.kind() != "m.room.encrypted");
+                .all(|m| m.kind() != "m.room.encrypted" && !m.is_live());
             if seen.len() >= count && (decrypted || Instant::now() >= deadline) {
                 return seen;
             }
