@@ -274,7 +274,11 @@ async fn a_streamed_answer_is_a_message_then_edits(provider: LlmProvider) {
 
     let events = twin_timeline(&alice, &room, &twin).await;
     let (first, edits) = events.split_first().unwrap();
-    assert!(first.replaces().is_none() && first.is_live(), "{:?}", first.json);
+    assert!(
+        first.replaces().is_none() && first.is_live(),
+        "{:?}",
+        first.json
+    );
     let opening = first.body();
     assert!(
         STORY.starts_with(opening) && opening.split_whitespace().count() >= 3,
@@ -380,9 +384,15 @@ async fn rooms_that_turn_live_messages_off_get_one_message() {
     alice.send_text(&room, "another story").await;
     let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
     assert_eq!(seen[1].body(), STORY);
-    assert_eq!(twin_timeline(&alice, &room, &twin).await.len(), 2, "no edits");
+    assert_eq!(
+        twin_timeline(&alice, &room, &twin).await.len(),
+        2,
+        "no edits"
+    );
     // And on again: written in by edits.
-    alice.send_text(&room, "!ai policy room stream default").await;
+    alice
+        .send_text(&room, "!ai policy room stream default")
+        .await;
     alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
     env.llm.push(Step::text(STORY));
     alice.send_text(&room, "a third one").await;
@@ -457,7 +467,10 @@ async fn tool_rounds_show_what_the_tools_do_in_the_message() {
     alice.send_text(&room, "note my lunch with Bob").await;
     let seen = alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].body(), "Noted your lunch with Bob in data/plans.md.");
+    assert_eq!(
+        seen[0].body(),
+        "Noted your lunch with Bob in data/plans.md."
+    );
     let events = twin_timeline(&alice, &room, &twin).await;
     assert_eq!(
         events[0].body(),
@@ -466,4 +479,84 @@ async fn tool_rounds_show_what_the_tools_do_in_the_message() {
     );
     assert!(events[0].is_live());
     assert!(!events.last().unwrap().is_live());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_facts_come_back_in_a_new_session_until_forgotten() {
+    let env = TestEnv::start().await;
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+    let memory_file = env.home_of("alice").join("agents/memory/long-term.md");
+
+    env.llm.push(Step::tool_call(
+        "remember",
+        json!({"fact": "Alice's sister Anna lives in Lyon"}),
+    ));
+    env.llm.push(Step::text("Noted, I'll remember that."));
+    alice
+        .send_text(&room, "remember that my sister Anna lives in Lyon")
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    let text = std::fs::read_to_string(&memory_file).unwrap();
+    assert!(
+        text.contains(": Alice's sister Anna lives in Lyon\n"),
+        "{text}"
+    );
+
+    // A new session: nothing of the old conversation, but the memory found for the question.
+    alice.send_text(&room, "!ai reset").await;
+    alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    alice.send_text(&room, "Where does my sister live?").await;
+    alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
+    let request = env.llm.requests().last().unwrap().body.to_string();
+    assert!(
+        request.contains("Anna lives in Lyon") && request.contains("From your long-term memory"),
+        "the memory goes with the question: {request}"
+    );
+    assert!(
+        !request.contains("Noted, I'll remember"),
+        "a new session: {request}"
+    );
+    // An unrelated message gets no memories.
+    alice.send_text(&room, "What is the capital of Peru?").await;
+    alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
+    let request = env.llm.requests().last().unwrap().body.clone();
+    let last = request["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(!last.contains("From your long-term memory"), "{last}");
+
+    env.llm.push(Step::tool_call(
+        "forget",
+        json!({"entry": "sister Anna lives in Lyon"}),
+    ));
+    env.llm.push(Step::text("Forgotten."));
+    alice.send_text(&room, "forget where my sister lives").await;
+    alice.wait_for_messages_from(&room, &twin, 5, WAIT).await;
+    let text = std::fs::read_to_string(&memory_file).unwrap();
+    assert!(!text.contains("Lyon"), "{text}");
+
+    alice.send_text(&room, "!ai reset").await;
+    alice.wait_for_messages_from(&room, &twin, 6, WAIT).await;
+    alice.send_text(&room, "Where does my sister live?").await;
+    alice.wait_for_messages_from(&room, &twin, 7, WAIT).await;
+    let request = env.llm.requests().last().unwrap().body.to_string();
+    assert!(!request.contains("Lyon"), "forgotten: {request}");
+    // Both changes are in the home's history.
+    let log = std::process::Command::new("git")
+        .args(["log", "--format=%s"])
+        .current_dir(env.home_of("alice"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.contains("remember agents/memory/long-term.md")
+            && log.contains("forget agents/memory/long-term.md"),
+        "{log}"
+    );
 }

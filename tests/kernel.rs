@@ -51,6 +51,7 @@ fn config(wire: Wire, fake: &FakeLlm) -> LlmConfig {
         max_prompt_chars: 120_000,
         daily_token_budget: None,
         monthly_token_budget: None,
+        stream: true,
     }
 }
 
@@ -429,7 +430,7 @@ async fn history_is_sent_on_the_next_turn(wire: Wire) {
         .unwrap();
     assert_eq!(
         head_message(&home),
-        format!("remember system/user.md (room {ROOM})")
+        format!("remember agents/memory/long-term.md (room {ROOM})")
     );
 
     let next = Turn {
@@ -445,10 +446,13 @@ async fn history_is_sent_on_the_next_turn(wire: Wire) {
         dump.contains("I like green tea") && dump.contains("Noted."),
         "{dump}"
     );
-    let system = fake.requests()[2].system_text();
+    // The memory found for the new message goes with it, in the note before it.
+    let messages = body["messages"].as_array().unwrap();
+    // (Anthropic merges the note into the user message.)
+    let note = serde_json::to_string(&messages[messages.len() - 2..]).unwrap();
     assert!(
-        system.contains("Likes green tea"),
-        "remembered facts belong in the prompt: {system}"
+        note.contains("From your long-term memory") && note.contains("Likes green tea"),
+        "the remembered fact is in the note of the next turn: {note}"
     );
 }
 

@@ -314,6 +314,14 @@ pub struct LlmConfig {
     /// Tokens each twin's model may use per UTC month; none: no limit.
     #[serde(default)]
     pub monthly_token_budget: Option<u64>,
+    /// Whether answers are asked for with the providers' streaming APIs and written into the
+    /// room by edits as they come (owners and rooms may turn it off for themselves).
+    #[serde(default = "default_stream")]
+    pub stream: bool,
+}
+
+fn default_stream() -> bool {
+    true
 }
 
 impl LlmConfig {
@@ -473,6 +481,7 @@ impl Default for LlmConfig {
             max_prompt_chars: default_max_prompt_chars(),
             daily_token_budget: None,
             monthly_token_budget: None,
+            stream: default_stream(),
         }
     }
 }

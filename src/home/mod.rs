@@ -163,6 +163,28 @@ impl Home {
         ops::write_atomic(&self.root, &path, rel, contents)
     }
 
+    /// Reads `rel` (`None` when it does not exist), lets `change` make its new text, and writes
+    /// that atomically, all under the home's lock (no other writer in between). `change`
+    /// returning `None` leaves the file as it is.
+    pub fn update_text<T>(
+        &self,
+        rel: &str,
+        change: impl FnOnce(Option<String>) -> Result<(Option<String>, T), HomeError>,
+    ) -> Result<T, HomeError> {
+        let path = self.resolve(rel)?;
+        let _guard = self.guard();
+        let old = match ops::read_text(&path, rel) {
+            Ok(text) => Some(text),
+            Err(HomeError::NotFound(_)) => None,
+            Err(err) => return Err(err),
+        };
+        let (new, result) = change(old)?;
+        if let Some(new) = new {
+            ops::write_atomic(&self.root, &path, rel, new.as_bytes())?;
+        }
+        Ok(result)
+    }
+
     /// Replaces the one occurrence of `old` with `new`; an error when absent or not unique.
     pub fn edit(&self, rel: &str, old: &str, new: &str) -> Result<(), HomeError> {
         let path = self.resolve(rel)?;

@@ -99,7 +99,11 @@ pub fn classify(home: &Home, tool: Tool, args: &Value) -> Option<ActionClass> {
         {
             None
         }
-        Tool::WriteFile | Tool::EditFile | Tool::Remember => Some(ActionClass::WriteFiles),
+        Tool::WriteFile | Tool::EditFile | Tool::Remember | Tool::Forget => {
+            Some(ActionClass::WriteFiles)
+        }
+        // The memory is the owner's private life.
+        Tool::Recall => Some(ActionClass::ReadPrivate),
         Tool::ProposeMeeting | Tool::AnswerMeeting | Tool::CancelMeeting => {
             Some(ActionClass::Meetings)
         }
@@ -142,6 +146,8 @@ pub fn summary(tool: Tool, args: &Value) -> String {
         Tool::WriteFile => format!("write the file {}", arg("path")),
         Tool::EditFile => format!("edit the file {}", arg("path")),
         Tool::Remember => format!("remember {}", arg("fact")),
+        Tool::Recall => format!("search your memory for {}", arg("query")),
+        Tool::Forget => format!("forget {}", arg("entry")),
         Tool::ProposeMeeting => format!("propose a meeting {} to {}", arg("title"), arg("with")),
         Tool::AnswerMeeting => format!("answer the meeting request {}", arg("negotiation_id")),
         Tool::CancelMeeting => format!("cancel the meeting {}", arg("negotiation_id")),

@@ -72,6 +72,8 @@ pub fn progress(call: &ToolCall, detailed: bool) -> String {
         Some(Tool::SearchFiles) => "searching the files…".to_owned(),
         Some(Tool::LoadSkill) => "reading a skill…".to_owned(),
         Some(Tool::Remember) => "making a note…".to_owned(),
+        Some(Tool::Recall) => "searching my memory…".to_owned(),
+        Some(Tool::Forget) => "forgetting…".to_owned(),
         Some(Tool::ProposeMeeting | Tool::CancelMeeting | Tool::AnswerMeeting) => {
             "working on a meeting…".to_owned()
         }

@@ -27,6 +27,9 @@ pub(crate) struct Limits {
     pub(crate) max_prompt_chars: usize,
 }
 
+/// Memories found for a message that go with it to the model.
+const MEMORIES_PER_TURN: usize = 5;
+
 /// Messages left out together when the history is over the budget: the cut moves in steps,
 /// so the requests between two steps share their beginning (prompt caching).
 const FIT_STEP: usize = 8;
@@ -82,7 +85,14 @@ pub(crate) async fn run(
         Audience::Owner => {
             let parts = prompt::read_home(Arc::clone(&home)).await;
             let system = prompt::compose(&parts, &room_id);
-            let note = prompt::turn_note(SystemTime::now(), context.as_deref());
+            // Memories go only where the owner alone reads the answer: in a room others read,
+            // the model can still ask for them with `recall` (held for the owner's approval).
+            let memories = if exposed {
+                Vec::new()
+            } else {
+                crate::memory::relevant(Arc::clone(&home), &input, MEMORIES_PER_TURN).await
+            };
+            let note = prompt::turn_note(SystemTime::now(), context.as_deref(), &memories);
             (system, history, note)
         }
         Audience::Public { person } => {
@@ -92,7 +102,7 @@ pub(crate) async fn run(
             (
                 system,
                 text_only(history),
-                prompt::turn_note(SystemTime::now(), None),
+                prompt::turn_note(SystemTime::now(), None, &[]),
             )
         }
     };

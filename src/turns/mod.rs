@@ -63,6 +63,8 @@ pub struct TurnRunner {
     history_limit: usize,
     context_messages: usize,
     deadline: Duration,
+    /// `llm.stream`.
+    stream: bool,
 }
 
 /// The parts of a turn's outcome that are kept.
@@ -104,6 +106,7 @@ impl TurnRunner {
             history_limit: config.rooms.history_messages,
             context_messages: config.rooms.context_messages,
             deadline: Duration::from_secs(config.rooms.turn_deadline_secs.max(1)),
+            stream: config.llm.stream,
         }
     }
 
@@ -285,7 +288,8 @@ impl TurnRunner {
             },
             Speaker::Other => (None, None),
         };
-        let streamed = twin_settings.stream.unwrap_or(true)
+        let streamed = self.stream
+            && twin_settings.stream.unwrap_or(true)
             && settings.stream.unwrap_or(true)
             && self.kernel.is_configured();
         let (live, live_reply) = if streamed {

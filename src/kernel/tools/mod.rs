@@ -143,6 +143,10 @@ pub enum Tool {
     LoadSkill,
     /// Remember something about the owner (owner only).
     Remember,
+    /// Search the long-term memory (owner only).
+    Recall,
+    /// Remove entries from the long-term memory (owner only).
+    Forget,
     /// Ask another twin for a meeting (owner only).
     ProposeMeeting,
     /// Call a meeting off (owner only).
@@ -155,7 +159,7 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool, in spec order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::ReadFile,
         Self::WriteFile,
         Self::EditFile,
@@ -163,6 +167,8 @@ impl Tool {
         Self::SearchFiles,
         Self::LoadSkill,
         Self::Remember,
+        Self::Recall,
+        Self::Forget,
         Self::ProposeMeeting,
         Self::CancelMeeting,
         Self::AnswerMeeting,
@@ -179,6 +185,8 @@ impl Tool {
             Self::SearchFiles => "search_files",
             Self::LoadSkill => "load_skill",
             Self::Remember => "remember",
+            Self::Recall => "recall",
+            Self::Forget => "forget",
             Self::ProposeMeeting => "propose_meeting",
             Self::CancelMeeting => "cancel_meeting",
             Self::AnswerMeeting => "answer_meeting",
@@ -188,6 +196,12 @@ impl Tool {
 
     /// The tool called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<Self> {
+        // `memory_search` is what Matrix OS and OpenClaw call `recall`.
+        let name = if name == "memory_search" {
+            "recall"
+        } else {
+            name
+        };
         Self::ALL.into_iter().find(|tool| tool.name() == name)
     }
 
@@ -226,7 +240,7 @@ fn offered(audience: &Audience, allowed_tools: Option<&[String]>, name: &str) ->
         Audience::Owner => true,
         Audience::Public { .. } => tool.is_public(),
     };
-    by_audience && allowed_tools.is_none_or(|allowed| allowed.iter().any(|a| a == name))
+    by_audience && allowed_tools.is_none_or(|allowed| allowed.iter().any(|a| a == tool.name()))
 }
 
 /// Runs one tool call, unless its tool is not offered in `ctx` (see [`specs_for`]): then the
@@ -259,6 +273,8 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         (Audience::Owner, Tool::EditFile) => files::edit_file(ctx, args).await,
         (Audience::Owner, Tool::LoadSkill) => skills::load_skill(ctx, args).await,
         (Audience::Owner, Tool::Remember) => remember::remember(ctx, args).await,
+        (Audience::Owner, Tool::Recall) => remember::recall(ctx, args).await,
+        (Audience::Owner, Tool::Forget) => remember::forget(ctx, args).await,
         (Audience::Owner, Tool::ProposeMeeting) => meetings::propose_meeting(ctx, args).await,
         (Audience::Owner, Tool::AnswerMeeting) => meetings::answer_meeting(ctx, args).await,
         (Audience::Owner, Tool::CancelMeeting) => meetings::cancel_meeting(ctx, args).await,

@@ -53,6 +53,8 @@ fn every_tool_has_an_object_schema() {
             "search_files",
             "load_skill",
             "remember",
+            "recall",
+            "forget",
             "propose_meeting",
             "cancel_meeting",
             "answer_meeting",
@@ -162,10 +164,45 @@ async fn mutating_tools_commit_naming_tool_path_and_room() {
     assert!(!out.is_error, "{out:?}");
     assert_eq!(
         head_message(&f),
-        format!("remember system/user.md (room {ROOM})")
+        format!("remember agents/memory/long-term.md (room {ROOM})")
     );
-    let user = call(&f, "read_file", json!({"path": "system/user.md"})).await;
-    assert!(user.content.contains("Likes green tea"), "{}", user.content);
+    let memory = call(
+        &f,
+        "read_file",
+        json!({"path": "agents/memory/long-term.md"}),
+    )
+    .await;
+    assert!(
+        memory.content.contains("Likes green tea"),
+        "{}",
+        memory.content
+    );
+    let again = call(&f, "remember", json!({"fact": "likes green tea"})).await;
+    assert!(again.content.contains("Already"), "{again:?}");
+
+    for name in ["recall", "memory_search"] {
+        let found = call(&f, name, json!({"query": "what tea?"})).await;
+        assert!(
+            !found.is_error && found.content.contains("Likes green tea"),
+            "{name}: {found:?}"
+        );
+    }
+    let none = call(&f, "recall", json!({"query": "bicycles"})).await;
+    assert!(none.content.contains("No memory matches"), "{none:?}");
+    let bad = call(&f, "recall", json!({"limit": 3})).await;
+    assert!(bad.is_error, "{bad:?}");
+
+    let out = call(&f, "forget", json!({"entry": "green tea"})).await;
+    assert!(
+        !out.is_error && out.content.contains("Forgot 1 entry"),
+        "{out:?}"
+    );
+    assert_eq!(
+        head_message(&f),
+        format!("forget agents/memory/long-term.md (room {ROOM})")
+    );
+    let found = call(&f, "recall", json!({"query": "tea"})).await;
+    assert!(!found.content.contains("green tea"), "{found:?}");
 }
 
 #[tokio::test]
