@@ -560,3 +560,79 @@ async fn remembered_facts_come_back_in_a_new_session_until_forgotten() {
         "{log}"
     );
 }
+
+fn compact_early(config: &mut matrix_os::config::Config) {
+    config.rooms.compact_at_tokens = 1000;
+    config.rooms.compact_keep_messages = 6;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_conversation_is_summarised_once_and_goes_on_from_the_summary() {
+    let env = TestEnv::start_with(EnvOptions {
+        configure: Some(compact_early),
+        ..Default::default()
+    })
+    .await;
+    let summary = "SUMMARY-5150: Alice told me about her first two turns.";
+    env.llm
+        .answer_when_system("You summarise a conversation", summary);
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+
+    let filler = "and some more words about the day, ".repeat(10);
+    for i in 1..=6 {
+        alice
+            .send_text(&room, &format!("TURN-{i}-MARK {filler}"))
+            .await;
+        alice.wait_for_messages_from(&room, &twin, i, WAIT).await;
+    }
+    let requests = env.llm.requests();
+    let is_summary = |r: &RecordedRequest| r.system_text().starts_with("You summarise");
+    let summaries: Vec<usize> = (0..requests.len())
+        .filter(|&i| is_summary(&requests[i]))
+        .collect();
+    assert_eq!(summaries.len(), 1, "one summary for one crossing");
+    let at = summaries[0];
+    let asked = requests[at].body.to_string();
+    assert!(
+        asked.contains("TURN-1-MARK") && asked.contains("TURN-2-MARK"),
+        "the oldest turns are summarised: {asked}"
+    );
+    assert!(!asked.contains("TURN-5-MARK"));
+    // The turn that crossed, and every one after it: the summary and the recent turns only.
+    let after: Vec<&RecordedRequest> = requests[at + 1..].iter().collect();
+    assert_eq!(after.len(), 2, "turns 5 and 6");
+    for request in &after {
+        let body = request.body.to_string();
+        assert!(body.contains("SUMMARY-5150"), "{body}");
+        assert!(
+            !body.contains("TURN-1-MARK") && !body.contains("TURN-2-MARK"),
+            "{body}"
+        );
+        assert!(body.contains("TURN-4-MARK"), "recent turns stay: {body}");
+    }
+    // Prompt caching goes on from the summary: turn 6 starts with turn 5's request.
+    assert_starts_with(after[0], after[1], "after the summary");
+    // The summary is in the home too.
+    let sessions = env.home_of("alice").join("system/sessions");
+    let file = std::fs::read_dir(&sessions)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with(".summary.md"))
+        .expect("a summary file");
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    assert!(text.contains("SUMMARY-5150"), "{text}");
+
+    // `!ai reset` starts afresh: no summary.
+    alice.send_text(&room, "!ai reset").await;
+    alice.wait_for_messages_from(&room, &twin, 7, WAIT).await;
+    alice.send_text(&room, "hello again").await;
+    alice.wait_for_messages_from(&room, &twin, 8, WAIT).await;
+    let last = env.llm.requests().last().unwrap().body.to_string();
+    assert!(
+        !last.contains("SUMMARY-5150") && !last.contains("TURN-6-MARK"),
+        "{last}"
+    );
+}

@@ -116,6 +116,7 @@ on_both!(
     pairings_once_per_requester,
     portals_kept_with_their_service_members,
     token_usage_adds_up_and_notices_are_claimed_once,
+    session_summaries_only_move_forward,
 );
 
 async fn room_members_and_owner_dms(db: &Db) {
@@ -1912,4 +1913,73 @@ async fn token_usage_adds_up_and_notices_are_claimed_once(db: &Db) {
             .await
             .unwrap()
     );
+}
+
+async fn session_summaries_only_move_forward(db: &Db) {
+    let store = db.connect().await;
+    let (room, twin) = (
+        ruma::room_id!("!r:localhost"),
+        ruma::user_id!("@alice_ai:localhost"),
+    );
+    let session = store
+        .current_session(room, twin, SessionAudience::Owner)
+        .await
+        .unwrap();
+    let messages: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    store.append_messages(session.id, &messages).await.unwrap();
+    assert_eq!(store.session_summary(session.id).await.unwrap(), None);
+    let all = store
+        .history_window_after(session.id, 60, None, None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    let upto = all[3].0;
+    assert!(
+        store
+            .set_session_summary(session.id, upto, "first four")
+            .await
+            .unwrap()
+    );
+    // A summary covering less (a turn that compacted at the same time) does not replace it.
+    assert!(
+        !store
+            .set_session_summary(session.id, all[1].0, "older")
+            .await
+            .unwrap()
+    );
+    let store = db.restart(store).await;
+    assert_eq!(
+        store.session_summary(session.id).await.unwrap(),
+        Some((upto, "first four".to_owned()))
+    );
+    let rest = store
+        .history_window_after(session.id, 60, None, Some(upto))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["m4", "m5", "m6", "m7", "m8", "m9"]
+    );
+    // The window still moves in steps over what is left.
+    let window = store
+        .history_window_after(session.id, 4, None, Some(upto))
+        .await
+        .unwrap();
+    assert_eq!(window.first().map(|(_, m)| m.as_str()), Some("m6"));
+    assert!(
+        store
+            .set_session_summary(session.id, all[7].0, "first eight")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.session_summary(session.id).await.unwrap().unwrap().1,
+        "first eight"
+    );
+    // A new session (`!ai reset`) has none.
+    let fresh = store
+        .new_session(room, twin, SessionAudience::Owner)
+        .await
+        .unwrap();
+    assert_eq!(store.session_summary(fresh.id).await.unwrap(), None);
 }

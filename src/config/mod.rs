@@ -353,6 +353,22 @@ pub struct RoomsConfig {
     /// Events one room's queue holds; more wait in the inbox (on disk) until it has space.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// When an owner's conversation in a room (its history since the last summary and the
+    /// new message, in estimated tokens) would pass this, older turns are summarised by the
+    /// model and the summary stands in for them; 0: never.
+    #[serde(default = "default_compact_at_tokens")]
+    pub compact_at_tokens: usize,
+    /// Most recent messages kept as they are when a conversation is summarised.
+    #[serde(default = "default_compact_keep_messages")]
+    pub compact_keep_messages: usize,
+}
+
+fn default_compact_at_tokens() -> usize {
+    20_000
+}
+
+fn default_compact_keep_messages() -> usize {
+    12
 }
 
 /// `[twins]`
@@ -493,6 +509,8 @@ impl Default for RoomsConfig {
             context_messages: default_context_messages(),
             turn_deadline_secs: default_turn_deadline_secs(),
             queue_capacity: default_queue_capacity(),
+            compact_at_tokens: default_compact_at_tokens(),
+            compact_keep_messages: default_compact_keep_messages(),
         }
     }
 }

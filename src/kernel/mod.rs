@@ -21,6 +21,7 @@ mod public;
 pub mod quote;
 mod reword;
 mod setup;
+pub mod summary;
 pub mod tools;
 mod turn;
 
@@ -211,6 +212,22 @@ impl Kernel {
             Backend::Unconfigured(why) => Err(KernelError::NotConfigured(why.clone())),
             Backend::Model { provider, .. } => {
                 reword::reword(provider.as_ref(), home, notice, model).await
+            }
+        }
+    }
+
+    /// Asks the model to summarise `messages` (older turns of a conversation), folding in
+    /// `previous`; with the tokens the call used. See [`summary::INSTRUCTION`].
+    pub async fn summarise(
+        &self,
+        previous: Option<&str>,
+        messages: &[Message],
+        model: Option<String>,
+    ) -> Result<(String, crate::budget::UsageTotals), KernelError> {
+        match &self.backend {
+            Backend::Unconfigured(why) => Err(KernelError::NotConfigured(why.clone())),
+            Backend::Model { provider, .. } => {
+                summary::summarise(provider.as_ref(), previous, messages, model).await
             }
         }
     }

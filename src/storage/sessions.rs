@@ -256,31 +256,118 @@ impl Store {
         limit: i64,
         since: Option<i64>,
     ) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .history_window_after(session_id, limit, since, None)
+            .await?
+            .into_iter()
+            .map(|(_, message)| message)
+            .collect())
+    }
+
+    /// [`Store::history_window`] of the messages after `after_seq` (those a summary does not
+    /// stand for), each with its place in the session.
+    pub async fn history_window_after(
+        &self,
+        session_id: i64,
+        limit: i64,
+        since: Option<i64>,
+        after_seq: Option<i64>,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
         let since = since.unwrap_or(i64::MIN);
+        let after = after_seq.unwrap_or(i64::MIN);
         let context = || format!("reading the history of session {session_id}");
         let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM session_messages WHERE session_id = $1 AND created_at >= $2",
+            "SELECT COUNT(*) FROM session_messages WHERE session_id = $1 AND created_at >= $2 \
+             AND seq > $3",
         )
         .bind(session_id)
         .bind(since)
+        .bind(after)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| StorageError::query(context(), &e))?;
         let skip = window_start(total, limit);
-        sqlx::query_scalar::<_, String>(
-            "SELECT message FROM session_messages WHERE session_id = $1 AND created_at >= $2 \
-             ORDER BY seq LIMIT $3 OFFSET $4",
+        let rows = sqlx::query(
+            "SELECT seq, message FROM session_messages WHERE session_id = $1 AND created_at >= $2 \
+             AND seq > $3 ORDER BY seq LIMIT $4 OFFSET $5",
         )
         .bind(session_id)
         .bind(since)
+        .bind(after)
         .bind(limit)
         .bind(skip)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| StorageError::query(context(), &e))
+        .map_err(|e| StorageError::query(context(), &e))?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row
+                    .try_get(0)
+                    .map_err(|e| StorageError::query(context(), &e))?;
+                let message: String = row
+                    .try_get(1)
+                    .map_err(|e| StorageError::query(context(), &e))?;
+                Ok((seq, message))
+            })
+            .collect()
+    }
+
+    /// A session's compaction summary: the messages up to which it stands in, and its text.
+    pub async fn session_summary(
+        &self,
+        session_id: i64,
+    ) -> Result<Option<(i64, String)>, StorageError> {
+        let context = || format!("reading the summary of session {session_id}");
+        let row =
+            sqlx::query("SELECT upto_seq, summary FROM session_summaries WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StorageError::query(context(), &e))?;
+        row.map(|row| {
+            let upto: i64 = row
+                .try_get(0)
+                .map_err(|e| StorageError::query(context(), &e))?;
+            let text: String = row
+                .try_get(1)
+                .map_err(|e| StorageError::query(context(), &e))?;
+            Ok((upto, text))
+        })
+        .transpose()
+    }
+
+    /// Keeps `summary` as the session's summary of its messages up to `upto_seq`, unless one
+    /// covering as many or more is there already (two turns compacting at once); `true` when
+    /// it was kept.
+    pub async fn set_session_summary(
+        &self,
+        session_id: i64,
+        upto_seq: i64,
+        summary: &str,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "INSERT INTO session_summaries (session_id, upto_seq, summary, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET \
+             upto_seq = excluded.upto_seq, summary = excluded.summary, \
+             created_at = excluded.created_at \
+             WHERE session_summaries.upto_seq < excluded.upto_seq",
+        )
+        .bind(session_id)
+        .bind(upto_seq)
+        .bind(summary)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            StorageError::query(
+                format_args!("keeping the summary of session {session_id}"),
+                &e,
+            )
+        })?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

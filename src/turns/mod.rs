@@ -9,6 +9,7 @@
 //! record and finishes from there instead of asking the model again.
 
 mod bridged;
+mod compact;
 mod held;
 mod input;
 mod live;
@@ -65,6 +66,8 @@ pub struct TurnRunner {
     deadline: Duration,
     /// `llm.stream`.
     stream: bool,
+    /// `rooms.compact_at_tokens` and what it needs.
+    compaction: compact::Compaction,
 }
 
 /// The parts of a turn's outcome that are kept.
@@ -107,6 +110,10 @@ impl TurnRunner {
             context_messages: config.rooms.context_messages,
             deadline: Duration::from_secs(config.rooms.turn_deadline_secs.max(1)),
             stream: config.llm.stream,
+            compaction: compact::Compaction::new(
+                config.rooms.compact_at_tokens,
+                config.rooms.compact_keep_messages,
+            ),
         }
     }
 
@@ -230,13 +237,26 @@ impl TurnRunner {
             Speaker::Other => self.store.joined_since(&job.room, &job.sender).await?,
             Speaker::Owner => None,
         };
-        let history: Vec<Message> = self
-            .store
-            .history_window(session.id, self.history_limit as i64, joined_since)
-            .await?
-            .iter()
-            .filter_map(|json| serde_json::from_str(json).ok())
-            .collect();
+        let twin_settings = settings_of(home.clone()).await?;
+        let history: Vec<Message> = match job.speaker {
+            Speaker::Owner => {
+                self.owner_history(
+                    job,
+                    home,
+                    session.id,
+                    &job.text,
+                    twin_settings.model.clone(),
+                )
+                .await?
+            }
+            Speaker::Other => self
+                .store
+                .history_window(session.id, self.history_limit as i64, joined_since)
+                .await?
+                .iter()
+                .filter_map(|json| serde_json::from_str(json).ok())
+                .collect(),
+        };
         let names: HashMap<OwnedUserId, String> = self
             .store
             .room_members(&job.room)
@@ -276,7 +296,6 @@ impl TurnRunner {
         }
         let (_, settings) =
             policy_of(home.clone(), &job.owner, &job.room, &self.access_defaults).await?;
-        let twin_settings = settings_of(home.clone()).await?;
         let (context, peers_in_context) = match job.speaker {
             Speaker::Owner => match self
                 .negotiator

@@ -155,6 +155,8 @@ struct Shared {
     /// The cacheable form of each model request served (see [`cache_key`]), for the prompt
     /// cache counters.
     prompts: Mutex<Vec<String>>,
+    /// Requests whose system prompt contains the marker get this text, whatever is queued.
+    by_system: Mutex<Vec<(String, String)>>,
     /// Streamed answers: the wait before the first piece of the answer, and between pieces.
     stream_timing: Mutex<Option<(Duration, Duration)>>,
     /// When each streamed answer sent its first and its last piece.
@@ -252,6 +254,12 @@ impl FakeLlm {
     /// model for some conversations, whatever their order).
     pub fn slow_when(&self, marker: &str, delay: Duration) {
         *lock(&self.shared.slow) = Some((marker.to_owned(), delay));
+    }
+
+    /// Answers every request whose system prompt contains `marker` with `text`, without
+    /// touching the queue (a side request such as a summary, whenever it comes).
+    pub fn answer_when_system(&self, marker: &str, text: &str) {
+        lock(&self.shared.by_system).push((marker.to_owned(), text.to_owned()));
     }
 
     /// Streams answers slowly: `first` before the first piece of the answer (the opening
@@ -398,7 +406,18 @@ async fn handle(
     {
         tokio::time::sleep(delay).await;
     }
-    let queued = lock(&shared.steps).pop_front();
+    let system = RecordedRequest {
+        method: String::new(),
+        path: String::new(),
+        headers: BTreeMap::new(),
+        body: body.clone(),
+    }
+    .system_text();
+    let by_system = lock(&shared.by_system)
+        .iter()
+        .find(|(marker, _)| system.contains(marker.as_str()))
+        .map(|(_, text)| Step::Text(text.clone()));
+    let queued = by_system.or_else(|| lock(&shared.steps).pop_front());
     let mut step =
         queued.unwrap_or_else(|| Step::Text(format!("echo: {}", last_user_text(wire, &body))));
     while let Step::Delay(delay, inner) = step {
