@@ -240,6 +240,9 @@ async fn journey_2_the_twin_answers_contacts_in_opted_in_portals_until_the_owner
         relation.as_ref().and_then(|r| r.get("rel_type")).is_none(),
         "no thread: {relation:?}"
     );
+    // One message, no edits: a bridge would relay each edit to the network.
+    assert_eq!(answers[1].edits, 0, "not streamed into a portal");
+    assert!(!answers[1].is_live());
 
     // The owner answers from the phone (double puppet): the human is on it, the twin goes quiet.
     room.send_raw(

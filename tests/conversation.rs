@@ -636,3 +636,39 @@ async fn a_long_conversation_is_summarised_once_and_goes_on_from_the_summary() {
         "{last}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_too_long_for_one_message_goes_on_in_a_new_one() {
+    let env = TestEnv::start().await;
+    env.llm
+        .stream_timing(Duration::from_millis(100), Duration::from_millis(2));
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, true).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+
+    let paragraphs: Vec<String> = (1..=30)
+        .map(|i| format!("Paragraph {i}: {}", "all work and no play. ".repeat(15)))
+        .collect();
+    let answer = paragraphs.join("\n\n");
+    assert!(answer.len() > 9_000);
+    env.llm.push(Step::text(answer.clone()));
+    alice.send_text(&room, "write me a long text").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert_eq!(seen.len(), 2, "two messages");
+    assert!(seen.iter().all(|m| !m.is_live()));
+    assert!(seen.iter().all(|m| m.body().len() <= 6_000));
+    assert!(seen[0].body().starts_with("Paragraph 1:"));
+    assert!(
+        seen[1].body().starts_with("Paragraph "),
+        "cut at a paragraph"
+    );
+    // (Each message is trimmed.)
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let joined = format!("{} {}", seen[0].body(), seen[1].body());
+    assert_eq!(
+        words(&joined),
+        words(&answer),
+        "nothing lost, nothing repeated"
+    );
+}
