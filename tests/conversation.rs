@@ -399,6 +399,14 @@ async fn rooms_that_turn_live_messages_off_get_one_message() {
     let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
     assert_eq!(seen[3].body(), STORY);
     assert!(seen[3].edits >= 1, "streamed again");
+
+    // The owner's own setting turns it off everywhere.
+    env.write_home_file("alice", "system/settings.toml", "stream = false\n");
+    env.llm.push(Step::text(STORY));
+    alice.send_text(&room, "one more").await;
+    let seen = alice.wait_for_messages_from(&room, &twin, 5, WAIT).await;
+    assert_eq!(seen[4].body(), STORY);
+    assert_eq!(seen[4].edits, 0, "not streamed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

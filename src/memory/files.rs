@@ -11,7 +11,7 @@ pub const MEMORY_DIR: &str = "agents/memory";
 /// twin's own conversation summaries (`system/sessions/*.summary.md`) and OpenClaw-style
 /// memory.
 const READ_ONLY_DIRS: &[&str] = &["system/summaries", "system/sessions", "memory"];
-const READ_ONLY_FILES: &[&str] = &["MEMORY.md"];
+const READ_ONLY_FILES: &[&str] = &["system/memory.md", "MEMORY.md"];
 /// Most bytes of memory files read for one search.
 const MAX_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
 /// Most entries one `forget` removes (more: the words are too vague).
