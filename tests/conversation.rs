@@ -35,6 +35,22 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Alice, her twin, and a DM between them that the twin has joined.
+async fn alice_dm(
+    env: &TestEnv,
+    encrypted: bool,
+) -> (
+    human::Human,
+    matrix_sdk::ruma::OwnedUserId,
+    matrix_sdk::Room,
+) {
+    let alice = env.human("alice").await;
+    let twin = env.twin_of("alice");
+    let room = alice.create_dm(&twin, encrypted).await;
+    alice.wait_for_join(&room, &twin, WAIT).await;
+    (alice, twin, room)
+}
+
 /// A request body without Anthropic's `cache_control` markers (they say where the cache
 /// ends; they are not part of the prompt the cache matches).
 fn without_markers(value: &Value) -> Value {
@@ -80,10 +96,7 @@ async fn every_request_starts_with_the_previous_one(provider: LlmProvider) {
         ..Default::default()
     })
     .await;
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     // A turn with a tool call, then plain turns: the history holds every kind of message.
     env.llm.push(Step::tool_call(
@@ -170,10 +183,7 @@ async fn a_used_up_budget_is_told_once_and_the_model_is_not_called_until_raised(
         ..Default::default()
     })
     .await;
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     // Nothing used yet: the first turn calls the model, and uses more than the budget.
     env.llm.push(Step::text("Hello Alice!"));
@@ -260,10 +270,7 @@ async fn a_streamed_answer_is_a_message_then_edits(provider: LlmProvider) {
     // A model that takes 2 s to its first token, then 50 ms between pieces of 7 characters.
     env.llm
         .stream_timing(Duration::from_secs(2), Duration::from_millis(50));
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     env.llm.push(Step::text(STORY));
     alice.send_text(&room, "tell me a story").await;
@@ -415,10 +422,7 @@ async fn a_crash_mid_stream_leaves_a_readable_message_and_one_answer() {
     // About six seconds of writing.
     env.llm
         .stream_timing(Duration::from_millis(300), Duration::from_millis(100));
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     env.llm.push(Step::text(STORY));
     alice.send_text(&room, "tell me a story").await;
@@ -458,10 +462,7 @@ async fn tool_rounds_show_what_the_tools_do_in_the_message() {
     let env = TestEnv::start().await;
     env.llm
         .stream_timing(Duration::from_millis(200), Duration::from_millis(30));
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     // The tool takes a while (a slow second model call), so the progress is seen.
     env.llm.push(Step::tool_call(
@@ -492,10 +493,7 @@ async fn tool_rounds_show_what_the_tools_do_in_the_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remembered_facts_come_back_in_a_new_session_until_forgotten() {
     let env = TestEnv::start().await;
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
     let memory_file = env.home_of("alice").join("agents/memory/long-term.md");
 
     env.llm.push(Step::tool_call(
@@ -584,10 +582,7 @@ async fn a_long_conversation_is_summarised_once_and_goes_on_from_the_summary() {
     let summary = "SUMMARY-5150: Alice told me about her first two turns.";
     env.llm
         .answer_when_system("You summarise a conversation", summary);
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     let filler = "and some more words about the day, ".repeat(10);
     for i in 1..=6 {
@@ -650,10 +645,7 @@ async fn an_answer_too_long_for_one_message_goes_on_in_a_new_one() {
     let env = TestEnv::start().await;
     env.llm
         .stream_timing(Duration::from_millis(100), Duration::from_millis(2));
-    let alice = env.human("alice").await;
-    let twin = env.twin_of("alice");
-    let room = alice.create_dm(&twin, true).await;
-    alice.wait_for_join(&room, &twin, WAIT).await;
+    let (alice, twin, room) = alice_dm(&env, true).await;
 
     let paragraphs: Vec<String> = (1..=30)
         .map(|i| format!("Paragraph {i}: {}", "all work and no play. ".repeat(15)))

@@ -21,6 +21,7 @@ mod public;
 pub mod quote;
 mod reword;
 mod setup;
+mod side_call;
 pub mod summary;
 pub mod tools;
 mod turn;

@@ -6,12 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{
-    KernelError,
-    message::Message,
-    prompt,
-    provider::{ChatRequest, Provider},
-};
+use super::{KernelError, prompt, provider::Provider};
 use crate::home::Home;
 
 /// What the model is asked to do with the message.
@@ -44,15 +39,5 @@ pub(crate) async fn reword(
     for (path, text) in &files {
         prompt::push_file(&mut system, path, text);
     }
-    let request = ChatRequest {
-        system,
-        messages: vec![Message::user(notice.to_owned())],
-        tools: Vec::new(),
-        max_tokens: MAX_TOKENS,
-        model,
-    };
-    let response = provider.complete(&request).await?;
-    let mut usage = crate::budget::UsageTotals::default();
-    usage.add_call(&response.usage.unwrap_or_default());
-    Ok((response.content.trim().to_owned(), usage))
+    super::side_call::ask(provider, system, notice.to_owned(), MAX_TOKENS, model).await
 }

@@ -1,12 +1,7 @@
 //! Compaction's model call: older turns of a conversation summarised into a few paragraphs
 //! that stand in for them in later requests.
 
-use super::{
-    KernelError,
-    message::Message,
-    provider::{ChatRequest, Provider},
-    quote,
-};
+use super::{KernelError, message::Message, provider::Provider, quote};
 
 /// What the model is asked to do. Tests and logs find summary requests by its first words.
 pub const INSTRUCTION: &str = "You summarise a conversation between a person and their AI twin \
@@ -40,23 +35,14 @@ pub(crate) async fn summarise(
     }
     input.push_str("The conversation since:\n");
     input.push_str(&quote::block(&transcript(messages), MAX_TRANSCRIPT_CHARS));
-    let request = ChatRequest {
-        system: INSTRUCTION.to_owned(),
-        messages: vec![Message::user(input)],
-        tools: Vec::new(),
-        max_tokens: MAX_TOKENS,
-        model,
-    };
-    let response = provider.complete(&request).await?;
-    let mut usage = crate::budget::UsageTotals::default();
-    usage.add_call(&response.usage.unwrap_or_default());
-    let text = response.content.trim();
+    let (text, usage) =
+        super::side_call::ask(provider, INSTRUCTION.to_owned(), input, MAX_TOKENS, model).await?;
     if text.is_empty() {
         return Err(KernelError::Provider(
             "the model gave an empty summary".into(),
         ));
     }
-    Ok((text.to_owned(), usage))
+    Ok((text, usage))
 }
 
 /// The messages as lines a model reads easily: who said what, tools and their results short.
