@@ -148,11 +148,8 @@ pub fn remember(home: &Home, fact: &str, today: &str) -> Result<bool, HomeError>
         )));
     }
     home.update_text(MEMORY_FILE, |old| {
-        let mut text = old.unwrap_or_else(|| {
-            "# Long-term memory\n\nWhat I remember, one entry per line (`remember` adds, \
-             `forget` removes).\n\n"
-                .to_owned()
-        });
+        // The heading only: every other line of the file is an entry.
+        let mut text = old.unwrap_or_else(|| "# Long-term memory\n\n".to_owned());
         let known = text
             .lines()
             .filter_map(|line| list_item(line.trim()))

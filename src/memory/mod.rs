@@ -49,7 +49,9 @@ pub enum MemoryError {
 }
 
 /// The entries of `home`'s memory most relevant to `text` (full-text search on its words),
-/// at most `limit`; none when nothing matches or memory cannot be read (logged).
+/// then, when fewer than `limit` match, the newest entries of [`MEMORY_FILE`] (what was
+/// remembered last, which a question in other words may still need); at most `limit`, none
+/// when memory cannot be read (logged).
 pub async fn relevant(home: Arc<Home>, text: &str, limit: usize) -> Vec<Entry> {
     let entries = match tokio::task::spawn_blocking(move || collect(&home)).await {
         Ok(entries) => entries,
@@ -61,11 +63,25 @@ pub async fn relevant(home: Arc<Home>, text: &str, limit: usize) -> Vec<Entry> {
     if entries.is_empty() {
         return Vec::new();
     }
-    match search(&entries, text, limit).await {
+    let mut found = match search(&entries, text, limit).await {
         Ok(found) => found,
         Err(err) => {
             tracing::warn!(%err, "cannot search the memory");
             Vec::new()
         }
+    };
+    let newest: Vec<&Entry> = entries
+        .iter()
+        .rev()
+        .filter(|e| e.source == MEMORY_FILE)
+        .collect();
+    for entry in newest {
+        if found.len() >= limit {
+            break;
+        }
+        if !found.contains(entry) {
+            found.push(entry.clone());
+        }
     }
+    found
 }

@@ -44,11 +44,7 @@ fn remember_appends_once_and_forget_removes() {
     assert!(remember(&home, "Sister is Anna", "2026-12-07").unwrap());
     let text = home.read_to_string(MEMORY_FILE).unwrap();
     assert!(text.contains("- 2026-12-07: Likes green tea\n"), "{text}");
-    assert_eq!(
-        collect(&home).len(),
-        3,
-        "the intro paragraph and two entries"
-    );
+    assert_eq!(collect(&home).len(), 2, "two entries; the heading is none");
     assert!(remember(&home, " ", "2026-12-07").is_err());
     assert!(remember(&home, &"x".repeat(5000), "2026-12-07").is_err());
 
@@ -71,7 +67,7 @@ fn vague_words_forget_nothing() {
         remember(&home, &format!("note {i} about work"), "2026-12-07").unwrap();
     }
     assert!(forget(&home, "about work").is_err());
-    assert_eq!(collect(&home).len(), 13, "nothing removed");
+    assert_eq!(collect(&home).len(), 12, "nothing removed");
 }
 
 #[tokio::test]
@@ -110,5 +106,18 @@ async fn search_finds_the_relevant_entries_first() {
             .is_empty()
     );
     let home = Arc::new(home);
-    assert_eq!(relevant(home, "dentist", 1).await.len(), 1);
+    let found = relevant(home.clone(), "dentist", 1).await;
+    assert_eq!(found.len(), 1);
+    assert!(found[0].text.contains("Dentist"));
+    // Fewer matches than asked: the newest entries fill up, best matches first.
+    let found = relevant(home.clone(), "my favorite color", 2).await;
+    assert_eq!(
+        found.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(),
+        [
+            "2026-12-03: Dentist appointment every March",
+            "2026-12-02: Likes green tea, no sugar"
+        ]
+    );
+    let found = relevant(home, "Lyon", 2).await;
+    assert!(found[0].text.contains("Lyon"), "{found:?}");
 }
