@@ -307,13 +307,14 @@ impl TurnRunner {
             },
             Speaker::Other => (None, None),
         };
-        // Bridged chats (Telegram, WhatsApp) get one message unless the owner turned streaming
-        // on there: a bridge relays every edit to the network, which rate-limits edits and
-        // marks each message "edited".
+        // Group rooms and bridged chats get one message unless the owner turned streaming on
+        // there: other twins and bots act on a message when it arrives (a mention in a later
+        // edit reaches nobody, and notifies nobody), and a bridge relays every edit to the
+        // network, which rate-limits edits and marks each message "edited".
         let portal = self.store.portal(&job.room).await?.is_some();
         let streamed = self.stream
             && twin_settings.stream.unwrap_or(true)
-            && settings.stream.unwrap_or(!portal)
+            && settings.stream.unwrap_or(!portal && !job.group)
             && self.kernel.is_configured();
         let (live, live_reply) = if streamed {
             // Tool progress names files only where the owner alone reads.
