@@ -65,10 +65,7 @@ impl Target {
             return (self.reply.clone(), self.mention.as_deref());
         }
         let reply = match &self.reply {
-            ReplyTo::Thread { root, event } => ReplyTo::Thread {
-                root: root.clone(),
-                event: event.clone(),
-            },
+            ReplyTo::Thread { .. } => self.reply.clone(),
             _ => ReplyTo::Plain,
         };
         (reply, None)

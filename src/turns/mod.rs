@@ -152,13 +152,7 @@ impl TurnRunner {
         let stop_typing =
             typing::spawn_typing(self.matrix.clone(), job.twin.clone(), job.room.clone());
         let started = std::time::Instant::now();
-        let resume = match self.store.live_reply(&job.twin, &job.event_id).await {
-            Ok(resume) => resume,
-            Err(err) => {
-                tracing::warn!(%err, "cannot read whether this turn's answer was being streamed");
-                None
-            }
-        };
+        let resume = self.live_reply_of(job).await;
         let result = self.think(job, &twin.home, resume.clone()).await;
         let _ = stop_typing.send(());
         let mut finished = match result {
@@ -462,6 +456,18 @@ impl TurnRunner {
         }
     }
 
+    /// The message an earlier run of `job`'s turn was streaming its answer into, if any (a
+    /// lookup that fails is logged and counts as none).
+    async fn live_reply_of(&self, job: &TurnJob) -> Option<OwnedEventId> {
+        match self.store.live_reply(&job.twin, &job.event_id).await {
+            Ok(resume) => resume,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read whether this turn's answer was being streamed");
+                None
+            }
+        }
+    }
+
     /// Where the answer of `job` goes.
     fn target(&self, job: &TurnJob) -> live::Target {
         let mention = (job.group || job.speaker == Speaker::Other).then(|| job.sender.clone());
@@ -502,13 +508,7 @@ impl TurnRunner {
     async fn finish_recorded(&self, job: &TurnJob, row: TurnRow) {
         if !row.sent {
             tracing::info!(room = %job.room, "sending the reply of a turn recorded before");
-            let resume = match self.store.live_reply(&job.twin, &job.event_id).await {
-                Ok(resume) => resume,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot read whether this turn's answer was streamed");
-                    None
-                }
-            };
+            let resume = self.live_reply_of(job).await;
             self.send_reply(job, &row.reply, live::Streamed::resumed(resume))
                 .await;
             if let Err(err) = self.store.set_turn_sent(&row.twin_id, &row.event_id).await {
