@@ -21,6 +21,7 @@ pub mod home;
 pub mod installation;
 pub mod kernel;
 pub mod matrix;
+pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod negotiator;

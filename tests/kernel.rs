@@ -52,6 +52,7 @@ fn config(wire: Wire, fake: &FakeLlm) -> LlmConfig {
         daily_token_budget: None,
         monthly_token_budget: None,
         stream: true,
+        vision: true,
     }
 }
 
@@ -79,6 +80,7 @@ fn turn(input: &str) -> Turn {
         room_id: ROOM.into(),
         history: Vec::new(),
         input: input.into(),
+        images: Vec::new(),
         audience: Audience::Owner,
         allowed_tools: None,
         model: None,

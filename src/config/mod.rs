@@ -4,6 +4,7 @@
 //! knows what to fix. Relative paths in the file (and in overrides) are read against the
 //! folder of the config file, not the working directory.
 
+mod media;
 mod paths;
 mod validate;
 
@@ -15,7 +16,10 @@ use std::{
 use serde::Deserialize;
 use url::Url;
 
-pub use self::validate::ConfigError;
+pub use self::{
+    media::{MediaConfig, SpeechConfig, TranscriptionConfig},
+    validate::ConfigError,
+};
 
 /// Prefix of environment variables that override config keys (`MATRIX_OS__LLM__MODEL`).
 pub const ENV_PREFIX: &str = "MATRIX_OS";
@@ -56,6 +60,9 @@ pub struct Config {
     /// its ghost namespace).
     #[serde(default)]
     pub bridges: std::collections::BTreeMap<String, crate::bridge::BridgeConfig>,
+    /// Photos, files and voice messages.
+    #[serde(default)]
+    pub media: MediaConfig,
 }
 
 /// `[encryption]`
@@ -318,9 +325,17 @@ pub struct LlmConfig {
     /// room by edits as they come (owners and rooms may turn it off for themselves).
     #[serde(default = "default_stream")]
     pub stream: bool,
+    /// Whether the model reads images: photos go to it as image input (OpenAI `image_url`,
+    /// Anthropic `image` blocks). false: they are only described by name.
+    #[serde(default = "default_vision")]
+    pub vision: bool,
 }
 
 fn default_stream() -> bool {
+    true
+}
+
+fn default_vision() -> bool {
     true
 }
 
@@ -498,6 +513,7 @@ impl Default for LlmConfig {
             daily_token_budget: None,
             monthly_token_budget: None,
             stream: default_stream(),
+            vision: true,
         }
     }
 }

@@ -44,6 +44,22 @@ pub enum ToolRequest {
     Hold(HeldCall),
     /// A change of a policy file for the owner to confirm in their DM.
     ProposePolicy(PolicyChange),
+    /// Send a file of the home into a room (`send_file`).
+    SendFile {
+        /// The room of the turn that asked.
+        room: String,
+        /// The file, relative to the home and normalized.
+        path: String,
+        /// Words shown with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
+    /// Speak the answer as a voice message too (the owner sent a voice message and asked for
+    /// spoken replies).
+    SpeakReply {
+        /// The text to speak.
+        text: String,
+    },
 }
 
 /// A tool call held until the owner approves it.

@@ -89,7 +89,8 @@ impl Approvals {
 pub fn classify(home: &Home, tool: Tool, args: &Value) -> Option<ActionClass> {
     let path = args.get("path").and_then(Value::as_str);
     match tool {
-        Tool::ReadFile | Tool::ListFiles | Tool::SearchFiles => match path {
+        // Sending a file shows it to the room: like reading it there.
+        Tool::ReadFile | Tool::ListFiles | Tool::SearchFiles | Tool::SendFile => match path {
             Some(path) if public::confine(home, path).is_ok() => None,
             _ => Some(ActionClass::ReadPrivate),
         },
@@ -153,6 +154,7 @@ pub fn summary(tool: Tool, args: &Value) -> String {
         Tool::CancelMeeting => format!("cancel the meeting {}", arg("negotiation_id")),
         Tool::LoadSkill => format!("load the skill {}", arg("name")),
         Tool::ProposePolicyChange => format!("change {}", arg("path")),
+        Tool::SendFile => format!("send the file {} to the room", arg("path")),
     }
 }
 

@@ -78,6 +78,7 @@ pub fn progress(call: &ToolCall, detailed: bool) -> String {
             "working on a meeting…".to_owned()
         }
         Some(Tool::ProposePolicyChange) => "preparing a change for the owner…".to_owned(),
+        Some(Tool::SendFile) => on("preparing", "a file to send"),
         None => "working…".to_owned(),
     }
 }

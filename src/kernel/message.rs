@@ -23,6 +23,10 @@ pub enum Message {
     User {
         /// Text.
         content: String,
+        /// Images sent with it, for this request only: a turn's stored messages never keep
+        /// them (the text says an image was sent).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<ImageInput>,
     },
     /// What matrix-os tells the model about this moment (the time, meetings waiting for the
     /// owner), placed just before the person's message it goes with. It is kept in the
@@ -54,11 +58,57 @@ pub enum Message {
     },
 }
 
+/// An image given to the model (vision input).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInput {
+    /// `image/jpeg`, `image/png`, `image/gif` or `image/webp`.
+    pub mime: String,
+    /// The image, standard base64.
+    pub data: String,
+}
+
+impl std::fmt::Debug for ImageInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageInput")
+            .field("mime", &self.mime)
+            .field("base64_chars", &self.data.len())
+            .finish()
+    }
+}
+
+impl ImageInput {
+    /// An image of type `mime` with the bytes `bytes`.
+    pub fn new(mime: impl Into<String>, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        Self {
+            mime: mime.into(),
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// As a `data:` URL (OpenAI's `image_url`).
+    pub fn data_url(&self) -> String {
+        format!("data:{};base64,{}", self.mime, self.data)
+    }
+}
+
 impl Message {
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::User {
             content: content.into(),
+            images: Vec::new(),
+        }
+    }
+
+    /// This message without its images (as it is kept in a session).
+    pub fn without_images(self) -> Self {
+        match self {
+            Self::User { content, .. } => Self::User {
+                content,
+                images: Vec::new(),
+            },
+            other => other,
         }
     }
 

@@ -32,7 +32,7 @@ pub use self::{
     action::{HeldCall, MeetingAsk, PolicyChange, ToolRequest},
     audience::Audience,
     error::{FIXED_FAILURE_REPLY, KernelError},
-    message::{Message, ToolCall},
+    message::{ImageInput, Message, ToolCall},
     setup::UNCONFIGURED_REPLY,
 };
 use self::{
@@ -50,6 +50,8 @@ pub struct Turn {
     pub history: Vec<Message>,
     /// What the person said now.
     pub input: String,
+    /// Images they sent with it (vision input; never stored in the session).
+    pub images: Vec<ImageInput>,
     /// Who is speaking with the twin: the owner, or someone who only gets the public context.
     pub audience: Audience,
     /// The room's restriction of tool names, intersected with what the audience allows;

@@ -50,7 +50,7 @@ pub(crate) fn transcript(messages: &[Message]) -> String {
     let mut lines = Vec::new();
     for message in messages {
         match message {
-            Message::User { content } => lines.push(format!("Person: {}", content.trim())),
+            Message::User { content, .. } => lines.push(format!("Person: {}", content.trim())),
             Message::Note { content } => lines.push(format!("(Note: {})", content.trim())),
             Message::Assistant {
                 content,

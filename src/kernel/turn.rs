@@ -69,6 +69,7 @@ pub(crate) async fn run(
         room_id,
         history,
         input,
+        images,
         audience,
         allowed_tools,
         model,
@@ -112,7 +113,10 @@ pub(crate) async fn run(
     let mut messages = sanitize(fit(history, budget));
     let first_new = messages.len();
     messages.push(Message::note(note));
-    messages.push(Message::user(input));
+    messages.push(Message::User {
+        content: input,
+        images,
+    });
     let ctx = ToolContext {
         home,
         room_id,
@@ -217,7 +221,12 @@ fn outcome(
     TurnOutcome {
         requests: ctx.take_requests(),
         reply,
-        messages: messages.split_off(first_new),
+        // Images went to the model once; the session keeps the words about them.
+        messages: messages
+            .split_off(first_new)
+            .into_iter()
+            .map(Message::without_images)
+            .collect(),
         usage,
     }
 }

@@ -175,6 +175,22 @@ impl MatrixClient {
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        self.send_bounded(request, user, device, MAX_RESPONSE_BYTES)
+            .await
+    }
+
+    /// One call, its answer read up to `max_bytes` ([`MatrixError::TooLarge`] beyond).
+    pub(super) async fn send_bounded<R>(
+        &self,
+        request: R,
+        user: Option<&UserId>,
+        device: Option<&DeviceId>,
+        max_bytes: usize,
+    ) -> Result<R::IncomingResponse, MatrixError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let mut identity = AppserviceUserIdentity::default();
         identity.user_id = user;
         identity.device_id = device;
@@ -217,14 +233,14 @@ impl MatrixClient {
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
-        let bytes = crate::bounded_body::read(response, MAX_RESPONSE_BYTES)
+        let bytes = crate::bounded_body::read(response, max_bytes)
             .await
             .map_err(|e| match e {
                 crate::bounded_body::BodyError::Read(e) => MatrixError::Unreachable {
                     url: self.base_url.clone(),
                     message: describe_reqwest_error(&e),
                 },
-                too_large => MatrixError::Protocol(too_large.to_string()),
+                crate::bounded_body::BodyError::TooLarge { max } => MatrixError::TooLarge { max },
             })?;
         if !status.is_success() {
             let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();

@@ -28,6 +28,12 @@ pub enum MatrixError {
     /// The request could not be built or the answer not understood.
     #[error("{0}")]
     Protocol(String),
+    /// The answer was larger than the caller allows (a media download over its bound).
+    #[error("the homeserver's answer is larger than {max} bytes")]
+    TooLarge {
+        /// The bound, in bytes.
+        max: usize,
+    },
 }
 
 impl MatrixError {
@@ -44,7 +50,7 @@ impl MatrixError {
         match self {
             Self::Api { status, .. } => *status == 429 || *status >= 500,
             Self::Unreachable { .. } => true,
-            Self::Protocol(_) => false,
+            Self::Protocol(_) | Self::TooLarge { .. } => false,
         }
     }
 }

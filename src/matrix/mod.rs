@@ -4,11 +4,13 @@ mod actions;
 mod client;
 mod error;
 mod ids;
+mod media;
 mod txn;
 
 pub use self::{
     client::{MatrixClient, RetryPolicy},
     error::MatrixError,
     ids::TwinNaming,
+    media::Downloaded,
     txn::{TxnPart, txn_id_for},
 };

@@ -33,6 +33,12 @@ pub enum TxnPart {
     LiveEdit,
     /// The final edit of a streamed answer.
     FinalEdit,
+    /// A notice that a media message could not be used (too large, tampered, refused).
+    MediaProblem,
+    /// A file sent by `send_file` (its cause names the turn's request).
+    SendFile,
+    /// The spoken form of an answer.
+    VoiceReply,
 }
 
 impl TxnPart {
@@ -51,6 +57,9 @@ impl TxnPart {
             Self::Continuation => 9,
             Self::LiveEdit => 10,
             Self::FinalEdit => 11,
+            Self::MediaProblem => 12,
+            Self::SendFile => 13,
+            Self::VoiceReply => 14,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod content;
 mod live;
+mod media;
 mod owner;
 mod render;
 
@@ -25,6 +26,7 @@ use ruma::{
 pub use self::{
     content::{ReplyTo, Style, message_content},
     live::LIVE_MARKER,
+    media::Attachment,
     render::render_markdown,
 };
 use crate::{

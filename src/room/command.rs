@@ -47,6 +47,9 @@ pub enum Command {
     /// `!ai budget [daily|monthly <tokens>|off|default]`: show or change the token budget
     /// (owner only).
     Budget(Vec<String>),
+    /// `!ai voice on|off`: whether the owner's voice messages also get a spoken reply
+    /// (owner only).
+    Voice(bool),
     /// `!ai <anything else>`: answered with help.
     Unknown(String),
 }
@@ -68,6 +71,7 @@ impl Command {
             | Self::Bridge(_)
             | Self::Usage
             | Self::Budget(_)
+            | Self::Voice(_)
             | Self::Confirm(_) => true,
             Self::Help | Self::Status | Self::Unknown(_) => false,
         }
@@ -93,6 +97,8 @@ pub fn help_text(owner: &str) -> String {
          - `{PREFIX} usage`: tokens used today and this month, with prompt cache hits (owner)\n\
          - `{PREFIX} budget [daily|monthly <tokens>|off|default]`: show or change my token \
          budget (owner)\n\
+         - `{PREFIX} voice on|off`: also answer your voice messages with a spoken reply \
+         (owner; needs a speech service)\n\
          - `{PREFIX} bridge answer|read|off`, in a bridged chat (Telegram, WhatsApp): answer \
          your contacts there, only read it for you, or neither (owner)\n\
          - `{PREFIX} policy`: show who may talk with me; `{PREFIX} policy room address \
@@ -149,6 +155,11 @@ fn parse_words(words: &[&str]) -> Option<Command> {
             (*period).to_owned(),
             (*limit).to_owned(),
         ])),
+        ("voice", [switch]) => match switch.to_ascii_lowercase().as_str() {
+            "on" => Some(Command::Voice(true)),
+            "off" => Some(Command::Voice(false)),
+            _ => None,
+        },
         ("reset", []) => Some(Command::Reset),
         ("leave", []) => Some(Command::Leave),
         ("model", []) => Some(Command::Model(None)),
@@ -284,6 +295,14 @@ mod tests {
         assert_eq!(parse("confirm my booking", true), None);
         assert!(Command::ApproveHeld(1).owner_only());
         assert!(Command::Confirm(None).owner_only());
+    }
+
+    #[test]
+    fn voice_parses() {
+        assert_eq!(parse("!ai voice on", false), Some(Command::Voice(true)));
+        assert_eq!(parse("voice OFF", true), Some(Command::Voice(false)));
+        assert_eq!(parse("voice messages are great", true), None);
+        assert!(Command::Voice(true).owner_only());
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct TurnJob {
     pub group: bool,
     /// The sender is a bot or another twin (bounded bot-to-bot turns).
     pub from_bot: bool,
+    /// The photo, file, voice message or video the message carries (`text` is then its
+    /// caption or file name).
+    pub media: Option<crate::media::MediaRef>,
 }
 
 /// Something a room session should do.
@@ -295,6 +298,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
             is_edit,
             refs,
             double_puppet: _,
+            media,
         } => {
             // Never edits, notices (bots' and our own), or empty messages.
             if *is_edit || *kind == MessageKind::Notice || body.trim().is_empty() {
@@ -312,6 +316,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                         event_id,
                         sender,
                         body,
+                        media,
                     };
                     actions.extend(in_portal(ctx, view, portal, &message));
                     continue;
@@ -330,7 +335,11 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                     view.access.may_dm(sender)
                 };
 
-                if !from_bot && let Some(command) = command::parse(body, !group && is_owner) {
+                // A caption is never a command: `!ai ...` under a photo is words about it.
+                if !from_bot
+                    && media.is_none()
+                    && let Some(command) = command::parse(body, !group && is_owner)
+                {
                     if group && !is_owner && !addressed {
                         continue;
                     }
@@ -370,6 +379,7 @@ pub fn decide(event: &RoomEvent, ctx: &Context<'_>) -> Vec<Action> {
                     reply,
                     group,
                     from_bot,
+                    media: media.clone(),
                 });
                 if !group {
                     if is_owner || may_talk {
@@ -453,6 +463,7 @@ struct PortalMessage<'a> {
     event_id: &'a OwnedEventId,
     sender: &'a OwnedUserId,
     body: &'a String,
+    media: &'a Option<crate::media::MediaRef>,
 }
 
 /// What a twin does about a message in a portal. Nothing the owner did not allow there: the
@@ -475,7 +486,12 @@ fn in_portal(
     let owner = view.owner.to_owned();
     let room = message.room_id.clone();
     if is_owner {
-        if let Some(command) = command::parse(message.body, portal.owner_chat) {
+        if let Some(command) = message
+            .media
+            .is_none()
+            .then(|| command::parse(message.body, portal.owner_chat))
+            .flatten()
+        {
             return vec![Action::Command {
                 twin,
                 owner: owner.clone(),
@@ -497,6 +513,7 @@ fn in_portal(
                 reply: ReplyTo::Plain,
                 group: false,
                 from_bot: false,
+                media: message.media.clone(),
             })];
         }
         if portal.mode == PortalMode::Answer {
@@ -518,6 +535,7 @@ fn in_portal(
         reply: ReplyTo::Reply(message.event_id.clone()),
         group: true,
         from_bot: false,
+        media: message.media.clone(),
     })]
 }
 

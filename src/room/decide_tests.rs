@@ -32,6 +32,7 @@ fn text_with(sender: &str, body: &str, refs: Refs) -> RoomEvent {
         is_edit: false,
         refs,
         double_puppet: false,
+        media: None,
     }
 }
 
@@ -277,6 +278,7 @@ fn twins_never_answer_themselves_notices_edits_or_blocked_people() {
         is_edit: false,
         refs: Refs::default(),
         double_puppet: false,
+        media: None,
     };
     assert!(world.run(&notice, 2).is_empty());
     let blocked = World::new(AccessFile {

@@ -67,6 +67,9 @@ pub enum RoomEvent {
         /// A mautrix bridge sent it for its author, who typed it on their phone
         /// (`fi.mau.double_puppet_source`, double puppeting).
         double_puppet: bool,
+        /// The photo, file, voice message or video it carries (`body` is then its caption, or
+        /// its file name when it has none).
+        media: Option<crate::media::MediaRef>,
     },
     /// State a bridge puts into its portals (`m.bridge`, `uk.half-shot.bridge`,
     /// `io.element.functional_members`), content unparsed: believed only from a trusted bot.
@@ -114,6 +117,9 @@ pub enum RoomEvent {
     /// Anything else.
     Other,
 }
+
+/// MSC3245: an `m.audio` message recorded as a voice message.
+pub const VOICE_MARK: &str = "org.matrix.msc3245.voice";
 
 /// An encrypted event as received (compared by its JSON).
 #[derive(Debug, Clone)]
@@ -279,6 +285,7 @@ impl RoomEvent {
                     .content
                     .get("fi.mau.double_puppet_source")
                     .is_some_and(|source| source.as_str().is_some_and(|s| !s.is_empty()));
+                let voice = head.content.get(VOICE_MARK).is_some();
                 let Some(message) = content::<RoomMessageEventContent>(head.content) else {
                     return Self::Other;
                 };
@@ -299,6 +306,7 @@ impl RoomEvent {
                         == Some(RelationType::Replacement),
                     refs: Refs::of(&message),
                     double_puppet,
+                    media: crate::media::MediaRef::of(&message.msgtype, voice),
                 }
             }
             ("m.room.encrypted", None, Some(event_id)) => {
@@ -406,6 +414,42 @@ mod tests {
         // An edit without its new content is not a message (and never answered).
         let bare = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"* hi","m.relates_to":{"rel_type":"m.replace","event_id":"$d"}}}"#;
         assert_eq!(RoomEvent::parse(bare), RoomEvent::Other);
+    }
+
+    #[test]
+    fn media_messages_carry_their_media_and_caption() {
+        let image = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.image","body":"what did I pay?","filename":"receipt.png","info":{"mimetype":"image/png","size":1234},"file":{"v":"v2","url":"mxc://x/abc","key":{"kty":"oct","alg":"A256CTR","ext":true,"k":"Voq2nkPme_x8no5-Tjq_laDAdxE6iDbxnlQXxwFPgE4","key_ops":["encrypt","decrypt"]},"iv":"i0DovxYdJEcAAAAAAAAAAA","hashes":{"sha256":"ANdt819a8bZl4jKy3Z+jcqtiNICa2y0AW4BBJ/iQRAU"}}}}"#;
+        let RoomEvent::Text { body, media, .. } = RoomEvent::parse(image) else {
+            panic!("not a message");
+        };
+        let media = media.unwrap();
+        assert_eq!(body, "what did I pay?");
+        assert_eq!(media.kind, crate::media::MediaKind::Image);
+        assert_eq!(media.name, "receipt.png");
+        assert_eq!(media.caption.as_deref(), Some("what did I pay?"));
+        assert_eq!(media.mimetype.as_deref(), Some("image/png"));
+        assert_eq!(media.size, Some(1234));
+        assert!(media.is_encrypted() && !media.voice);
+
+        let voice = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.audio","body":"Voice message.ogg","url":"mxc://x/v","org.matrix.msc3245.voice":{},"org.matrix.msc1767.audio":{"duration":1200}}}"#;
+        let RoomEvent::Text { media, .. } = RoomEvent::parse(voice) else {
+            panic!("not a message");
+        };
+        let media = media.unwrap();
+        assert!(media.voice && !media.is_encrypted());
+        assert_eq!(media.caption, None, "a file name alone is no caption");
+
+        let text = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.text","body":"hi"}}"#;
+        assert!(matches!(
+            RoomEvent::parse(text),
+            RoomEvent::Text { media: None, .. }
+        ));
+        // Media without a source is not a message we can use.
+        let broken = r#"{"type":"m.room.message","room_id":"!r:x","sender":"@alice:x","event_id":"$e","content":{"msgtype":"m.file","body":"x.pdf"}}"#;
+        assert!(!matches!(
+            RoomEvent::parse(broken),
+            RoomEvent::Text { media: Some(_), .. }
+        ));
     }
 
     #[test]

@@ -128,6 +128,7 @@ impl TurnRunner {
             reply: ReplyTo::Plain,
             group: true,
             from_bot: false,
+            media: None,
         };
         self.carry_out(&job, &requests, &format!("approved:{approval}"))
             .await;

@@ -13,6 +13,7 @@ mod compact;
 mod held;
 mod input;
 mod live;
+mod media;
 mod typing;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -68,6 +69,8 @@ pub struct TurnRunner {
     stream: bool,
     /// `rooms.compact_at_tokens` and what it needs.
     compaction: compact::Compaction,
+    /// `[media]`: what photos, files and voice messages become.
+    media: media::MediaStage,
 }
 
 /// The parts of a turn's outcome that are kept.
@@ -114,6 +117,7 @@ impl TurnRunner {
                 config.rooms.compact_at_tokens,
                 config.rooms.compact_keep_messages,
             ),
+            media: media::MediaStage::new(config),
         }
     }
 
@@ -152,8 +156,20 @@ impl TurnRunner {
         let stop_typing =
             typing::spawn_typing(self.matrix.clone(), job.twin.clone(), job.room.clone());
         let started = std::time::Instant::now();
+        let prepared = match self.prepare_media(job, &twin.home).await {
+            Ok(prepared) => prepared,
+            Err(notice) => {
+                let _ = stop_typing.send(());
+                self.media_notice(job, &notice).await;
+                if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
+                    tracing::debug!(%err, "stopping typing failed");
+                }
+                return Ok(());
+            }
+        };
+        let transcript = prepared.transcript.clone();
         let resume = self.live_reply_of(job).await;
-        let result = self.think(job, &twin.home, resume.clone()).await;
+        let result = self.think(job, &twin.home, resume.clone(), prepared).await;
         let _ = stop_typing.send(());
         let mut finished = match result {
             Ok(finished) => finished,
@@ -168,6 +184,19 @@ impl TurnRunner {
         self.metrics
             .turn_duration
             .observe(started.elapsed().as_secs_f64());
+        if let Some(transcript) = &transcript {
+            if job.speaker == Speaker::Owner
+                && self.media.can_speak()
+                && settings_of(twin.home.clone())
+                    .await
+                    .is_ok_and(|s| s.voice_replies == Some(true))
+            {
+                finished.requests.push(ToolRequest::SpeakReply {
+                    text: finished.reply.clone(),
+                });
+            }
+            finished.reply = media::with_transcript(transcript, &finished.reply);
+        }
         let streamed = match finished.live.take() {
             Some(live) => live.finish().await,
             None => live::Streamed::resumed(resume),
@@ -220,7 +249,13 @@ impl TurnRunner {
         job: &TurnJob,
         home: &Arc<Home>,
         resume: Option<OwnedEventId>,
+        prepared: media::Prepared,
     ) -> Result<Finished, RoomError> {
+        let media::Prepared {
+            text,
+            images,
+            transcript,
+        } = prepared;
         let session = self
             .store
             .current_session(&job.room, &job.twin, session_audience(job))
@@ -234,14 +269,8 @@ impl TurnRunner {
         let twin_settings = settings_of(home.clone()).await?;
         let history: Vec<Message> = match job.speaker {
             Speaker::Owner => {
-                self.owner_history(
-                    job,
-                    home,
-                    session.id,
-                    &job.text,
-                    twin_settings.model.clone(),
-                )
-                .await?
+                self.owner_history(job, home, session.id, &text, twin_settings.model.clone())
+                    .await?
             }
             Speaker::Other => self
                 .store
@@ -268,7 +297,7 @@ impl TurnRunner {
         if let Some(since) = joined_since {
             log.retain(|entry| entry.ts >= since);
         }
-        let mut input = compose_input(&job.text, &job.sender, job.speaker, job.group, &log, &names);
+        let mut input = compose_input(&text, &job.sender, job.speaker, job.group, &log, &names);
         // Others' text is in the context of an owner's turn in a group room: risky calls wait
         // for the owner's approval in their DM.
         let mut exposed = job.group && job.speaker == Speaker::Owner;
@@ -278,7 +307,7 @@ impl TurnRunner {
                 &self.store,
                 &job.twin,
                 &bridges,
-                &job.text,
+                &text,
                 crate::storage::now_ms(),
             )
             .await?
@@ -306,7 +335,9 @@ impl TurnRunner {
         // edit reaches nobody, and notifies nobody), and a bridge relays every edit to the
         // network, which rate-limits edits and marks each message "edited".
         let portal = self.store.portal(&job.room).await?.is_some();
+        // A voice message's answer comes in one message, its transcript quoted above it.
         let streamed = self.stream
+            && transcript.is_none()
             && twin_settings.stream.unwrap_or(true)
             && settings.stream.unwrap_or(!portal && !job.group)
             && self.kernel.is_configured();
@@ -323,6 +354,7 @@ impl TurnRunner {
             room_id: job.room.to_string(),
             history,
             input: input.clone(),
+            images,
             audience: match job.speaker {
                 Speaker::Owner => Audience::Owner,
                 Speaker::Other => Audience::Public {
@@ -347,11 +379,7 @@ impl TurnRunner {
                 .map_err(|e| RoomError::Internal(e.to_string()))?;
             Ok::<_, RoomError>(self.kernel.run_turn(home.clone(), turn).await)
         };
-        let only_input = || {
-            vec![Message::User {
-                content: input.clone(),
-            }]
-        };
+        let only_input = || vec![Message::user(input.clone())];
         Ok(
             match tokio::time::timeout(self.deadline, kernel_turn).await {
                 Ok(Ok(Ok(outcome))) => {
@@ -563,6 +591,15 @@ impl TurnRunner {
                 ToolRequest::Hold(_) | ToolRequest::ProposePolicy(_) => {
                     self.ask_owner(job, request, &cause).await.map(|()| None)
                 }
+                ToolRequest::SendFile {
+                    room,
+                    path,
+                    caption,
+                } => {
+                    self.send_home_file(job, room, path, caption.as_deref(), &cause)
+                        .await
+                }
+                ToolRequest::SpeakReply { text } => self.speak_reply(job, text, &cause).await,
             };
             let problem = match done {
                 Ok(problem) => problem,
@@ -694,5 +731,6 @@ pub(crate) fn first_message_job(
         reply: ReplyTo::Plain,
         group: false,
         from_bot: false,
+        media: None,
     }
 }

@@ -31,6 +31,10 @@ pub struct TwinSettings {
     /// a room's `stream` in `system/rooms/` decides for that room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// Whether a voice message from the owner is also answered with a spoken reply
+    /// (`voice_replies = true`, `!ai voice on`; needs `[media.speech]` in the service config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_replies: Option<bool>,
 }
 
 impl TwinSettings {
@@ -77,6 +81,7 @@ mod tests {
                 monthly: Some(crate::budget::Limit::Off),
             },
             stream: Some(false),
+            voice_replies: Some(true),
         };
         settings.save(&home).unwrap();
         assert_eq!(TwinSettings::load(&home).unwrap(), settings);

@@ -43,6 +43,8 @@ pub struct EnvOptions {
     pub client_proxy: bool,
     /// More appservices on the (first) homeserver, e.g. a stand-in bridge.
     pub extra_registrations: Vec<Registration>,
+    /// `[media.transcription]` and `[media.speech]` at the fake's OpenAI audio endpoints.
+    pub audio: bool,
 }
 
 impl Default for EnvOptions {
@@ -56,6 +58,7 @@ impl Default for EnvOptions {
             federated: false,
             client_proxy: false,
             extra_registrations: Vec::new(),
+            audio: false,
         }
     }
 }
@@ -367,6 +370,21 @@ impl Prepared {
         config.llm.api_key_env = TEST_KEY_ENV.into();
         config.llm.max_retries = options.max_retries;
         config.llm.timeout_secs = 10;
+        if options.audio {
+            let base: url::Url = llm.openai_base().parse().expect("fake LLM URL");
+            config.media.transcription = Some(
+                toml::from_str(&format!(
+                    "base_url = \"{base}\"\napi_key_env = \"{TEST_KEY_ENV}\""
+                ))
+                .expect("transcription config"),
+            );
+            config.media.speech = Some(
+                toml::from_str(&format!(
+                    "base_url = \"{base}\"\napi_key_env = \"{TEST_KEY_ENV}\""
+                ))
+                .expect("speech config"),
+            );
+        }
         if let Some(configure) = options.configure {
             configure(&mut config);
         }

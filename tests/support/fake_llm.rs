@@ -136,6 +136,59 @@ impl RecordedRequest {
             .unwrap_or_default()
     }
 
+    /// The images of the newest user message, in either wire format (OpenAI: `image_url`
+    /// parts with a `data:` URL; Anthropic: `image` blocks with a base64 source).
+    pub fn images(&self) -> Vec<Image> {
+        use base64::Engine as _;
+        let decode = |data: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap_or_default()
+        };
+        let Some(message) = self.body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        else {
+            return Vec::new();
+        };
+        let mut images = Vec::new();
+        for part in message["content"].as_array().into_iter().flatten() {
+            match part["type"].as_str() {
+                Some("image_url") => {
+                    let url = part["image_url"]["url"].as_str().unwrap_or_default();
+                    if let Some((head, data)) = url
+                        .strip_prefix("data:")
+                        .and_then(|rest| rest.split_once(','))
+                    {
+                        images.push(Image {
+                            media_type: head.trim_end_matches(";base64").to_owned(),
+                            data: decode(data),
+                        });
+                    }
+                }
+                Some("image") => images.push(Image {
+                    media_type: part["source"]["media_type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    data: decode(part["source"]["data"].as_str().unwrap_or_default()),
+                }),
+                _ => {}
+            }
+        }
+        images
+    }
+
+    /// The text of the newest user message that has text, in this request's wire format.
+    pub fn last_user_text(&self) -> String {
+        let wire = if self.path.ends_with("/messages") {
+            Wire::Anthropic
+        } else {
+            Wire::OpenAi
+        };
+        last_user_text(wire, &self.body)
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -161,6 +214,36 @@ struct Shared {
     stream_timing: Mutex<Option<(Duration, Duration)>>,
     /// When each streamed answer sent its first and its last piece.
     streams: Arc<Mutex<Vec<StreamTimes>>>,
+    /// Texts the transcription endpoint answers, in order (empty: a default text).
+    transcripts: Mutex<VecDeque<String>>,
+    /// Audio files the transcription endpoint received.
+    transcriptions: Mutex<Vec<Transcription>>,
+    /// Audio the speech endpoint answers with, in order (empty: a few default bytes).
+    spoken: Mutex<VecDeque<Vec<u8>>>,
+    /// JSON bodies the speech endpoint received.
+    speeches: Mutex<Vec<Value>>,
+}
+
+/// A file the fake transcription endpoint received.
+#[derive(Debug, Clone)]
+pub struct Transcription {
+    /// The `model` field.
+    pub model: String,
+    /// The `file` part's file name.
+    pub file_name: String,
+    /// The `file` part's content type.
+    pub content_type: String,
+    /// The `file` part's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// An image in a model request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Its media type, e.g. `image/png`.
+    pub media_type: String,
+    /// Its bytes, base64 decoded.
+    pub data: Vec<u8>,
 }
 
 /// When a streamed answer was sent.
@@ -206,6 +289,8 @@ impl FakeLlm {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .route("/v1/models", get(models))
+            .route("/v1/audio/transcriptions", post(transcriptions))
+            .route("/v1/audio/speech", post(speech))
             .with_state(Arc::clone(&shared));
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(listener) => listener,
@@ -274,7 +359,29 @@ impl FakeLlm {
         lock(&self.shared.streams).clone()
     }
 
-    /// Every request so far, oldest first.
+    /// The next transcription answers with `text` (later ones: the default text, "this is a
+    /// transcript", unless more are queued).
+    pub fn transcribe_with(&self, text: &str) {
+        lock(&self.shared.transcripts).push_back(text.to_owned());
+    }
+
+    /// Every file the transcription endpoint received, oldest first.
+    pub fn transcriptions(&self) -> Vec<Transcription> {
+        lock(&self.shared.transcriptions).clone()
+    }
+
+    /// The next speech request answers with these audio bytes.
+    pub fn speak_with(&self, audio: Vec<u8>) {
+        lock(&self.shared.spoken).push_back(audio);
+    }
+
+    /// Every JSON body the speech endpoint received, oldest first.
+    pub fn speeches(&self) -> Vec<Value> {
+        lock(&self.shared.speeches).clone()
+    }
+
+    /// Every model request so far, oldest first (the audio endpoints' are kept apart: see
+    /// [`FakeLlm::transcriptions`] and [`FakeLlm::speeches`]).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
     }
@@ -334,6 +441,127 @@ async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap)
         "has_more": false, "first_id": "fake-model", "last_id": "fake-model",
     });
     json_response(200, &list)
+}
+
+/// `POST /v1/audio/transcriptions`: a multipart form with `file` and `model`, answered with
+/// `{"text": ...}` as OpenAI does for `response_format=json`.
+async fn transcriptions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(boundary) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("boundary=").nth(1))
+        .map(|b| b.trim_matches('"').to_owned())
+    else {
+        return json_response(
+            400,
+            &json!({"error": {"message": "expected multipart/form-data", "type": "invalid_request_error"}}),
+        );
+    };
+    let parts = multipart_parts(&body, &boundary);
+    let field = |name: &str| parts.iter().find(|p| p.name == name);
+    let (Some(file), Some(model)) = (field("file"), field("model")) else {
+        return json_response(
+            400,
+            &json!({"error": {"message": "file and model are required", "type": "invalid_request_error"}}),
+        );
+    };
+    lock(&shared.transcriptions).push(Transcription {
+        model: String::from_utf8_lossy(&model.data).into_owned(),
+        file_name: file.file_name.clone().unwrap_or_default(),
+        content_type: file.content_type.clone().unwrap_or_default(),
+        bytes: file.data.clone(),
+    });
+    let text = lock(&shared.transcripts)
+        .pop_front()
+        .unwrap_or_else(|| "this is a transcript".to_owned());
+    json_response(200, &json!({ "text": text }))
+}
+
+/// `POST /v1/audio/speech`: a JSON body (`model`, `input`, `voice`, `response_format`),
+/// answered with audio bytes.
+async fn speech(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return json_response(
+            400,
+            &json!({"error": {"message": "body is not JSON", "type": "invalid_request_error"}}),
+        );
+    };
+    lock(&shared.speeches).push(request);
+    let audio = lock(&shared.spoken)
+        .pop_front()
+        .unwrap_or_else(|| b"OggS\0fake-speech".to_vec());
+    let mut response = Response::new(Body::from(audio));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/ogg"));
+    response
+}
+
+/// One part of a multipart form.
+struct FormPart {
+    name: String,
+    file_name: Option<String>,
+    content_type: Option<String>,
+    data: Vec<u8>,
+}
+
+/// The parts of a `multipart/form-data` body (enough of RFC 7578 for what reqwest sends).
+fn multipart_parts(body: &[u8], boundary: &str) -> Vec<FormPart> {
+    let delimiter = format!("--{boundary}").into_bytes();
+    let find = |haystack: &[u8], needle: &[u8], from: usize| {
+        (from..=haystack.len().saturating_sub(needle.len()))
+            .find(|&i| haystack[i..].starts_with(needle))
+    };
+    let mut parts = Vec::new();
+    let mut at = match find(body, &delimiter, 0) {
+        Some(at) => at + delimiter.len(),
+        None => return parts,
+    };
+    loop {
+        if body[at..].starts_with(b"--") {
+            break;
+        }
+        let start = at + 2; // CRLF after the delimiter
+        let Some(headers_end) = find(body, b"\r\n\r\n", start) else {
+            break;
+        };
+        let Some(next) = find(body, &delimiter, headers_end) else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&body[start..headers_end]).into_owned();
+        let data = body[headers_end + 4..next.saturating_sub(2)].to_vec();
+        let disposition = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .unwrap_or_default()
+            .to_owned();
+        let param = |key: &str| {
+            disposition
+                .split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix(&format!("{key}=")))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            })
+            .map(|(_, v)| v.trim().to_owned());
+        parts.push(FormPart {
+            name: param("name").unwrap_or_default(),
+            file_name: param("filename"),
+            content_type,
+            data,
+        });
+        at = next + delimiter.len();
+    }
+    parts
 }
 
 fn record(shared: &Shared, method: &str, uri: &Uri, headers: &HeaderMap, body: Value) {

@@ -68,6 +68,20 @@ impl Seen {
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
+    /// The `msgtype` of a message (`m.text`, `m.file`, ...).
+    pub fn msgtype(&self) -> &str {
+        self.json
+            .pointer("/content/msgtype")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+    /// The file name of a media message: `filename`, else `body`.
+    pub fn file_name(&self) -> Option<&str> {
+        self.json
+            .pointer("/content/filename")
+            .or_else(|| self.json.pointer("/content/body"))
+            .and_then(Value::as_str)
+    }
 }
 
 /// A logged-in person.
@@ -230,6 +244,110 @@ impl Human {
         content: RoomMessageEventContent,
     ) -> OwnedEventId {
         room.send(content).await.expect("send").response.event_id
+    }
+
+    /// Sends a file as Element does (`m.image`/`m.file`/... by its type, encrypted in an
+    /// encrypted room), with an optional caption.
+    pub async fn send_attachment(
+        &self,
+        room: &Room,
+        name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+        caption: Option<&str>,
+    ) -> OwnedEventId {
+        let mime: mime::Mime = mime.parse().expect("a mimetype");
+        let config = matrix_sdk::attachment::AttachmentConfig::new().caption(
+            caption.map(matrix_sdk::ruma::events::room::message::TextMessageEventContent::plain),
+        );
+        room.send_attachment(name, &mime, bytes, config)
+            .await
+            .expect("send attachment")
+            .event_id
+    }
+
+    /// Uploads `bytes` encrypted (as every client does in an encrypted room) and returns the
+    /// `file` object of the event.
+    async fn upload_encrypted(&self, bytes: &[u8]) -> Value {
+        let mut reader = std::io::Cursor::new(bytes.to_vec());
+        let file = self
+            .client
+            .upload_encrypted_file(&mut reader)
+            .await
+            .expect("upload encrypted");
+        serde_json::to_value(&file).expect("file JSON")
+    }
+
+    /// Sends a voice message as Element does: `m.audio` with `org.matrix.msc3245.voice`, the
+    /// audio an encrypted attachment.
+    pub async fn send_voice(&self, room: &Room, bytes: Vec<u8>) -> OwnedEventId {
+        let file = self.upload_encrypted(&bytes).await;
+        let content = serde_json::json!({
+            "msgtype": "m.audio",
+            "body": "Voice message",
+            "file": file,
+            "info": {"mimetype": "audio/ogg", "size": bytes.len(), "duration": 2000},
+            "org.matrix.msc1767.audio": {"duration": 2000, "waveform": [0, 512, 1024]},
+            "org.matrix.msc3245.voice": {},
+        });
+        room.send_raw("m.room.message", content)
+            .await
+            .expect("send voice")
+            .response
+            .event_id
+    }
+
+    /// Sends an encrypted `m.file` whose `hashes.sha256` is that of other bytes (a tampered or
+    /// swapped attachment).
+    pub async fn send_tampered_file(
+        &self,
+        room: &Room,
+        name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> OwnedEventId {
+        let mut file = self.upload_encrypted(&bytes).await;
+        let decoy = self.upload_encrypted(b"something else entirely").await;
+        file["hashes"] = decoy["hashes"].clone();
+        let content = serde_json::json!({
+            "msgtype": "m.file",
+            "body": name,
+            "filename": name,
+            "file": file,
+            "info": {"mimetype": mime, "size": bytes.len()},
+        });
+        room.send_raw("m.room.message", content)
+            .await
+            .expect("send tampered file")
+            .response
+            .event_id
+    }
+
+    /// The bytes of a media message, downloaded and decrypted as a client does.
+    pub async fn download(&self, seen: &Seen) -> Vec<u8> {
+        use matrix_sdk::{
+            media::{MediaFormat, MediaRequestParameters},
+            ruma::events::room::{EncryptedFile, MediaSource},
+        };
+        let content = &seen.json["content"];
+        let source = if let Some(file) = content.get("file") {
+            let file: EncryptedFile = serde_json::from_value(file.clone()).expect("file");
+            MediaSource::Encrypted(Box::new(file))
+        } else {
+            let url = content["url"].as_str().expect("a url or a file");
+            MediaSource::Plain(url.into())
+        };
+        self.client
+            .media()
+            .get_media_content(
+                &MediaRequestParameters {
+                    source,
+                    format: MediaFormat::File,
+                },
+                false,
+            )
+            .await
+            .expect("download")
     }
 
     /// Joins a room this person was invited to.

@@ -177,9 +177,20 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
     let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for message in messages {
         let (role, blocks) = match message {
-            Message::User { content } | Message::Note { content } => {
-                ("user", vec![text_block(content, "(empty message)")])
+            Message::User { content, images } => {
+                // Images first, then the words about them, as Anthropic recommends.
+                let mut blocks: Vec<Value> = images
+                    .iter()
+                    .map(|image| {
+                        json!({"type": "image", "source": {
+                            "type": "base64", "media_type": image.mime, "data": image.data,
+                        }})
+                    })
+                    .collect();
+                blocks.push(text_block(content, "(empty message)"));
+                ("user", blocks)
             }
+            Message::Note { content } => ("user", vec![text_block(content, "(empty message)")]),
             Message::Assistant {
                 content,
                 tool_calls,

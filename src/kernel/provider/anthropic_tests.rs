@@ -178,3 +178,18 @@ fn a_note_and_the_message_after_it_are_one_user_message() {
     assert_eq!(messages[0]["content"][1]["text"], json!("hello"));
     assert!(body.get("system").is_none(), "no empty system prompt");
 }
+
+#[test]
+fn images_go_as_base64_blocks_before_the_text() {
+    let request = ChatRequest {
+        system: String::new(),
+        messages: vec![Message::User {
+            content: "what did I pay?".into(),
+            images: vec![crate::kernel::ImageInput::new("image/png", b"\x89PNG")],
+        }],
+        tools: Vec::new(),
+        max_tokens: 10,
+        model: None,
+    };
+    insta::assert_json_snapshot!(build_body(&request, "m", false)["messages"]);
+}

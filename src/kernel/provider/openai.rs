@@ -178,7 +178,16 @@ pub fn build_body(request: &ChatRequest, model: &str, official: bool, stream: bo
 
 fn wire_message(message: &Message) -> Value {
     match message {
-        Message::User { content } | Message::Note { content } => {
+        Message::User { content, images } if !images.is_empty() => {
+            let mut parts = vec![json!({"type": "text", "text": content})];
+            parts.extend(
+                images.iter().map(
+                    |image| json!({"type": "image_url", "image_url": {"url": image.data_url()}}),
+                ),
+            );
+            json!({"role": "user", "content": parts})
+        }
+        Message::User { content, .. } | Message::Note { content } => {
             json!({"role": "user", "content": content})
         }
         Message::Assistant {

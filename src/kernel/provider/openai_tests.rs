@@ -179,3 +179,18 @@ fn a_note_is_a_user_message_of_its_own() {
         json!({"role": "user", "content": "hello"})
     );
 }
+
+#[test]
+fn images_go_as_data_url_parts_after_the_text() {
+    let request = ChatRequest {
+        system: String::new(),
+        messages: vec![Message::User {
+            content: "what did I pay?".into(),
+            images: vec![crate::kernel::ImageInput::new("image/png", b"\x89PNG")],
+        }],
+        tools: Vec::new(),
+        max_tokens: 10,
+        model: None,
+    };
+    insta::assert_json_snapshot!(build_body(&request, "m", true, false)["messages"]);
+}

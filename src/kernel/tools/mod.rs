@@ -11,6 +11,7 @@ mod files;
 mod meetings;
 mod policy;
 mod remember;
+mod send;
 mod skills;
 
 use std::sync::Arc;
@@ -155,11 +156,13 @@ pub enum Tool {
     AnswerMeeting,
     /// Propose a change of a policy file for the owner to confirm (owner only, in their DM).
     ProposePolicyChange,
+    /// Send a file of the home into the room (owner only).
+    SendFile,
 }
 
 impl Tool {
     /// Every tool, in spec order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::ReadFile,
         Self::WriteFile,
         Self::EditFile,
@@ -173,6 +176,7 @@ impl Tool {
         Self::CancelMeeting,
         Self::AnswerMeeting,
         Self::ProposePolicyChange,
+        Self::SendFile,
     ];
 
     /// The name the model sees.
@@ -191,6 +195,7 @@ impl Tool {
             Self::CancelMeeting => "cancel_meeting",
             Self::AnswerMeeting => "answer_meeting",
             Self::ProposePolicyChange => "propose_policy_change",
+            Self::SendFile => "send_file",
         }
     }
 
@@ -227,6 +232,7 @@ pub fn specs_for(audience: &Audience, allowed_tools: Option<&[String]>) -> Vec<T
         specs.extend(remember::specs());
         specs.extend(meetings::specs());
         specs.extend(policy::specs());
+        specs.extend(send::specs());
     }
     specs.retain(|spec| offered(audience, allowed_tools, &spec.name));
     specs
@@ -279,6 +285,7 @@ pub async fn execute(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         (Audience::Owner, Tool::AnswerMeeting) => meetings::answer_meeting(ctx, args).await,
         (Audience::Owner, Tool::CancelMeeting) => meetings::cancel_meeting(ctx, args).await,
         (Audience::Owner, Tool::ProposePolicyChange) => policy::propose(ctx, args).await,
+        (Audience::Owner, Tool::SendFile) => send::send_file(ctx, args).await,
         (Audience::Public { .. }, tool) => Err(refusal(ctx, tool.name())),
     };
     match output {

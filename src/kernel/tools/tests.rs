@@ -58,7 +58,8 @@ fn every_tool_has_an_object_schema() {
             "propose_meeting",
             "cancel_meeting",
             "answer_meeting",
-            "propose_policy_change"
+            "propose_policy_change",
+            "send_file",
         ]
     );
     for spec in specs() {
@@ -386,4 +387,50 @@ async fn policy_changes_are_proposed_with_a_diff_and_nothing_changes() {
         assert!(out.is_error, "{path}: {out:?}");
     }
     assert_eq!(requests(&f).len(), 1);
+}
+
+#[tokio::test]
+async fn send_file_leaves_a_request_for_an_existing_file_and_is_held_where_others_read() {
+    let mut f = fixture();
+    f.ctx
+        .home
+        .write_atomic("data/report.pdf", b"%PDF-1.7 ...")
+        .unwrap();
+    let sent = call(
+        &f,
+        "send_file",
+        json!({"path": "./data/report.pdf", "caption": " the report "}),
+    )
+    .await;
+    assert!(!sent.is_error, "{sent:?}");
+    assert_eq!(
+        f.ctx.take_requests(),
+        vec![ToolRequest::SendFile {
+            room: ROOM.into(),
+            path: "data/report.pdf".into(),
+            caption: Some("the report".into()),
+        }]
+    );
+    for args in [
+        json!({"path": "data/missing.pdf"}),
+        json!({"path": "../../etc/passwd"}),
+        json!({"path": "data"}),
+        json!({"file": "data/report.pdf"}),
+    ] {
+        let refused = call(&f, "send_file", args.clone()).await;
+        assert!(refused.is_error, "{args}: {refused:?}");
+    }
+    assert!(requests(&f).is_empty());
+    // Where others read the room, sending a private file waits for the owner.
+    f.ctx.exposed = true;
+    let held = call(&f, "send_file", json!({"path": "data/report.pdf"})).await;
+    assert!(held.content.starts_with("Held"), "{held:?}");
+    let held = requests(&f);
+    let [ToolRequest::Hold(call)] = held.as_slice() else {
+        panic!("not held: {held:?}")
+    };
+    assert_eq!(
+        call.summary,
+        "send the file \"data/report.pdf\" to the room"
+    );
 }

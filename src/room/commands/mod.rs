@@ -174,6 +174,7 @@ impl CommandRunner {
             Command::Model(choice) => self.model_command(&home, choice.as_deref()).await?,
             Command::Usage => self.budgets.state(twin_id, home.clone()).await?.describe(),
             Command::Budget(words) => self.budget_command(twin_id, &home, words).await?,
+            Command::Voice(on) => voice_command(&home, *on).await?,
             Command::Approve(user) | Command::Deny(user) => {
                 let approve = matches!(command, Command::Approve(_));
                 let access = self
@@ -535,4 +536,28 @@ fn save_room(
     settings
         .save(home, room)
         .map_err(|e| RoomError::Internal(e.to_string()))
+}
+
+/// `!ai voice on|off`: `voice_replies` in `system/settings.toml`, a git commit.
+async fn voice_command(home: &Arc<crate::home::Home>, on: bool) -> Result<String, RoomError> {
+    let home = home.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), RoomError> {
+        let mut settings = TwinSettings::load(&home)?;
+        settings.voice_replies = Some(on);
+        settings.save(&home)?;
+        home.commit(&format!(
+            "settings: spoken replies {} by command",
+            if on { "on" } else { "off" }
+        ))?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| RoomError::Internal(e.to_string()))??;
+    Ok(if on {
+        "✅ I will answer your voice messages with a spoken reply too (when a speech service is \
+         set up: `[media.speech]`)."
+            .to_owned()
+    } else {
+        "✅ I will answer your voice messages in text only.".to_owned()
+    })
 }
