@@ -57,10 +57,16 @@ fn trust_telegram(config: &mut Config) {
 }
 
 async fn bridged_world() -> (TestEnv, StandInBridge) {
+    bridged_world_with(false).await
+}
+
+/// The bridged world, with the fake audio endpoints configured when `audio`.
+async fn bridged_world_with(audio: bool) -> (TestEnv, StandInBridge) {
     let bridge = StandInBridge::start(free_port()).await;
     let env = TestEnv::start_with(EnvOptions {
         extra_registrations: vec![bridge.registration.clone()],
         configure: Some(trust_telegram),
+        audio,
         ..EnvOptions::default()
     })
     .await;
@@ -333,6 +339,111 @@ async fn journey_3_the_twin_reads_a_bridged_group_for_its_owner() {
             .filter(|r| r.contains("Dinner at 7"))
             .all(|r| r.contains("What did my Telegram family group say today?")),
         "only the owner's turn read the group"
+    );
+}
+
+/// A tiny but real PNG (1x1).
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xDE, 0x00, 0x00, 0x00, 0x0C, 0x49, 0x44, 0x41, 0x54, 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E,
+    0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_4_bridged_voice_notes_and_photos_work_as_from_element() {
+    let (env, bridge) = bridged_world_with(true).await;
+    let server = env.server_name().to_owned();
+    let (alice, _dm) = alice_with_dm(&env).await;
+    let twin = env.twin_of("alice");
+    let home = env.home_of("alice");
+
+    // A voice note the owner recorded on her phone, in her Saved Messages.
+    let own_ghost = bridge.ghost(&server, "1001", "Alice (Telegram)").await;
+    let saved = bridge
+        .portal(
+            &server,
+            PortalSpec {
+                kind: "dm",
+                channel_id: "user:1001",
+                name: "Saved Messages",
+                receiver: "1001",
+                invite: vec![alice.user_id.to_string()],
+                ghosts: vec![own_ghost.clone()],
+                service_ghosts: vec![],
+            },
+        )
+        .await;
+    twin_into_portal(&env, &alice, &saved).await;
+    let audio = b"OggS\0opus-voice-note-from-the-phone".repeat(12);
+    env.llm.transcribe_with("book a table for two on friday");
+    bridge
+        .send_media_as(
+            &own_ghost,
+            &saved,
+            json!({
+                "msgtype": "m.audio", "body": "voice-note.ogg", "filename": "voice-note.ogg",
+                "info": {"mimetype": "audio/ogg; codecs=opus", "size": audio.len(), "duration": 3000},
+                "org.matrix.msc1767.audio": {"duration": 3000, "waveform": [10, 200, 30]},
+                "org.matrix.msc3245.voice": {},
+            }),
+            audio.clone(),
+            "audio/ogg",
+        )
+        .await;
+    let relayed = bridge.wait_for_relay(&saved, twin.as_str(), WAIT).await;
+    assert!(
+        relayed.text.contains("book a table for two on friday"),
+        "{relayed:?}"
+    );
+    let transcriptions = env.llm.transcriptions();
+    assert_eq!(transcriptions.len(), 1);
+    assert_eq!(
+        transcriptions[0].bytes, audio,
+        "the bytes the bridge uploaded"
+    );
+
+    // A contact's photo in an opted-in chat: shown to the model in the contact's own turn,
+    // never kept in the owner's home.
+    let bob = bridge.ghost(&server, "2002", "Bob").await;
+    let chat = bridge
+        .portal(
+            &server,
+            PortalSpec {
+                kind: "dm",
+                channel_id: "user:2002",
+                name: "Bob",
+                receiver: "1001",
+                invite: vec![alice.user_id.to_string()],
+                ghosts: vec![bob.clone()],
+                service_ghosts: vec![],
+            },
+        )
+        .await;
+    let room = twin_into_portal(&env, &alice, &chat).await;
+    alice.send_text(&room, "!ai bridge answer").await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    bridge
+        .send_media_as(
+            &bob,
+            &chat,
+            json!({"msgtype": "m.image", "body": "IMG_0042.png",
+                   "info": {"mimetype": "image/png", "size": PNG.len(), "w": 1, "h": 1}}),
+            PNG.to_vec(),
+            "image/png",
+        )
+        .await;
+    bridge.wait_for_relay(&chat, twin.as_str(), WAIT).await;
+    let request = env.llm.requests().last().unwrap().clone();
+    assert_eq!(request.images().len(), 1, "the photo, in Bob's turn");
+    assert!(
+        !request.body.to_string().contains(CANARY),
+        "public context only"
+    );
+    assert!(
+        !home.join("data/inbox").exists(),
+        "nothing of a contact's is saved"
     );
 }
 

@@ -302,6 +302,51 @@ async fn the_owners_file_lands_in_the_inbox_and_a_strangers_does_not() {
     assert_eq!(inbox(&home).len(), 1, "nothing of Bob's is saved");
 }
 
+/// A one-page PDF with a text layer (see `tests/data/media/README.md`).
+const INVOICE_PDF: &[u8] = include_bytes!("data/media/invoice.pdf");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_owners_pdf_is_read_as_text_and_kept_for_the_file_tools() {
+    let env = TestEnv::start().await;
+    let (alice, twin, room) = alice_dm(&env).await;
+    let home = env.home_of("alice");
+    env.llm
+        .push(Step::text("99 EUR, due at the end of the month."));
+    alice
+        .send_attachment(
+            &room,
+            "invoice.pdf",
+            "application/pdf",
+            INVOICE_PDF.to_vec(),
+            Some("how much is it?"),
+        )
+        .await;
+    alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;
+    let text = env.llm.requests()[0].last_user_text();
+    assert!(
+        text.contains("Invoice 4711: total 99 EUR"),
+        "its text: {text}"
+    );
+    assert!(text.contains("how much is it?"), "the caption: {text}");
+    let files = inbox(&home);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].1, INVOICE_PDF);
+    let saved = format!("data/inbox/{}", files[0].0);
+    assert!(text.contains(&saved), "{text}");
+
+    // Later, the file tools read it as text.
+    env.llm
+        .push(Step::tool_call("read_file", json!({ "path": saved })));
+    env.llm.push(Step::EchoToolResults);
+    alice.send_text(&room, "when is the invoice due?").await;
+    let answers = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert!(
+        answers[1].body().contains("due 2026-12-31"),
+        "{}",
+        answers[1].body()
+    );
+}
+
 /// Every file of the home but its git folder.
 fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -971,14 +971,16 @@ async fn a_peer_title_cannot_make_a_twin_contact_someone_new_without_the_owner()
     hs2.llm.push(Step::text("Proposed."));
     bob.send_text(&bob_dm, "and a follow-up with alice").await;
     wait_for_notice(&bob, &bob_dm, &bob_ai, "Proposed.").await;
-    let deadline = std::time::Instant::now() + WAIT;
-    while hs2.open_negotiations("bob").await.len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the follow-up was not proposed"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    // It ran, not held. (Alice's twin may turn it down at once, as her meetings policy is
+    // not set up here; that is not what this test is about, so no open state is waited for.)
+    assert!(
+        hs2.llm
+            .tool_results()
+            .iter()
+            .any(|r| r.starts_with("Started") && r.contains(alice.user_id.as_str())),
+        "the follow-up was proposed: {:?}",
+        hs2.llm.tool_results()
+    );
     assert_eq!(
         hs2.llm
             .tool_results()

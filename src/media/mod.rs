@@ -13,6 +13,7 @@ mod error;
 mod fetch;
 pub mod inbox;
 mod kind;
+pub mod pdf;
 
 use ruma::events::room::{MediaSource, message::MessageType};
 

@@ -270,6 +270,46 @@ impl StandInBridge {
             .to_owned()
     }
 
+    /// A remote photo, file or voice note, sent as `ghost` the way the mautrix bridges do:
+    /// the bytes uploaded to the content repository as the ghost, the event's `url` pointing
+    /// at them (portals are unencrypted), `content` the rest of the event. Returns its id.
+    pub async fn send_media_as(
+        &self,
+        ghost: &str,
+        room_id: &str,
+        mut content: Value,
+        bytes: Vec<u8>,
+        mime: &str,
+    ) -> String {
+        let response = self
+            .http
+            .post(self.url("/_matrix/media/v3/upload", ghost))
+            .bearer_auth(self.registration.as_token.expose())
+            .header("content-type", mime)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "bridge upload: {status} {body}");
+        content["url"] = body["content_uri"].clone();
+        let txn = Secret::random_token().expose()[..16].to_owned();
+        self.call(
+            reqwest::Method::PUT,
+            &format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+                enc(room_id)
+            ),
+            ghost,
+            content,
+        )
+        .await["event_id"]
+            .as_str()
+            .expect("event id")
+            .to_owned()
+    }
+
     /// What was relayed to the remote side so far.
     pub fn outbox(&self) -> Vec<Relayed> {
         self.shared.lock().unwrap().outbox.clone()

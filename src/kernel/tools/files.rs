@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 
 use super::{ToolContext, ToolResult, blocking, commit, object_schema, parse_args};
 use crate::{
-    home::{Home, HomeError},
+    home::{Home, HomeError, MAX_READ_BYTES},
     kernel::{
         provider::ToolSpec,
         public::{self, PUBLIC_DIR},
     },
+    media::pdf,
 };
 
 /// Most hits a search reports.
@@ -200,10 +201,37 @@ struct SearchArgs {
 pub(super) async fn read_file(ctx: &ToolContext, args: &Value) -> ToolResult {
     let PathArgs { path } = parse_args("read_file", args, r#"{"path": string}"#)?;
     let public = !ctx.audience.is_owner();
+    if pdf::has_pdf_name(&path) {
+        return read_pdf(ctx, public, path).await;
+    }
     blocking(ctx, move |home| {
         home.read_to_string(&scoped(home, public, &path)?)
     })
     .await
+}
+
+/// `read_file` of a PDF: its text, extracted.
+async fn read_pdf(ctx: &ToolContext, public: bool, path: String) -> ToolResult {
+    let shown = path.clone();
+    let bytes = blocking(ctx, move |home| {
+        let resolved = home.resolve(&scoped(home, public, &path)?)?;
+        let size = std::fs::metadata(&resolved)
+            .map_err(|_| HomeError::NotFound(path.clone()))?
+            .len();
+        if size > pdf::MAX_PDF_BYTES {
+            return Err(HomeError::Other(format!(
+                "{path:?} is {size} bytes, over the {} MB limit for reading a PDF",
+                pdf::MAX_PDF_BYTES / (1024 * 1024)
+            )));
+        }
+        std::fs::read(&resolved).map_err(|e| HomeError::Other(format!("{path:?}: {e}")))
+    })
+    .await?;
+    let max_chars = usize::try_from(MAX_READ_BYTES).unwrap_or(usize::MAX) / 2;
+    pdf::text_of_async(bytes, max_chars)
+        .await
+        .map(|text| format!("[Text extracted from the PDF {shown}]\n{text}"))
+        .map_err(|why| format!("{shown:?} cannot be read as text: {why}"))
 }
 
 pub(super) async fn write_file(ctx: &ToolContext, args: &Value) -> ToolResult {
