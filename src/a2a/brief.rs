@@ -18,7 +18,7 @@ pub const MAX_LINES_PER_PART: usize = 10;
 /// What the model should know about its owner's negotiations in an owner's turn: meetings
 /// waiting for the owner's answer (with the free slot put to them), meetings still being
 /// negotiated, and agreed meetings still ahead, each with the id its tools take. `None` when
-/// there is nothing. Titles (a peer's text) are one quoted line of at most
+/// there is nothing. Titles (a peer's text) are one line between quote markers, of at most
 /// [`MAX_TITLE_CHARS`]; each part lists at most [`MAX_LINES_PER_PART`].
 pub fn meetings_brief(negotiations: &[Negotiation], now: DateTime<Utc>, tz: Tz) -> Option<String> {
     let mut asked = Vec::new();
@@ -29,13 +29,13 @@ pub fn meetings_brief(negotiations: &[Negotiation], now: DateTime<Utc>, tz: Tz) 
         // A peer wrote the title: one bounded line, quoted, never an instruction.
         let title = negotiation
             .request()
-            .map(|r| format!("{:?}", quote::one_line(&r.title, MAX_TITLE_CHARS)))
+            .map(|r| quote::inline(&r.title, MAX_TITLE_CHARS))
             .unwrap_or_else(|| "(no title yet)".to_owned());
         let with = negotiation
             .peer()
             .map(|p| p.owner.to_string())
             .unwrap_or_else(|| "another twin".into());
-        let line = format!("- `{id}`: **{title}** with {with}");
+        let line = format!("- `{id}`: {title} with {with}");
         match negotiation.phase() {
             Phase::AwaitingOwner { candidates } => asked.push(match candidates.first() {
                 Some(slot) => format!("{line}, free {}", slot_text(slot, tz)),
@@ -96,14 +96,14 @@ mod tests {
         let alice = brief(&pair.alice, pair.now).unwrap();
         assert!(
             alice.contains(
-                "Being negotiated with other twins:\n- `n-42`: **\"Roadmap coffee\"** with @bob:hs2"
+                "Being negotiated with other twins:\n- `n-42`: <<<quoted Roadmap coffee quoted>>> with @bob:hs2"
             ),
             "{alice}"
         );
         let bob = brief(&pair.bob, pair.now).unwrap();
         assert!(
             bob.contains("Waiting for your owner's answer")
-                && bob.contains("- `n-42`: **\"Roadmap coffee\"** with @alice:hs1, free Mon 04 May, 09:00–09:30 (Europe/London)"),
+                && bob.contains("- `n-42`: <<<quoted Roadmap coffee quoted>>> with @alice:hs1, free Mon 04 May, 09:00–09:30 (Europe/London)"),
             "{bob}"
         );
         let Phase::AwaitingOwner { candidates } = pair.bob.n.phase().clone() else {

@@ -118,6 +118,9 @@ pub fn notice_message(
     negotiation: &str,
     tz: Tz,
 ) -> OwnerMessage {
+    // A peer wrote the title and any reason: one bounded line each, so they cannot forge lines
+    // (or commands) of the notice.
+    let title = &crate::kernel::quote::one_line(title, 120);
     let mut keep = vec![title.to_owned(), peer.to_owned()];
     let text = match notice {
         Notice::Agreed { slot, .. } => {
@@ -159,7 +162,7 @@ pub fn notice_message(
             };
             let text = text
                 .as_deref()
-                .map(|t| format!(" ({t})"))
+                .map(|t| format!(" ({})", crate::kernel::quote::one_line(t, 300)))
                 .unwrap_or_default();
             format!("❌ {peer} declined **{title}**: {why}{text}.")
         }
@@ -167,7 +170,10 @@ pub fn notice_message(
             format!("⌛ No answer about **{title}** with {peer} in time; I gave up.")
         }
         Notice::Cancelled { reason } => {
-            format!("🗑️ {peer} cancelled **{title}** ({reason}); I removed it from your calendar.")
+            format!(
+                "🗑️ {peer} cancelled **{title}** ({}); I removed it from your calendar.",
+                crate::kernel::quote::one_line(reason, 300)
+            )
         }
         // Refused at the hello, before the other side kept anything: a decline for the owner.
         Notice::Failed {

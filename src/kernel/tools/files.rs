@@ -12,6 +12,7 @@ use crate::{
     kernel::{
         provider::ToolSpec,
         public::{self, PUBLIC_DIR},
+        quote,
     },
     media::pdf,
 };
@@ -204,10 +205,12 @@ pub(super) async fn read_file(ctx: &ToolContext, args: &Value) -> ToolResult {
     if pdf::has_pdf_name(&path) {
         return read_pdf(ctx, public, path).await;
     }
-    blocking(ctx, move |home| {
+    let shown = path.clone();
+    let text = blocking(ctx, move |home| {
         home.read_to_string(&scoped(home, public, &path)?)
     })
-    .await
+    .await?;
+    Ok(quote::file(&shown, &text))
 }
 
 /// `read_file` of a PDF: its text, extracted.
@@ -230,7 +233,7 @@ async fn read_pdf(ctx: &ToolContext, public: bool, path: String) -> ToolResult {
     let max_chars = usize::try_from(MAX_READ_BYTES).unwrap_or(usize::MAX) / 2;
     pdf::text_of_async(bytes, max_chars)
         .await
-        .map(|text| format!("[Text extracted from the PDF {shown}]\n{text}"))
+        .map(|text| quote::data(&format!("Text of {shown}, extracted from the PDF"), &text))
         .map_err(|why| format!("{shown:?} cannot be read as text: {why}"))
 }
 
@@ -336,15 +339,18 @@ pub(super) async fn search_files(ctx: &ToolContext, args: &Value) -> ToolResult 
     if hits.is_empty() {
         return Ok(format!("No lines contain {query:?}."));
     }
-    let mut lines: Vec<String> = hits
+    let lines: Vec<String> = hits
         .iter()
         .take(MAX_SEARCH_HITS)
         .map(|h| format!("{}:{}: {}", h.path, h.line, h.text))
         .collect();
-    if hits.len() > MAX_SEARCH_HITS {
-        lines.push(format!(
-            "[more than {MAX_SEARCH_HITS} hits; search a narrower path or query]"
-        ));
-    }
-    Ok(lines.join("\n"))
+    let more = if hits.len() > MAX_SEARCH_HITS {
+        format!("\n[more than {MAX_SEARCH_HITS} hits; search a narrower path or query]")
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "{}{more}",
+        quote::data(&format!("Lines that contain {query:?}"), &lines.join("\n"))
+    ))
 }

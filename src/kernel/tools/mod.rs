@@ -301,16 +301,25 @@ async fn hold(ctx: &ToolContext, tool: Tool, args: &Value) -> Option<ToolOutput>
     if !ctx.audience.is_owner() {
         return None;
     }
-    let class = if ctx.exposed {
+    let classify = async || {
         let home = Arc::clone(&ctx.home);
-        let classified = {
-            let args = args.clone();
-            tokio::task::spawn_blocking(move || approvals::classify(&home, tool, &args)).await
-        };
-        // Fail closed: a classification that could not run counts as private.
-        classified.unwrap_or(Some(approvals::ActionClass::ReadPrivate))?
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || approvals::classify(&home, tool, &args))
+            .await
+            // Fail closed: a classification that could not run counts as private.
+            .unwrap_or(Some(approvals::ActionClass::ReadPrivate))
+    };
+    let class = if ctx.exposed {
+        classify().await?
     } else if approvals::contacts_someone_new(ctx.peers_in_context.as_deref(), tool, args) {
         approvals::ActionClass::Meetings
+    } else if ctx.peers_in_context.is_some() {
+        // A peer's text (a meeting title) is in the owner's own DM turn: answering and
+        // reading stay the owner's, but a change of their files waits for them.
+        match classify().await {
+            Some(approvals::ActionClass::WriteFiles) => approvals::ActionClass::WriteFiles,
+            _ => return None,
+        }
     } else {
         return None;
     };
@@ -328,6 +337,14 @@ async fn hold(ctx: &ToolContext, tool: Tool, args: &Value) -> Option<ToolOutput>
                 summary: approvals::summary(tool, args),
             };
             Some(match ctx.record(ToolRequest::Hold(held)) {
+                Ok(()) if !ctx.exposed && class == approvals::ActionClass::WriteFiles => {
+                    ToolOutput::ok(
+                        "Held: other twins' text (meeting titles) is in this conversation and \
+                         this would change your owner's files, so it waits for your owner's \
+                         `!ai approve`; they were sent the number. Tell them so; do not try \
+                         again.",
+                    )
+                }
                 Ok(()) if !ctx.exposed => ToolOutput::ok(
                     "Held: other twins' text (meeting titles) is in this conversation and this \
                      would contact someone new, so it waits for your owner's `!ai approve`; \

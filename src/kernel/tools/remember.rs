@@ -101,7 +101,10 @@ pub(super) async fn recall(ctx: &ToolContext, args: &Value) -> ToolResult {
         .iter()
         .map(|e| format!("- {} (in {})", e.text, e.source))
         .collect();
-    Ok(lines.join("\n"))
+    Ok(crate::kernel::quote::data(
+        &format!("Memories that match {query:?}"),
+        &lines.join("\n"),
+    ))
 }
 
 #[derive(Deserialize)]
