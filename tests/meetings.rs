@@ -295,7 +295,10 @@ async fn twins_on_two_homeservers_agree_after_asking_bob() {
     let prompt = bobs_turn.body.to_string();
     assert!(
         prompt.contains("Waiting for your owner's answer")
-            && prompt.contains(&format!("**\\\"Sync\\\"** with {}, free ", alice.user_id)),
+            && prompt.contains(&format!(
+                "<<<quoted Sync quoted>>> with {}, free ",
+                alice.user_id
+            )),
         "{prompt}"
     );
 
