@@ -127,4 +127,24 @@ mod tests {
         let long_after = pair.now + chrono::TimeDelta::days(30);
         assert_eq!(brief(&pair.alice, long_after), None);
     }
+
+    #[test]
+    fn a_thousand_requests_do_not_grow_the_brief() {
+        use crate::protocol::negotiation::tests::Pair;
+        let mut pair = Pair::new();
+        pair.bob.policy.auto_accept = false;
+        pair.start();
+        let brief = |n: usize| {
+            meetings_brief(
+                &vec![pair.bob.n.clone(); n],
+                pair.now,
+                chrono_tz::Europe::London,
+            )
+            .unwrap()
+        };
+        let (eleven, thousand) = (brief(11), brief(1_000));
+        assert_eq!(thousand.lines().count(), eleven.lines().count());
+        assert!(thousand.len() <= eleven.len() + 4, "{thousand}");
+        assert!(thousand.ends_with("- and 990 more"), "{thousand}");
+    }
 }
