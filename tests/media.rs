@@ -483,9 +483,26 @@ async fn tampered_and_oversized_attachments_get_a_notice_and_are_not_saved() {
     assert!(seen[2].body().contains("cannot use"), "{}", seen[2].body());
     assert!(inbox(&home).is_empty());
 
+    // Media the homeserver does not have (deleted, or never there).
+    room.send_raw(
+        "m.room.message",
+        json!({"msgtype": "m.file", "body": "gone.txt",
+               "url": format!("mxc://{}/NoSuchMediaHere", env.server_name()),
+               "info": {"mimetype": "text/plain", "size": 12}}),
+    )
+    .await
+    .unwrap();
+    let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
+    assert!(seen[3].body().contains("refused"), "{}", seen[3].body());
+    assert!(inbox(&home).is_empty());
+    assert!(
+        env.llm.requests().is_empty(),
+        "no model call for broken media"
+    );
+
     // The room goes on.
     env.llm.push(Step::text("Still here."));
     alice.send_text(&room, "hello?").await;
-    let seen = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
-    assert_eq!(seen[3].body(), "Still here.");
+    let seen = alice.wait_for_messages_from(&room, &twin, 5, WAIT).await;
+    assert_eq!(seen[4].body(), "Still here.");
 }
