@@ -203,13 +203,21 @@ async fn a_voice_message_is_transcribed_and_answered() {
     assert!(env.llm.speeches().is_empty());
 
     // Asked for: the answer also comes spoken, as a voice message.
-    env.write_home_file("alice", "system/settings.toml", "voice_replies = true\n");
+    alice.send_text(&room, "!ai voice on").await;
+    let answers = alice.wait_for_messages_from(&room, &twin, 2, WAIT).await;
+    assert!(
+        answers[1].body().contains("spoken reply too"),
+        "{}",
+        answers[1].body()
+    );
+    let settings = std::fs::read_to_string(env.home_of("alice").join("system/settings.toml"));
+    assert!(settings.unwrap().contains("voice_replies = true"));
     env.llm.transcribe_with("and buy milk");
     env.llm.push(Step::text("Milk is on the list."));
     let spoken = b"OggS\0fake-opus-reply".repeat(8);
     env.llm.speak_with(spoken.clone());
     alice.send_voice(&room, audio.clone()).await;
-    let answers = alice.wait_for_messages_from(&room, &twin, 3, WAIT).await;
+    let answers = alice.wait_for_messages_from(&room, &twin, 4, WAIT).await;
     let speeches = env.llm.speeches();
     assert_eq!(speeches.len(), 1, "{speeches:?}");
     assert_eq!(speeches[0]["input"], json!("Milk is on the list."));

@@ -179,19 +179,22 @@ pub async fn start(config: Config, registration: Registration) -> anyhow::Result
         limits.clone(),
         turns.clone(),
     ));
-    let commands = Arc::new(CommandRunner::new(
-        store.clone(),
-        matrix.clone(),
-        twins.clone(),
-        kernel,
-        crypto.clone(),
-        outbox.clone(),
-        negotiator.clone(),
-        pairing.clone(),
-        limits,
-        budgets,
-        config.access.clone(),
-    ));
+    let commands = Arc::new(
+        CommandRunner::new(
+            store.clone(),
+            matrix.clone(),
+            twins.clone(),
+            kernel,
+            crypto.clone(),
+            outbox.clone(),
+            negotiator.clone(),
+            pairing.clone(),
+            limits,
+            budgets,
+            config.access.clone(),
+        )
+        .with_speech(config.media.speech.is_some()),
+    );
     let session = Arc::new(RoomSession::new(SessionParts {
         store: store.clone(),
         matrix: matrix.clone(),

@@ -40,6 +40,8 @@ pub struct CommandRunner {
     limits: Arc<Limits>,
     budgets: Arc<BudgetKeeper>,
     access_defaults: AccessConfig,
+    /// Whether spoken replies can be made (`[media.speech]`), for `!ai voice`.
+    speech: bool,
 }
 
 impl CommandRunner {
@@ -70,7 +72,15 @@ impl CommandRunner {
             pairing,
             limits,
             access_defaults,
+            speech: false,
         }
+    }
+
+    /// Says whether a speech service is set up (`[media.speech]`), so that `!ai voice on`
+    /// can tell the owner when spoken replies cannot come yet.
+    pub fn with_speech(mut self, configured: bool) -> Self {
+        self.speech = configured;
+        self
     }
 
     /// Runs `command` from `sender` and answers in the room; every command gets an answer.
@@ -174,7 +184,7 @@ impl CommandRunner {
             Command::Model(choice) => self.model_command(&home, choice.as_deref()).await?,
             Command::Usage => self.budgets.state(twin_id, home.clone()).await?.describe(),
             Command::Budget(words) => self.budget_command(twin_id, &home, words).await?,
-            Command::Voice(on) => voice_command(&home, *on).await?,
+            Command::Voice(on) => voice_command(&home, *on, self.speech).await?,
             Command::Approve(user) | Command::Deny(user) => {
                 let approve = matches!(command, Command::Approve(_));
                 let access = self
@@ -539,7 +549,11 @@ fn save_room(
 }
 
 /// `!ai voice on|off`: `voice_replies` in `system/settings.toml`, a git commit.
-async fn voice_command(home: &Arc<crate::home::Home>, on: bool) -> Result<String, RoomError> {
+async fn voice_command(
+    home: &Arc<crate::home::Home>,
+    on: bool,
+    speech: bool,
+) -> Result<String, RoomError> {
     let home = home.clone();
     tokio::task::spawn_blocking(move || -> Result<(), RoomError> {
         let mut settings = TwinSettings::load(&home)?;
@@ -553,11 +567,11 @@ async fn voice_command(home: &Arc<crate::home::Home>, on: bool) -> Result<String
     })
     .await
     .map_err(|e| RoomError::Internal(e.to_string()))??;
-    Ok(if on {
-        "✅ I will answer your voice messages with a spoken reply too (when a speech service is \
-         set up: `[media.speech]`)."
-            .to_owned()
-    } else {
-        "✅ I will answer your voice messages in text only.".to_owned()
+    Ok(match (on, speech) {
+        (true, true) => "✅ I will answer your voice messages with a spoken reply too.".to_owned(),
+        (true, false) => "✅ Noted: spoken replies are on, but no speech service is set up yet \
+             (the admin's `[media.speech]`), so my answers stay in text until there is one."
+            .to_owned(),
+        (false, _) => "✅ I will answer your voice messages in text only.".to_owned(),
     })
 }
