@@ -21,6 +21,8 @@ mod fake_llm;
 mod fault_proxy;
 #[path = "support/human.rs"]
 mod human;
+#[path = "support/media.rs"]
+mod media;
 #[path = "support/proxy.rs"]
 mod proxy;
 #[allow(dead_code)]
@@ -36,6 +38,7 @@ use env::{EnvOptions, TestEnv};
 use human::Human;
 use matrix_os::{bridge::BridgeConfig, config::Config};
 use matrix_sdk::{Room, ruma::OwnedRoomId};
+use media::PNG;
 use serde_json::json;
 use synapse::free_port;
 
@@ -94,6 +97,46 @@ async fn twin_into_portal(env: &TestEnv, alice: &Human, portal: &str) -> Room {
     room
 }
 
+/// Alice's own Telegram ghost and her Saved Messages portal (she is invited).
+async fn saved_messages(bridge: &StandInBridge, server: &str, alice: &Human) -> (String, String) {
+    let own_ghost = bridge.ghost(server, "1001", "Alice (Telegram)").await;
+    let portal = bridge
+        .portal(
+            server,
+            PortalSpec {
+                kind: "dm",
+                channel_id: "user:1001",
+                name: "Saved Messages",
+                receiver: "1001",
+                invite: vec![alice.user_id.to_string()],
+                ghosts: vec![own_ghost.clone()],
+                service_ghosts: vec![],
+            },
+        )
+        .await;
+    (own_ghost, portal)
+}
+
+/// Bob's ghost and Alice's Telegram chat with him (she is invited).
+async fn chat_with_bob(bridge: &StandInBridge, server: &str, alice: &Human) -> (String, String) {
+    let bob = bridge.ghost(server, "2002", "Bob").await;
+    let portal = bridge
+        .portal(
+            server,
+            PortalSpec {
+                kind: "dm",
+                channel_id: "user:2002",
+                name: "Bob",
+                receiver: "1001",
+                invite: vec![alice.user_id.to_string()],
+                ghosts: vec![bob.clone()],
+                service_ghosts: vec![],
+            },
+        )
+        .await;
+    (bob, portal)
+}
+
 fn requests_text(env: &TestEnv) -> Vec<String> {
     env.llm
         .requests()
@@ -108,21 +151,7 @@ async fn journey_1_the_owner_talks_to_the_twin_from_telegram_saved_messages() {
     let server = env.server_name().to_owned();
     let (alice, _dm) = alice_with_dm(&env).await;
     let twin = env.twin_of("alice");
-    let own_ghost = bridge.ghost(&server, "1001", "Alice (Telegram)").await;
-    let portal = bridge
-        .portal(
-            &server,
-            PortalSpec {
-                kind: "dm",
-                channel_id: "user:1001",
-                name: "Saved Messages",
-                receiver: "1001",
-                invite: vec![alice.user_id.to_string()],
-                ghosts: vec![own_ghost.clone()],
-                service_ghosts: vec![],
-            },
-        )
-        .await;
+    let (own_ghost, portal) = saved_messages(&bridge, &server, &alice).await;
     let room = twin_into_portal(&env, &alice, &portal).await;
 
     // Typed on the phone without double puppeting: it arrives from Alice's own ghost.
@@ -184,21 +213,7 @@ async fn journey_2_the_twin_answers_contacts_in_opted_in_portals_until_the_owner
     let server = env.server_name().to_owned();
     let (alice, _dm) = alice_with_dm(&env).await;
     let twin = env.twin_of("alice");
-    let bob = bridge.ghost(&server, "2002", "Bob").await;
-    let portal = bridge
-        .portal(
-            &server,
-            PortalSpec {
-                kind: "dm",
-                channel_id: "user:2002",
-                name: "Bob",
-                receiver: "1001",
-                invite: vec![alice.user_id.to_string()],
-                ghosts: vec![bob.clone()],
-                service_ghosts: vec![],
-            },
-        )
-        .await;
+    let (bob, portal) = chat_with_bob(&bridge, &server, &alice).await;
     let room = twin_into_portal(&env, &alice, &portal).await;
 
     // Not opted in: the contact gets nothing, not even a notice, and the model is not asked.
@@ -342,15 +357,6 @@ async fn journey_3_the_twin_reads_a_bridged_group_for_its_owner() {
     );
 }
 
-/// A tiny but real PNG (1x1).
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
-    0xDE, 0x00, 0x00, 0x00, 0x0C, 0x49, 0x44, 0x41, 0x54, 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00,
-    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E,
-    0x44, 0xAE, 0x42, 0x60, 0x82,
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journey_4_bridged_voice_notes_and_photos_work_as_from_element() {
     let (env, bridge) = bridged_world_with(true).await;
@@ -360,21 +366,7 @@ async fn journey_4_bridged_voice_notes_and_photos_work_as_from_element() {
     let home = env.home_of("alice");
 
     // A voice note the owner recorded on her phone, in her Saved Messages.
-    let own_ghost = bridge.ghost(&server, "1001", "Alice (Telegram)").await;
-    let saved = bridge
-        .portal(
-            &server,
-            PortalSpec {
-                kind: "dm",
-                channel_id: "user:1001",
-                name: "Saved Messages",
-                receiver: "1001",
-                invite: vec![alice.user_id.to_string()],
-                ghosts: vec![own_ghost.clone()],
-                service_ghosts: vec![],
-            },
-        )
-        .await;
+    let (own_ghost, saved) = saved_messages(&bridge, &server, &alice).await;
     twin_into_portal(&env, &alice, &saved).await;
     let audio = b"OggS\0opus-voice-note-from-the-phone".repeat(12);
     env.llm.transcribe_with("book a table for two on friday");
@@ -406,21 +398,7 @@ async fn journey_4_bridged_voice_notes_and_photos_work_as_from_element() {
 
     // A contact's photo in an opted-in chat: shown to the model in the contact's own turn,
     // never kept in the owner's home.
-    let bob = bridge.ghost(&server, "2002", "Bob").await;
-    let chat = bridge
-        .portal(
-            &server,
-            PortalSpec {
-                kind: "dm",
-                channel_id: "user:2002",
-                name: "Bob",
-                receiver: "1001",
-                invite: vec![alice.user_id.to_string()],
-                ghosts: vec![bob.clone()],
-                service_ghosts: vec![],
-            },
-        )
-        .await;
+    let (bob, chat) = chat_with_bob(&bridge, &server, &alice).await;
     let room = twin_into_portal(&env, &alice, &chat).await;
     alice.send_text(&room, "!ai bridge answer").await;
     alice.wait_for_messages_from(&room, &twin, 1, WAIT).await;

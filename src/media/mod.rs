@@ -85,50 +85,26 @@ impl MediaRef {
     /// The media of `msgtype`, if it is `m.image`, `m.file`, `m.audio` or `m.video`; `voice`
     /// says whether the content carried the MSC3245 voice mark.
     pub fn of(msgtype: &MessageType, voice: bool) -> Option<Self> {
-        let info = |mimetype: Option<&String>, size: Option<ruma::UInt>| {
-            (mimetype.cloned(), size.map(u64::from))
-        };
-        let (kind, source, name, caption, (mimetype, size)) = match msgtype {
-            MessageType::Image(c) => (
-                MediaKind::Image,
-                &c.source,
-                c.filename(),
-                c.caption(),
-                c.info
-                    .as_ref()
-                    .map(|i| info(i.mimetype.as_ref(), i.size))
-                    .unwrap_or_default(),
-            ),
-            MessageType::File(c) => (
-                MediaKind::File,
-                &c.source,
-                c.filename(),
-                c.caption(),
-                c.info
-                    .as_ref()
-                    .map(|i| info(i.mimetype.as_ref(), i.size))
-                    .unwrap_or_default(),
-            ),
-            MessageType::Audio(c) => (
-                MediaKind::Audio,
-                &c.source,
-                c.filename(),
-                c.caption(),
-                c.info
-                    .as_ref()
-                    .map(|i| info(i.mimetype.as_ref(), i.size))
-                    .unwrap_or_default(),
-            ),
-            MessageType::Video(c) => (
-                MediaKind::Video,
-                &c.source,
-                c.filename(),
-                c.caption(),
-                c.info
-                    .as_ref()
-                    .map(|i| info(i.mimetype.as_ref(), i.size))
-                    .unwrap_or_default(),
-            ),
+        // The four content types share these fields but no trait: one arm shape for each.
+        macro_rules! parts {
+            ($kind:expr, $content:expr) => {{
+                let c = $content;
+                let info = c.info.as_ref();
+                (
+                    $kind,
+                    &c.source,
+                    c.filename(),
+                    c.caption(),
+                    info.and_then(|i| i.mimetype.clone()),
+                    info.and_then(|i| i.size).map(u64::from),
+                )
+            }};
+        }
+        let (kind, source, name, caption, mimetype, size) = match msgtype {
+            MessageType::Image(c) => parts!(MediaKind::Image, c),
+            MessageType::File(c) => parts!(MediaKind::File, c),
+            MessageType::Audio(c) => parts!(MediaKind::Audio, c),
+            MessageType::Video(c) => parts!(MediaKind::Video, c),
             _ => return None,
         };
         Some(Self {

@@ -254,6 +254,12 @@ impl StandInBridge {
 
     /// A remote message, sent as `ghost`; returns its event id.
     pub async fn send_as(&self, ghost: &str, room_id: &str, text: &str) -> String {
+        self.send_content_as(ghost, room_id, json!({"msgtype": "m.text", "body": text}))
+            .await
+    }
+
+    /// Any `m.room.message` content, sent as `ghost`; returns its event id.
+    async fn send_content_as(&self, ghost: &str, room_id: &str, content: Value) -> String {
         let txn = Secret::random_token().expose()[..16].to_owned();
         self.call(
             reqwest::Method::PUT,
@@ -262,7 +268,7 @@ impl StandInBridge {
                 enc(room_id)
             ),
             ghost,
-            json!({"msgtype": "m.text", "body": text}),
+            content,
         )
         .await["event_id"]
             .as_str()
@@ -294,20 +300,7 @@ impl StandInBridge {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "bridge upload: {status} {body}");
         content["url"] = body["content_uri"].clone();
-        let txn = Secret::random_token().expose()[..16].to_owned();
-        self.call(
-            reqwest::Method::PUT,
-            &format!(
-                "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
-                enc(room_id)
-            ),
-            ghost,
-            content,
-        )
-        .await["event_id"]
-            .as_str()
-            .expect("event id")
-            .to_owned()
+        self.send_content_as(ghost, room_id, content).await
     }
 
     /// What was relayed to the remote side so far.
