@@ -398,4 +398,30 @@ url = "http://127.0.0.1:8009"
                 .unwrap();
         Config::from_toml_str(&text).unwrap();
     }
+
+    #[test]
+    fn media_endpoints_parse_as_the_readme_shows_them() {
+        let text = format!(
+            "{MINIMAL}\n[media]\nmax_bytes = 1000\n\
+             [media.transcription]\nbase_url = \"http://127.0.0.1:8080/v1\"\n\
+             [media.speech]\nbase_url = \"https://api.openai.com/v1\"\nvoice = \"nova\"\n\
+             api_key_env = \"OPENAI_API_KEY\"\n"
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.media.max_bytes, 1000);
+        assert!(config.media.save_owner_files);
+        let heard = config.media.transcription.unwrap();
+        assert_eq!(heard.base_url.as_str(), "http://127.0.0.1:8080/v1");
+        assert_eq!(heard.model, "whisper-1");
+        assert!(heard.api_key_env.is_none(), "a local server needs no key");
+        let spoken = config.media.speech.unwrap();
+        assert_eq!(
+            (spoken.voice.as_str(), spoken.format.as_str()),
+            ("nova", "opus")
+        );
+        assert_eq!(spoken.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        let plain = Config::from_toml_str(MINIMAL).unwrap();
+        assert!(plain.media.transcription.is_none() && plain.media.speech.is_none());
+        assert!(plain.llm.vision);
+    }
 }
