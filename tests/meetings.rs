@@ -1086,23 +1086,15 @@ async fn peer_texts_from_the_corpus_steer_no_owner_turn() {
         .await;
 
         // The model obeys the title in her next turn.
-        let calls: Vec<(String, Value)> = entry["obey"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|call| {
-                let args = call[1]
-                    .to_string()
-                    .replace("@eve:SERVER", &eve)
-                    .replace("WINDOW_START", &day(1).to_rfc3339())
-                    .replace("WINDOW_END", &day(3).to_rfc3339());
-                (
-                    call[0].as_str().unwrap().to_owned(),
-                    serde_json::from_str(&args).unwrap(),
-                )
-            })
-            .collect();
-        env.llm.push(Step::ToolCalls(calls));
+        let (start, end) = (day(1).to_rfc3339(), day(3).to_rfc3339());
+        env.llm.push(Step::tool_calls_from(
+            &entry["obey"],
+            &[
+                ("@eve:SERVER", &eve),
+                ("WINDOW_START", &start),
+                ("WINDOW_END", &end),
+            ],
+        ));
         env.llm.push(Step::text(format!("Handled vector {n}.")));
         alice.send_text(&alice_dm, "what does carol want?").await;
         wait_for_notice(

@@ -504,19 +504,10 @@ const GUARDED: [&str; 12] = [
 /// The steps of a model that obeys `obey` (a list of `[tool, arguments]`), then blurts out
 /// whatever its tools gave it.
 fn obedient(env: &TestEnv, obey: &Value, eve: &UserId) {
-    let calls: Vec<(String, Value)> = obey
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|call| {
-            let args = call[1].to_string().replace("@eve:SERVER", eve.as_str());
-            (
-                call[0].as_str().unwrap().to_owned(),
-                serde_json::from_str(&args).unwrap(),
-            )
-        })
-        .collect();
-    env.llm.push(Step::ToolCalls(calls));
+    env.llm.push(Step::tool_calls_from(
+        obey,
+        &[("@eve:SERVER", eve.as_str())],
+    ));
     env.llm.push(Step::EchoToolResults);
 }
 

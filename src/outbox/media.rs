@@ -76,43 +76,23 @@ impl Outbox {
             )
         };
         let body = caption.clone().unwrap_or_else(|| name.clone());
+        // The four content types share these fields but no trait: one arm shape for each.
+        macro_rules! with_info {
+            ($content:ident, $info:ident, $variant:ident) => {{
+                let mut content = $content::new(body, source);
+                let mut info = $info::new();
+                info.mimetype = Some(mime);
+                info.size = size;
+                content.info = Some(Box::new(info));
+                content.filename = Some(name);
+                MessageType::$variant(content)
+            }};
+        }
         let msgtype = match kind {
-            MediaKind::Image => {
-                let mut content = ImageMessageEventContent::new(body, source);
-                let mut info = ImageInfo::new();
-                info.mimetype = Some(mime);
-                info.size = size;
-                content.info = Some(Box::new(info));
-                content.filename = Some(name);
-                MessageType::Image(content)
-            }
-            MediaKind::Audio => {
-                let mut content = AudioMessageEventContent::new(body, source);
-                let mut info = AudioInfo::new();
-                info.mimetype = Some(mime);
-                info.size = size;
-                content.info = Some(Box::new(info));
-                content.filename = Some(name);
-                MessageType::Audio(content)
-            }
-            MediaKind::Video => {
-                let mut content = VideoMessageEventContent::new(body, source);
-                let mut info = VideoInfo::new();
-                info.mimetype = Some(mime);
-                info.size = size;
-                content.info = Some(Box::new(info));
-                content.filename = Some(name);
-                MessageType::Video(content)
-            }
-            MediaKind::File => {
-                let mut content = FileMessageEventContent::new(body, source);
-                let mut info = FileInfo::new();
-                info.mimetype = Some(mime);
-                info.size = size;
-                content.info = Some(Box::new(info));
-                content.filename = Some(name);
-                MessageType::File(content)
-            }
+            MediaKind::Image => with_info!(ImageMessageEventContent, ImageInfo, Image),
+            MediaKind::Audio => with_info!(AudioMessageEventContent, AudioInfo, Audio),
+            MediaKind::Video => with_info!(VideoMessageEventContent, VideoInfo, Video),
+            MediaKind::File => with_info!(FileMessageEventContent, FileInfo, File),
         };
         let content = RoomMessageEventContent::new(msgtype);
         if !voice {
@@ -124,12 +104,6 @@ impl Outbox {
         let raw = Raw::new(&json)
             .map_err(|e| RoomError::Internal(format!("cannot serialize a message: {e}")))?
             .cast_unchecked::<AnyMessageLikeEventContent>();
-        let event_id = self
-            .send_event(twin, room, txn_id, "m.room.message", &raw)
-            .await?;
-        if let Err(err) = self.store.add_twin_event(room, &event_id, twin, None).await {
-            tracing::warn!(%err, "cannot record a sent event");
-        }
-        Ok(event_id)
+        self.send_message_raw(twin, room, txn_id, &raw, None).await
     }
 }

@@ -15,7 +15,7 @@ mod render;
 use std::{sync::Arc, time::Duration};
 
 use ruma::{
-    OwnedEventId, RoomId, TransactionId, UserId,
+    EventId, OwnedEventId, RoomId, TransactionId, UserId,
     events::{
         AnyMessageLikeEventContent,
         room::message::{Relation, RoomMessageEventContent},
@@ -85,12 +85,26 @@ impl Outbox {
         };
         let raw = Raw::new(&AnyMessageLikeEventContent::RoomMessage(content))
             .map_err(|e| RoomError::Internal(format!("cannot serialize a message: {e}")))?;
+        self.send_message_raw(twin, room, txn_id, &raw, thread_root.as_deref())
+            .await
+    }
+
+    /// Sends an `m.room.message` already serialized (for content ruma has no field for) and
+    /// records it as the twin's, in `thread_root`'s thread if any.
+    pub(crate) async fn send_message_raw(
+        &self,
+        twin: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        raw: &Raw<AnyMessageLikeEventContent>,
+        thread_root: Option<&EventId>,
+    ) -> Result<OwnedEventId, RoomError> {
         let event_id = self
-            .send_event(twin, room, txn_id, "m.room.message", &raw)
+            .send_event(twin, room, txn_id, "m.room.message", raw)
             .await?;
         if let Err(err) = self
             .store
-            .add_twin_event(room, &event_id, twin, thread_root.as_deref())
+            .add_twin_event(room, &event_id, twin, thread_root)
             .await
         {
             tracing::warn!(%err, "cannot record a sent event");

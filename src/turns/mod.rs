@@ -161,22 +161,17 @@ impl TurnRunner {
             Err(notice) => {
                 let _ = stop_typing.send(());
                 self.media_notice(job, &notice).await;
-                if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
-                    tracing::debug!(%err, "stopping typing failed");
-                }
+                self.typing_off(job).await;
                 return Ok(());
             }
         };
-        let transcript = prepared.transcript.clone();
         let resume = self.live_reply_of(job).await;
         let result = self.think(job, &twin.home, resume.clone(), prepared).await;
         let _ = stop_typing.send(());
         let mut finished = match result {
             Ok(finished) => finished,
             Err(err) => {
-                if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
-                    tracing::debug!(%err, "stopping typing failed");
-                }
+                self.typing_off(job).await;
                 return Err(err);
             }
         };
@@ -184,19 +179,6 @@ impl TurnRunner {
         self.metrics
             .turn_duration
             .observe(started.elapsed().as_secs_f64());
-        if let Some(transcript) = &transcript {
-            if job.speaker == Speaker::Owner
-                && self.media.can_speak()
-                && settings_of(twin.home.clone())
-                    .await
-                    .is_ok_and(|s| s.voice_replies == Some(true))
-            {
-                finished.requests.push(ToolRequest::SpeakReply {
-                    text: finished.reply.clone(),
-                });
-            }
-            finished.reply = media::with_transcript(transcript, &finished.reply);
-        }
         let streamed = match finished.live.take() {
             Some(live) => live.finish().await,
             None => live::Streamed::resumed(resume),
@@ -206,9 +188,7 @@ impl TurnRunner {
         if recorded && let Err(err) = self.store.set_turn_sent(&job.twin, &job.event_id).await {
             tracing::warn!(%err, "cannot mark a turn's reply sent");
         }
-        if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
-            tracing::debug!(%err, "stopping typing failed");
-        }
+        self.typing_off(job).await;
         self.carry_out(job, &finished.requests, job.event_id.as_str())
             .await;
         if recorded
@@ -220,6 +200,13 @@ impl TurnRunner {
             tracing::warn!(%err, "cannot mark a turn's requests done");
         }
         Ok(())
+    }
+
+    /// Stops the twin's typing notification in `job`'s room.
+    async fn typing_off(&self, job: &TurnJob) {
+        if let Err(err) = self.matrix.set_typing(&job.twin, &job.room, None).await {
+            tracing::debug!(%err, "stopping typing failed");
+        }
     }
 
     /// A turn the token budget does not allow: no model call; the owner is told once per
@@ -380,48 +367,60 @@ impl TurnRunner {
             Ok::<_, RoomError>(self.kernel.run_turn(home.clone(), turn).await)
         };
         let only_input = || vec![Message::user(input.clone())];
-        Ok(
-            match tokio::time::timeout(self.deadline, kernel_turn).await {
-                Ok(Ok(Ok(outcome))) => {
-                    self.budgets
-                        .record(
-                            &job.twin,
-                            Some(&job.room),
-                            job.event_id.as_str(),
-                            &outcome.usage,
-                        )
-                        .await;
-                    Finished {
-                        reply: outcome.reply,
-                        messages: outcome.messages,
-                        requests: outcome.requests,
-                        live: live_reply,
-                    }
+        let mut finished = match tokio::time::timeout(self.deadline, kernel_turn).await {
+            Ok(Ok(Ok(outcome))) => {
+                self.budgets
+                    .record(
+                        &job.twin,
+                        Some(&job.room),
+                        job.event_id.as_str(),
+                        &outcome.usage,
+                    )
+                    .await;
+                Finished {
+                    reply: outcome.reply,
+                    messages: outcome.messages,
+                    requests: outcome.requests,
+                    live: live_reply,
                 }
-                Ok(Ok(Err(err))) => {
-                    tracing::warn!(room = %job.room, %err, "turn failed");
-                    self.metrics.turn_error(TurnErrorKind::Provider);
-                    Finished {
-                        // Details only for the owner in their own DM; a fixed text elsewhere.
-                        reply: err.room_message(!job.group && job.speaker == Speaker::Owner),
-                        messages: only_input(),
-                        requests: Vec::new(),
-                        live: live_reply,
-                    }
+            }
+            Ok(Ok(Err(err))) => {
+                tracing::warn!(room = %job.room, %err, "turn failed");
+                self.metrics.turn_error(TurnErrorKind::Provider);
+                Finished {
+                    // Details only for the owner in their own DM; a fixed text elsewhere.
+                    reply: err.room_message(!job.group && job.speaker == Speaker::Owner),
+                    messages: only_input(),
+                    requests: Vec::new(),
+                    live: live_reply,
                 }
-                Ok(Err(err)) => return Err(err),
-                Err(_) => {
-                    tracing::warn!(room = %job.room, deadline = ?self.deadline, "turn ran past its deadline");
-                    self.metrics.turn_error(TurnErrorKind::Deadline);
-                    Finished {
-                        reply: DEADLINE_REPLY.to_owned(),
-                        messages: only_input(),
-                        requests: Vec::new(),
-                        live: live_reply,
-                    }
+            }
+            Ok(Err(err)) => return Err(err),
+            Err(_) => {
+                tracing::warn!(room = %job.room, deadline = ?self.deadline, "turn ran past its deadline");
+                self.metrics.turn_error(TurnErrorKind::Deadline);
+                Finished {
+                    reply: DEADLINE_REPLY.to_owned(),
+                    messages: only_input(),
+                    requests: Vec::new(),
+                    live: live_reply,
                 }
-            },
-        )
+            }
+        };
+        // A voice message: its answer quotes what was heard, and is also spoken when the owner
+        // asked for spoken replies.
+        if let Some(transcript) = &transcript {
+            if job.speaker == Speaker::Owner
+                && self.media.can_speak()
+                && twin_settings.voice_replies == Some(true)
+            {
+                finished.requests.push(ToolRequest::SpeakReply {
+                    text: finished.reply.clone(),
+                });
+            }
+            finished.reply = media::with_transcript(transcript, &finished.reply);
+        }
+        Ok(finished)
     }
 
     /// Records the finished turn (session messages and the turn, in one database transaction),

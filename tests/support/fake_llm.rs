@@ -81,6 +81,29 @@ impl Step {
         Self::ToolCalls(vec![(name.into(), arguments)])
     }
 
+    /// Tool calls written as JSON, `[[tool, arguments], ...]` (an injection corpus' `obey`
+    /// lists), each `(from, to)` of `substitutions` replaced in the arguments first.
+    pub fn tool_calls_from(calls: &Value, substitutions: &[(&str, &str)]) -> Self {
+        let calls = calls
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list of tool calls: {calls}"))
+            .iter()
+            .map(|call| {
+                let mut args = call[1].to_string();
+                for (from, to) in substitutions {
+                    args = args.replace(from, to);
+                }
+                let args = serde_json::from_str(&args)
+                    .unwrap_or_else(|e| panic!("{args} is not JSON after substitution: {e}"));
+                let Some(name) = call[0].as_str() else {
+                    panic!("{call} does not start with a tool name");
+                };
+                (name.to_owned(), args)
+            })
+            .collect();
+        Self::ToolCalls(calls)
+    }
+
     /// An error status whose body is `{"error": {"message": ...}}`, which both protocols'
     /// clients read (Anthropic's body also has `"type": "error"`).
     pub fn error(status: u16, message: &str) -> Self {
