@@ -156,6 +156,21 @@ impl Home {
         ops::read_text(&self.resolve(rel)?, rel)
     }
 
+    /// Reads the bytes of a file of at most `max_bytes`; a larger one is refused with its
+    /// size and `purpose` (e.g. `"reading a PDF"`).
+    pub fn read_bytes(
+        &self,
+        rel: &str,
+        max_bytes: u64,
+        purpose: &str,
+    ) -> Result<Vec<u8>, HomeError> {
+        ops::read_bounded(&self.resolve(rel)?, rel, max_bytes, |size| {
+            HomeError::Other(format!(
+                "{rel:?} is {size} bytes, over the {max_bytes}-byte limit for {purpose}"
+            ))
+        })
+    }
+
     /// Writes a file atomically (temp file + fsync + rename), creating parent folders.
     pub fn write_atomic(&self, rel: &str, contents: &[u8]) -> Result<(), HomeError> {
         let path = self.resolve(rel)?;

@@ -33,6 +33,28 @@ pub(super) fn io_error(action: &str, rel: &str, e: &io::Error) -> HomeError {
 }
 
 pub(super) fn read_text(path: &Path, rel: &str) -> Result<String, HomeError> {
+    let bytes = read_bounded(path, rel, MAX_READ_BYTES, |size| {
+        HomeError::Other(format!(
+            "{rel:?} is {size} bytes, over the {} KiB read limit; use search to find the part you \
+             need",
+            MAX_READ_BYTES / 1024
+        ))
+    })?;
+    text_from_bytes(bytes).ok_or_else(|| {
+        HomeError::Other(format!(
+            "{rel:?} is not a text file (it is binary or not UTF-8), so it cannot be read as text"
+        ))
+    })
+}
+
+/// The bytes of the file at `path`, at most `max` of them: a folder or a file over `max` is
+/// refused (`too_large` says how, given the file's size).
+pub(super) fn read_bounded(
+    path: &Path,
+    rel: &str,
+    max: u64,
+    too_large: impl FnOnce(u64) -> HomeError,
+) -> Result<Vec<u8>, HomeError> {
     let meta = fs::metadata(path).map_err(|e| io_error("read", rel, &e))?;
     if meta.is_dir() {
         return Err(HomeError::Other(format!(
@@ -40,24 +62,15 @@ pub(super) fn read_text(path: &Path, rel: &str) -> Result<String, HomeError> {
             shown(rel)
         )));
     }
-    if meta.len() > MAX_READ_BYTES {
-        return Err(HomeError::Other(format!(
-            "{rel:?} is {} bytes, over the {} KiB read limit; use search to find the part you \
-             need",
-            meta.len(),
-            MAX_READ_BYTES / 1024
-        )));
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
     }
     let mut bytes = Vec::new();
     // The `take` guards against a file that grew after the size check.
     fs::File::open(path)
-        .and_then(|f| f.take(MAX_READ_BYTES + 1).read_to_end(&mut bytes))
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
         .map_err(|e| io_error("read", rel, &e))?;
-    text_from_bytes(bytes).ok_or_else(|| {
-        HomeError::Other(format!(
-            "{rel:?} is not a text file (it is binary or not UTF-8), so it cannot be read as text"
-        ))
-    })
+    Ok(bytes)
 }
 
 /// The bytes as text, or `None` when they look binary (a NUL byte) or are not UTF-8.

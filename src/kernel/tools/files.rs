@@ -217,17 +217,11 @@ pub(super) async fn read_file(ctx: &ToolContext, args: &Value) -> ToolResult {
 async fn read_pdf(ctx: &ToolContext, public: bool, path: String) -> ToolResult {
     let shown = path.clone();
     let bytes = blocking(ctx, move |home| {
-        let resolved = home.resolve(&scoped(home, public, &path)?)?;
-        let size = std::fs::metadata(&resolved)
-            .map_err(|_| HomeError::NotFound(path.clone()))?
-            .len();
-        if size > pdf::MAX_PDF_BYTES {
-            return Err(HomeError::Other(format!(
-                "{path:?} is {size} bytes, over the {} MB limit for reading a PDF",
-                pdf::MAX_PDF_BYTES / (1024 * 1024)
-            )));
-        }
-        std::fs::read(&resolved).map_err(|e| HomeError::Other(format!("{path:?}: {e}")))
+        home.read_bytes(
+            &scoped(home, public, &path)?,
+            pdf::MAX_PDF_BYTES,
+            "reading a PDF",
+        )
     })
     .await?;
     let max_chars = usize::try_from(MAX_READ_BYTES).unwrap_or(usize::MAX) / 2;
