@@ -83,6 +83,37 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The service's own `matrixos_ack_duration_seconds` histogram, as "share of acks within each
+/// bound": what the service spends, without the client and HTTP around it.
+async fn server_side_acks(http: &reqwest::Client, base: &str) -> String {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let buckets: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("matrixos_ack_duration_seconds_bucket{le=\"")?;
+            let (le, value) = rest.split_once("\"} ")?;
+            Some((le.to_owned(), value.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |(_, n)| *n).max(1.0);
+    buckets
+        .iter()
+        .filter(|(le, _)| le != "+Inf")
+        .map(|(le, n)| {
+            let ms = le.parse::<f64>().unwrap_or(0.0) * 1000.0;
+            format!("<= {ms} ms {:.1} %", n / total * 100.0)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[tokio::main]
 async fn main() {
     let llm = FakeLlm::start().await;
@@ -146,6 +177,8 @@ async fn main() {
     let http = reqwest::Client::new();
     let rss_before = rss_kib(pid);
     let turns_before = metric(&http, &base, "matrixos_turns_total").await;
+    let waiting_before = metric(&http, &base, "matrixos_inbox_depth").await;
+    let received_before = metric(&http, &base, "matrixos_events_received_total").await;
 
     println!(
         "ingest with a slow model ({} ms a call): {EVENTS_PER_TXN} events per transaction, one \
@@ -188,10 +221,13 @@ async fn main() {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let waiting = metric(&http, &base, "matrixos_inbox_depth").await;
+    let waiting = metric(&http, &base, "matrixos_inbox_depth").await - waiting_before;
+    // Everything that came in meanwhile: the load, and the homeserver's echoes of the replies.
+    let received = metric(&http, &base, "matrixos_events_received_total").await - received_before;
     let turns = metric(&http, &base, "matrixos_turns_total").await - turns_before;
     let queue_max = metric(&http, &base, "matrixos_room_queue_depth_max").await;
     let rss_end = rss_kib(pid);
+    let server_acks = server_side_acks(&http, &base).await;
     acks.sort();
     println!(
         "acked:   {n} events in {:.0} s = {:.0} events/s ({} transactions); ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -202,9 +238,10 @@ async fn main() {
         percentile(&acks, 0.99).as_secs_f64() * 1000.0,
         acks.last().unwrap().as_secs_f64() * 1000.0,
     );
+    println!("ack inside the service: {server_acks}");
     println!(
         "handled: {:.0} events/s end to end ({turns:.0} turns answered, {:.1} turns/s); {waiting:.0} still waiting in the inbox; fullest room queue {queue_max:.0}",
-        (n as f64 - waiting) / elapsed,
+        (received - waiting) / elapsed,
         turns / elapsed,
     );
     println!(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ruma::events::room::member::MembershipState;
 
 use matrix_os::storage::{
-    Backend, InboxItem, InboxKind, SessionAudience, StorageError, Store, TwinRow,
+    Backend, InboxItem, InboxKind, IncomingEvent, SessionAudience, StorageError, Store, TwinRow,
 };
 
 /// A database to test against, kept alive for the test.
@@ -102,6 +102,7 @@ on_both!(
     concurrent_sessions,
     hundred_event_round_trip,
     finish_many_in_one_write,
+    parked_events_read_back_by_id_and_by_room,
     crypto_item_first_and_deduplicated,
     crypto_without_events,
     concurrent_crypto_txns_stay_contiguous,
@@ -1010,6 +1011,72 @@ async fn finish_many_in_one_write(db: &Db) {
     let left = store.pending_inbox(0, 2000).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, items[1199].id);
+    store.close().await;
+}
+
+/// What the inbox reader reads back for a room it parked: listed items by id, or the room's
+/// items scanned from an id (the inbox has no index by room).
+async fn parked_events_read_back_by_id_and_by_room(db: &Db) {
+    let store = db.connect().await;
+    let in_room = |n: usize| -> Vec<IncomingEvent> {
+        (0..n)
+            .map(|i| {
+                let room = if i % 3 == 0 { "!busy:localhost" } else { "!quiet:localhost" };
+                IncomingEvent::from_json(format!(
+                    r#"{{"type":"m.room.message","event_id":"$p{i}","room_id":"{room}","sender":"@a:localhost","content":{{"body":"{i}"}}}}"#
+                ))
+            })
+            .collect()
+    };
+    assert!(
+        store
+            .record_transaction_with_crypto("p", None, &in_room(30))
+            .await
+            .unwrap()
+    );
+    let all = store.pending_inbox(0, 100).await.unwrap();
+    let busy: Vec<i64> = all
+        .iter()
+        .filter(|i| i.room_id.as_deref().map(|r| r.as_str()) == Some("!busy:localhost"))
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(busy.len(), 10);
+    // One of them handled meanwhile: not read back.
+    store.finish_inbox(busy[1]).await.unwrap();
+    let listed = [busy[4], busy[0], busy[1], busy[2]];
+    let read: Vec<i64> = store
+        .inbox_items(&listed)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(
+        read,
+        [busy[0], busy[2], busy[4]],
+        "oldest first, handled ones left out"
+    );
+    assert!(store.inbox_items(&[]).await.unwrap().is_empty());
+    let busy_room = ruma::room_id!("!busy:localhost");
+    let last = all.last().unwrap().id;
+    let scanned: Vec<i64> = store
+        .pending_inbox_in_room(busy_room, busy[2], last, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(scanned, busy[2..5]);
+    let to_the_end = store
+        .pending_inbox_in_room(busy_room, busy[8], last, 10)
+        .await
+        .unwrap();
+    assert_eq!(to_the_end.len(), 2);
+    assert!(
+        to_the_end
+            .iter()
+            .all(|i| i.room_id.as_deref() == Some(busy_room))
+    );
     store.close().await;
 }
 

@@ -20,10 +20,14 @@
 //!
 //! Beside the flow: the finisher marks handled inbox items done in batches; the sweeper
 //! retries events still waiting for keys and gives up on old ones; the ticker queues deadline
-//! ticks of negotiations into their rooms; the reaper closes idle twins' machines and homes.
+//! ticks of negotiations into their rooms; the reaper closes idle twins' machines and homes; the
+//! checkpointer keeps SQLite's write-ahead log short, so that no commit (an ack among them)
+//! copies it into the database itself.
 
+mod checkpointer;
 mod crypto_intake;
 mod finisher;
+mod parked;
 mod queues;
 mod reader;
 mod sweeper;
@@ -162,6 +166,10 @@ impl Pipeline {
             expiry: parts.undecryptable_expiry,
         };
         tasks.push(tokio::spawn(sweeper.run(shutdown.clone())));
+        tasks.push(tokio::spawn(checkpointer::run(
+            parts.store.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(tick_negotiations(
             parts.negotiator.clone(),
             queues.clone(),

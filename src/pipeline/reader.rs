@@ -3,11 +3,11 @@
 //! transaction, which may need its keys) and events to their room's queue.
 //!
 //! Back pressure: when a room's queue is full the room is *parked* at that item. Its later
-//! events stay in the inbox (on disk, not in memory) while the reader goes on with other rooms;
-//! when the queue has space again the reader reads that room's events from the inbox again,
-//! from where it parked, in order.
+//! events stay in the inbox (on disk; only their ids are listed, see [`ParkedRooms`]) while
+//! the reader goes on with other rooms; when the queue has space again the reader reads that
+//! room's events from the inbox again, from where it parked, in order.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use ruma::{OwnedRoomId, RoomId};
 use tokio::sync::{Notify, mpsc, watch};
@@ -15,6 +15,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::{
     crypto_intake::CryptoIntake,
     finisher::Finisher,
+    parked::{LISTED_MAX, ParkedRooms, ReadBack},
     queues::{Full, RoomQueues, Work},
 };
 use crate::{
@@ -33,8 +34,8 @@ pub(super) struct InboxReader {
     pub(super) finisher: Finisher,
     /// Highest inbox id read by the main scan.
     cursor: i64,
-    /// Rooms whose queue was full, with the first inbox id not queued yet.
-    parked: HashMap<OwnedRoomId, i64>,
+    /// Rooms whose queue was full, with where their events left in the inbox are.
+    parked: ParkedRooms,
 }
 
 impl InboxReader {
@@ -50,7 +51,7 @@ impl InboxReader {
             crypto,
             finisher,
             cursor: 0,
-            parked: HashMap::new(),
+            parked: ParkedRooms::new(LISTED_MAX),
         }
     }
 
@@ -103,10 +104,8 @@ impl InboxReader {
         let id = item.id;
         // A parked room's events are skipped without being parsed: a long backlog is scanned
         // cheaply.
-        if item
-            .room_id
-            .as_ref()
-            .is_some_and(|room| self.parked.contains_key(room))
+        if let Some(room) = &item.room_id
+            && self.parked.leave(room, id)
         {
             return;
         }
@@ -116,7 +115,7 @@ impl InboxReader {
             self.finisher.finish(id).await;
             return;
         };
-        if self.parked.contains_key(&room) {
+        if self.parked.leave(&room, id) {
             // Read again from the inbox when the room has space.
             return;
         }
@@ -128,7 +127,7 @@ impl InboxReader {
             },
         ) {
             tracing::debug!(%room, inbox_id = id, "room queue full; leaving its events in the inbox");
-            self.parked.insert(room.clone(), id);
+            self.parked.park(&room, id);
             self.queues.park(&room);
         }
     }
@@ -136,24 +135,34 @@ impl InboxReader {
     /// A parked room has space: queue its events that were left in the inbox, in order, up to
     /// what the main scan has reached (later ones come with the scan).
     async fn refill(&mut self, room: &RoomId) {
-        let Some(&from) = self.parked.get(room) else {
+        let limit = self.queues.capacity().max(1);
+        let Some(read_back) = self.parked.take(room, limit) else {
             return;
         };
-        let limit = i64::try_from(self.queues.capacity()).unwrap_or(BATCH);
-        let items = match self
-            .store
-            .pending_inbox_in_room(room, from, self.cursor, limit)
-            .await
-        {
+        let (items, from) = match &read_back {
+            ReadBack::Ids(ids) => (self.store.inbox_items(ids).await, None),
+            ReadBack::From(from) => {
+                let limit = i64::try_from(limit).unwrap_or(BATCH);
+                let items = self
+                    .store
+                    .pending_inbox_in_room(room, *from, self.cursor, limit)
+                    .await;
+                (items, Some(*from))
+            }
+        };
+        let items = match items {
             Ok(items) => items,
             Err(err) => {
                 tracing::error!(%err, %room, "cannot read a parked room's events; trying later");
+                if let ReadBack::Ids(ids) = &read_back {
+                    self.parked.put_back(room, ids);
+                }
                 self.queues.park(room);
                 return;
             }
         };
         let read = items.len();
-        let mut next = from;
+        let mut next = from.unwrap_or(0);
         for item in items {
             let id = item.id;
             let event = RoomEvent::parse(&item.event);
@@ -164,18 +173,31 @@ impl InboxReader {
                     event,
                 },
             ) {
-                self.parked.insert(room.to_owned(), id);
+                match &read_back {
+                    ReadBack::Ids(ids) => {
+                        let rest: Vec<i64> = ids.iter().copied().filter(|&x| x >= id).collect();
+                        self.parked.put_back(room, &rest);
+                    }
+                    ReadBack::From(_) => self.parked.scanned_to(room, id),
+                }
                 self.queues.park(room);
                 return;
             }
             next = id + 1;
         }
-        if (read as i64) < limit {
-            tracing::debug!(%room, "room queue caught up; reading its events with the others again");
-            self.parked.remove(room);
-        } else {
-            self.parked.insert(room.to_owned(), next);
-            self.queues.park(room);
+        match read_back {
+            ReadBack::Ids(_) if self.parked.contains(room) => self.queues.park(room),
+            ReadBack::Ids(_) => {
+                tracing::debug!(%room, "room queue caught up; reading its events with the others again");
+            }
+            ReadBack::From(_) if read < limit => {
+                tracing::debug!(%room, "room queue caught up; reading its events with the others again");
+                self.parked.caught_up(room);
+            }
+            ReadBack::From(_) => {
+                self.parked.scanned_to(room, next);
+                self.queues.park(room);
+            }
         }
     }
 }

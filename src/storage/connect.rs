@@ -10,7 +10,10 @@ use super::{Backend, StorageError};
 
 /// How long a SQLite writer waits for the lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
-/// SQLite pool: one writer at a time anyway; a few readers in parallel (WAL) on a small machine.
+/// Log pages after which a commit checkpoints the SQLite log itself (about 40 MB): only a
+/// backstop, since the pipeline's checkpointer keeps the log far shorter from its own task.
+pub(super) const SQLITE_WAL_BACKSTOP_PAGES: u32 = 10_000;
+/// SQLite readers in parallel (WAL) on a small machine.
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// PostgreSQL pool.
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
@@ -26,18 +29,32 @@ enum SqliteTarget {
     File(PathBuf),
 }
 
-/// Opens the pool for `url`: the backend, the pool and the redacted URL.
-pub(super) async fn open(url: &str) -> Result<(Backend, AnyPool, String), StorageError> {
+/// The pools of a store.
+pub(super) struct Pools {
+    /// For reads (and every query on PostgreSQL).
+    pub(super) pool: AnyPool,
+    /// For writes. On a SQLite file, one connection of its own: writers wait their turn in the
+    /// pool's queue and start the moment the one before commits, instead of SQLite's lock
+    /// retries, which sleep 1, 2, 5, 10... ms between tries. The same pool as `pool` otherwise.
+    pub(super) writer: AnyPool,
+}
+
+/// Opens the pools for `url`: the backend, the pools and the redacted URL.
+pub(super) async fn open(url: &str) -> Result<(Backend, Pools, String), StorageError> {
     sqlx::any::install_default_drivers();
     let redacted = redact_url(url);
     match backend_of(url) {
         Some(Backend::Sqlite) => {
-            let pool = open_sqlite(url, &redacted).await?;
-            Ok((Backend::Sqlite, pool, redacted))
+            let pools = open_sqlite(url, &redacted).await?;
+            Ok((Backend::Sqlite, pools, redacted))
         }
         Some(Backend::Postgres) => {
             let pool = open_postgres(url, &redacted).await?;
-            Ok((Backend::Postgres, pool, redacted))
+            let pools = Pools {
+                writer: pool.clone(),
+                pool,
+            };
+            Ok((Backend::Postgres, pools, redacted))
         }
         None => Err(StorageError::InvalidUrl {
             url: redacted,
@@ -137,7 +154,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the path is not UTF-8 once percent-decoded".to_owned())
 }
 
-async fn open_sqlite(url: &str, redacted: &str) -> Result<AnyPool, StorageError> {
+async fn open_sqlite(url: &str, redacted: &str) -> Result<Pools, StorageError> {
     let (target, params) = sqlite_target(url).map_err(|reason| StorageError::InvalidUrl {
         url: redacted.to_owned(),
         reason,
@@ -147,23 +164,27 @@ async fn open_sqlite(url: &str, redacted: &str) -> Result<AnyPool, StorageError>
         reason: e.to_string(),
     };
 
-    let options = match target {
+    let url = with_create_mode(url, params);
+    match target {
         SqliteTarget::Memory => {
             // Every connection to `sqlite::memory:` would be a different database: keep exactly
             // one, for the life of the pool.
-            AnyPoolOptions::new()
+            let options = AnyPoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
-                .max_lifetime(None)
+                .max_lifetime(None);
+            let pool = sqlite_pool(options, &url).await.map_err(connect_err)?;
+            Ok(Pools {
+                writer: pool.clone(),
+                pool,
+            })
         }
         SqliteTarget::File(ref path) => {
             create_parent(path)?;
             // WAL once, on a single connection: switching needs an exclusive lock that
             // busy_timeout does not wait for, so pool connections must not race to do it.
-            let mut conn = AnyConnection::connect(&with_create_mode(url, params))
-                .await
-                .map_err(connect_err)?;
+            let mut conn = AnyConnection::connect(&url).await.map_err(connect_err)?;
             let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
                 .fetch_one(&mut conn)
                 .await
@@ -181,29 +202,38 @@ async fn open_sqlite(url: &str, redacted: &str) -> Result<AnyPool, StorageError>
                     ),
                 });
             }
-            AnyPoolOptions::new()
+            let readers = AnyPoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
-                .min_connections(1)
+                .min_connections(1);
+            let writer = AnyPoolOptions::new().max_connections(1).min_connections(1);
+            Ok(Pools {
+                pool: sqlite_pool(readers, &url).await.map_err(connect_err)?,
+                writer: sqlite_pool(writer, &url).await.map_err(connect_err)?,
+            })
         }
-    };
-    let url = with_create_mode(url, params);
+    }
+}
+
+/// A pool of SQLite connections to `url`, each with the service's pragmas.
+async fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool, sqlx::Error> {
     options
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // synchronous=FULL: a commit is on disk before it returns, so an ack survives a
-                // power cut. busy_timeout: writers queue instead of failing.
+                // power cut. busy_timeout: writers queue instead of failing. wal_autocheckpoint:
+                // a commit does not copy the log into the database (see `wal`).
                 conn.execute(sqlx::AssertSqlSafe(format!(
                     "PRAGMA synchronous = FULL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-                     PRAGMA foreign_keys = ON;"
+                     PRAGMA foreign_keys = ON; \
+                     PRAGMA wal_autocheckpoint = {SQLITE_WAL_BACKSTOP_PAGES};"
                 )))
                 .await?;
                 Ok(())
             })
         })
-        .connect(&url)
+        .connect(url)
         .await
-        .map_err(connect_err)
 }
 
 /// The URL with `mode=rwc` (create when missing) unless it names a mode itself.

@@ -60,7 +60,7 @@ impl Store {
         .bind(event_id.as_str())
         .bind(event_json)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(
@@ -93,7 +93,7 @@ impl Store {
         .bind(event_id.as_str())
         .bind(event_json)
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|e| StorageError::query(what(), &e))?;
         if let Some(id) = inserted {
@@ -151,7 +151,7 @@ impl Store {
     pub async fn remove_undecrypted(&self, id: i64) -> Result<bool, StorageError> {
         let done = sqlx::query("DELETE FROM undecrypted WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("removing undecrypted event {id}"), &e)
@@ -229,7 +229,7 @@ impl Store {
         .bind(room_id.as_str())
         .bind(i32::from(encrypted))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(

@@ -113,7 +113,7 @@ impl Store {
             .bind(held.payload)
             .bind(held.summary)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| StorageError::query(what(), &e))?;
         }
@@ -200,7 +200,7 @@ impl Store {
         .bind(twin_id.as_str())
         .bind(number)
         .bind(event)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(
@@ -226,7 +226,7 @@ impl Store {
         .bind(twin_id.as_str())
         .bind(number)
         .bind(state)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(

@@ -219,8 +219,36 @@ impl Store {
             .map_err(|e| StorageError::query(what(), &e))
     }
 
+    /// The unfinished inbox items among `ids`, oldest first: what a room's queue had no space
+    /// for, read again by id when it has.
+    pub async fn inbox_items(&self, ids: &[i64]) -> Result<Vec<InboxItem>, StorageError> {
+        let what = || format!("reading {} inbox items by id", ids.len());
+        let mut items = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INBOX_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "{SELECT_INBOX} WHERE id IN ({}) ORDER BY id",
+                placeholders.join(",")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| StorageError::query(what(), &e))?;
+            for row in &rows {
+                items.push(inbox_row(row).map_err(|e| StorageError::query(what(), &e))?);
+            }
+        }
+        items.sort_by_key(|item| item.id);
+        Ok(items)
+    }
+
     /// Unfinished events of `room` with `from_id <= id <= upto_id`, oldest first, at most
-    /// `limit`: what a room's queue had no space for, read again when it has.
+    /// `limit`: what a room's queue had no space for, read again when it has. The inbox has no
+    /// index by room (it would cost every ack): this scans the ids from `from_id` on.
     pub async fn pending_inbox_in_room(
         &self,
         room: &RoomId,
@@ -253,7 +281,7 @@ impl Store {
     pub async fn finish_inbox(&self, id: i64) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM inbox WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| StorageError::query(format_args!("finishing inbox item {id}"), &e))?;
         Ok(())
@@ -270,7 +298,7 @@ impl Store {
             for id in chunk {
                 query = query.bind(*id);
             }
-            query.execute(&self.pool).await.map_err(|e| {
+            query.execute(&self.writer).await.map_err(|e| {
                 StorageError::query(format_args!("finishing {} inbox items", chunk.len()), &e)
             })?;
         }
@@ -293,7 +321,7 @@ impl Store {
             now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         let done = sqlx::query("DELETE FROM transactions WHERE received_at < $1")
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| StorageError::query("pruning old transaction ids", &e))?;
         Ok(done.rows_affected())

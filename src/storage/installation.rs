@@ -20,7 +20,7 @@ impl Store {
         )
         .bind(id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query("recording the installation id", &e))?;
         self.installation_id()

@@ -24,7 +24,7 @@ impl Store {
         .bind(room_id.as_str())
         .bind(message_id.as_str())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(format_args!("recording a live reply of {twin_id}"), &e)
@@ -64,7 +64,7 @@ impl Store {
         sqlx::query("DELETE FROM live_replies WHERE twin_id = $1 AND event_id = $2")
             .bind(twin_id.as_str())
             .bind(event_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("clearing a live reply of {twin_id}"), &e)

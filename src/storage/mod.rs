@@ -32,6 +32,7 @@ mod sessions;
 mod turns;
 mod twins;
 mod usage;
+mod wal;
 
 pub(crate) use self::connect::sqlite_url_relative_to;
 pub use self::{
@@ -42,6 +43,7 @@ pub use self::{
     rooms::{LogRow, MemberRow, PairingRow},
     sessions::SessionAudience,
     turns::{TurnRecord, TurnRow},
+    wal::WalCheckpoint,
 };
 
 use std::sync::Arc;
@@ -206,7 +208,10 @@ pub struct SessionRow {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// For reads.
     pool: AnyPool,
+    /// For writes (see [`connect::Pools`]): every statement that changes a row goes here.
+    writer: AnyPool,
     /// The URL with any password removed, for messages.
     url: Arc<str>,
 }
@@ -218,10 +223,11 @@ impl Store {
     /// `sqlite::memory:` (one connection, gone on close; for tests), and
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`).
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let (backend, pool, redacted) = connect::open(url).await?;
+        let (backend, pools, redacted) = connect::open(url).await?;
         let store = Self {
             backend,
-            pool,
+            pool: pools.pool,
+            writer: pools.writer,
             url: redacted.into(),
         };
         migrate::run(&store).await?;
@@ -250,6 +256,7 @@ impl Store {
     /// Closes every connection, waiting for queries in flight. Later calls on any clone of this
     /// store fail.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -260,8 +267,8 @@ impl Store {
     /// `SQLITE_BUSY` when it upgrades to a write.
     async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
     }
 }
@@ -395,6 +402,18 @@ mod tests {
         assert_eq!(pragma("synchronous").await, "2"); // FULL
         assert_eq!(pragma("foreign_keys").await, "1");
         assert_eq!(pragma("busy_timeout").await, "5000");
+        assert_eq!(
+            pragma("wal_autocheckpoint").await,
+            connect::SQLITE_WAL_BACKSTOP_PAGES.to_string()
+        );
+        // An ack writes the inbox rows and no index (the reader lists parked ids itself).
+        let inbox_indexes: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inbox'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(inbox_indexes, 0);
         drop(conn);
         store.close().await;
     }

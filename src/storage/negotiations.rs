@@ -69,7 +69,7 @@ impl Store {
         .bind(row.deadline_ms)
         .bind(i32::from(row.finished))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("saving negotiation {}", row.id), &e))?;
         Ok(())
@@ -123,7 +123,7 @@ impl Store {
         )
         .bind(twin_id.as_str())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map(Option::unwrap_or_default)
         .map_err(|e| StorageError::query(format_args!("counting a failed tick of {id}"), &e))
@@ -183,7 +183,7 @@ impl Store {
         .bind(peer_twin.as_str())
         .bind(room_id.as_str())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("saving the room with {peer_twin}"), &e))?;
         Ok(())

@@ -27,7 +27,7 @@ impl Store {
         .bind(portal.chat_name.as_deref())
         .bind(portal.receiver.as_deref())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("recording the portal {room}"), &e))?;
         Ok(())
@@ -45,7 +45,7 @@ impl Store {
             .bind(room.as_str())
             .bind(json)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("recording service members of {room}"), &e)

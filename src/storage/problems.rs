@@ -41,7 +41,7 @@ impl Store {
         .bind(twin_id.as_str())
         .bind(problem)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("recording a problem of {twin_id}"), &e))?;
         Ok(())
@@ -51,7 +51,7 @@ impl Store {
     pub async fn clear_twin_problem(&self, twin_id: &UserId) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM twin_problems WHERE twin_id = $1")
             .bind(twin_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("clearing the problem of {twin_id}"), &e)
@@ -94,7 +94,7 @@ impl Store {
         .bind(key)
         .bind(body)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(format_args!("keeping a notice for {twin_id}'s owner"), &e)
@@ -138,7 +138,7 @@ impl Store {
         sqlx::query("DELETE FROM owner_notices WHERE twin_id = $1 AND notice_key = $2")
             .bind(twin_id.as_str())
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("removing a notice for {twin_id}'s owner"), &e)

@@ -70,7 +70,7 @@ impl Store {
         .bind(membership.as_str())
         .bind(display_name)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(format_args!("saving member {user_id} of {room_id}"), &e)
@@ -209,7 +209,7 @@ impl Store {
         .bind(twin_id.as_str())
         .bind(room_id.as_str())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("binding the owner DM of {twin_id}"), &e))?;
         Ok(())
@@ -224,7 +224,7 @@ impl Store {
         sqlx::query("DELETE FROM owner_dm WHERE twin_id = $1 AND room_id = $2")
             .bind(twin_id.as_str())
             .bind(room_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("unbinding the owner DM of {twin_id}"), &e)
@@ -244,6 +244,8 @@ impl Store {
         let err = |e: sqlx::Error| {
             StorageError::query(format_args!("logging message {event_id} of {room_id}"), &e)
         };
+        // One commit for both: one fsync, one turn at the writer.
+        let mut tx = self.begin_write().await.map_err(err)?;
         sqlx::query(
             "INSERT INTO room_log (room_id, event_id, sender, body, ts) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, event_id) DO NOTHING",
@@ -253,7 +255,7 @@ impl Store {
         .bind(sender.as_str())
         .bind(body)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
         sqlx::query(
@@ -262,9 +264,10 @@ impl Store {
         )
         .bind(room_id.as_str())
         .bind(keep)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
+        tx.commit().await.map_err(err)?;
         Ok(())
     }
 
@@ -320,7 +323,7 @@ impl Store {
         .bind(event_id.as_str())
         .bind(twin_id.as_str())
         .bind(thread_root.map(EventId::as_str))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("recording event {event_id}"), &e))?;
         Ok(())
@@ -380,7 +383,7 @@ impl Store {
         .bind(&pairing.body)
         .bind(&pairing.status)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(format_args!("saving pairing of {}", pairing.requester), &e)
@@ -434,7 +437,7 @@ impl Store {
         .bind(requester.as_str())
         .bind(status)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("updating pairing of {requester}"), &e))?;
         Ok(done.rows_affected() > 0)

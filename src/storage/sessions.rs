@@ -75,7 +75,7 @@ impl Store {
                 .bind(twin_id.as_str())
                 .bind(now_ms())
                 .bind(audience.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err(|e| StorageError::query(what(), &e))?;
             if let Some(row) = created {
@@ -359,7 +359,7 @@ impl Store {
         .bind(upto_seq)
         .bind(summary)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(

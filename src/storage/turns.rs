@@ -174,7 +174,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(twin_id.as_str())
             .bind(event_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("marking the turn for {event_id} {column}"), &e)
@@ -188,7 +188,7 @@ impl Store {
             now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         let done = sqlx::query("DELETE FROM turns WHERE created_at < $1")
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| StorageError::query("pruning old turns", &e))?;
         Ok(done.rows_affected())

@@ -44,7 +44,7 @@ impl Store {
         .bind(i32::from(twin.registered))
         .bind(twin.display_name.as_deref())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("saving twin {}", twin.twin_id), &e))?;
         Ok(())
@@ -68,7 +68,7 @@ impl Store {
         .bind(twin_id.as_str())
         .bind(membership.as_str())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(

@@ -37,7 +37,7 @@ impl Store {
         .bind(n(usage.cache_read_tokens))
         .bind(n(usage.cache_write_tokens))
         .bind(n(usage.model_calls))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StorageError::query(format_args!("recording tokens of {twin_id}"), &e))?;
         Ok(())
@@ -92,7 +92,7 @@ impl Store {
         .bind(twin_id.as_str())
         .bind(period)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             StorageError::query(format_args!("recording a budget notice of {twin_id}"), &e)
@@ -105,7 +105,7 @@ impl Store {
     pub async fn clear_budget_notices(&self, twin_id: &UserId) -> Result<(), StorageError> {
         sqlx::query("DELETE FROM budget_notices WHERE twin_id = $1")
             .bind(twin_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 StorageError::query(format_args!("clearing budget notices of {twin_id}"), &e)
