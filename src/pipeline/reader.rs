@@ -201,3 +201,136 @@ impl InboxReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::{
+        crypto::Crypto, matrix::MatrixClient, metrics::Metrics, pipeline::Worker, secret::Secret,
+        storage::IncomingEvent,
+    };
+
+    /// Handles `!slow` rooms' events only when let through; records what it handled.
+    struct Gate {
+        open: Semaphore,
+        handled: Mutex<Vec<(OwnedRoomId, i64)>>,
+    }
+
+    #[async_trait]
+    impl Worker for Gate {
+        async fn work(&self, room: &RoomId, work: Work) {
+            if room.as_str().starts_with("!slow") {
+                self.open.acquire().await.unwrap().forget();
+            }
+            if let Work::Event { inbox_id, .. } = work {
+                self.handled
+                    .lock()
+                    .unwrap()
+                    .push((room.to_owned(), inbox_id));
+            }
+        }
+    }
+
+    impl Gate {
+        fn of(&self, room: &str) -> Vec<i64> {
+            let handled = self.handled.lock().unwrap();
+            handled
+                .iter()
+                .filter(|(r, _)| r.as_str() == room)
+                .map(|(_, id)| *id)
+                .collect()
+        }
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    }
+
+    /// A room flooding past its queue, read back from the inbox with at most `listed_max` ids
+    /// listed: every event handled once, in order, and the other room never waits for it.
+    async fn flood(listed_max: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let events: Vec<IncomingEvent> = (0..60)
+            .map(|i| {
+                let room = if i % 4 == 0 { "!quick:x" } else { "!slow:x" };
+                IncomingEvent::from_json(format!(
+                    r#"{{"type":"m.room.message","room_id":"{room}","sender":"@a:x","event_id":"$e{i}","origin_server_ts":1,"content":{{"msgtype":"m.text","body":"{i}"}}}}"#
+                ))
+            })
+            .collect();
+        assert!(
+            store
+                .record_transaction_with_crypto("t", None, &events)
+                .await
+                .unwrap()
+        );
+        let ids = |room: &str| -> Vec<i64> {
+            (0..60)
+                .filter(|i| (i % 4 == 0) == (room == "!quick:x"))
+                .map(|i| i + 1)
+                .collect()
+        };
+
+        let gate = Arc::new(Gate {
+            open: Semaphore::new(0),
+            handled: Mutex::default(),
+        });
+        let (space_tx, space_rx) = mpsc::unbounded_channel();
+        let (stop, shutdown) = watch::channel(false);
+        let queues = RoomQueues::new(3, gate.clone(), space_tx, shutdown.clone());
+        let matrix = MatrixClient::new(
+            "http://127.0.0.1:9",
+            Secret::new("t"),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let crypto = Arc::new(Crypto::new(
+            matrix,
+            dir.path(),
+            Secret::new("p"),
+            store.clone(),
+            metrics,
+        ));
+        let (finisher, _finished) = Finisher::new();
+        let intake = CryptoIntake::new(crypto, store.clone(), queues.clone(), finisher.clone());
+        let mut reader = InboxReader::new(store.clone(), queues, intake, finisher);
+        reader.parked = ParkedRooms::new(listed_max);
+        let reader = tokio::spawn(reader.run(Arc::new(Notify::new()), space_rx, shutdown));
+
+        until("the quick room", || gate.of("!quick:x").len() == 15).await;
+        assert_eq!(gate.of("!quick:x"), ids("!quick:x"));
+        assert!(gate.of("!slow:x").is_empty());
+        gate.open.add_permits(1000);
+        until("the slow room", || gate.of("!slow:x").len() >= 45).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.of("!slow:x"), ids("!slow:x"), "each once, in order");
+        let _ = stop.send(true);
+        reader.await.unwrap();
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_flooded_room_is_read_back_by_listed_ids() {
+        flood(LISTED_MAX).await;
+    }
+
+    #[tokio::test]
+    async fn past_the_listing_bound_a_flooded_room_is_read_back_by_scanning() {
+        flood(4).await;
+    }
+}
