@@ -64,17 +64,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// A metric's value from `/metrics` (first sample).
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/metrics"))
+/// The service's `/metrics` text.
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// A metric's value from `/metrics` (first sample).
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    scrape(http, base)
+        .await
+        .lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
@@ -86,14 +91,7 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
 /// The service's own `matrixos_ack_duration_seconds` histogram, as "share of acks within each
 /// bound": what the service spends, without the client and HTTP around it.
 async fn server_side_acks(http: &reqwest::Client, base: &str) -> String {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(http, base).await;
     let buckets: Vec<(String, f64)> = text
         .lines()
         .filter_map(|l| {

@@ -6,15 +6,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::storage::{Backend, Store};
+use crate::storage::Store;
 
 /// How often the log is checkpointed: at a few thousand events/s, a few hundred kB of log.
 const PERIOD: Duration = Duration::from_millis(250);
 
 pub(super) async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
-    if store.backend() != Backend::Sqlite {
-        return;
-    }
     let mut failing = false;
     loop {
         tokio::select! {
@@ -22,7 +19,7 @@ pub(super) async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => return,
         }
         match store.checkpoint_wal().await {
-            Ok(None) => return, // in memory: no log
+            Ok(None) => return, // PostgreSQL, or SQLite in memory: no log
             Ok(Some(_)) if failing => {
                 failing = false;
                 tracing::info!("the SQLite log is checkpointed again");

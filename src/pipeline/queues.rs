@@ -237,7 +237,7 @@ impl RoomQueues {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(super) mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use ruma::room_id;
@@ -245,11 +245,32 @@ mod tests {
 
     use super::*;
 
-    /// Handles nothing until let through; counts what it handled per room.
-    struct Gate {
-        open: Semaphore,
+    /// Handles `!slow` rooms' work only when let through; records what it handled per room.
+    pub(in crate::pipeline) struct Gate {
+        pub(in crate::pipeline) open: Semaphore,
         handled: Mutex<Vec<(OwnedRoomId, i64)>>,
         running: AtomicUsize,
+    }
+
+    impl Gate {
+        /// A gate with `permits` let through at first.
+        pub(in crate::pipeline) fn new(permits: usize) -> Arc<Self> {
+            Arc::new(Self {
+                open: Semaphore::new(permits),
+                handled: Mutex::default(),
+                running: AtomicUsize::new(0),
+            })
+        }
+
+        /// The inbox ids handled in `room`, in the order handled.
+        pub(in crate::pipeline) fn of(&self, room: &str) -> Vec<i64> {
+            let handled = self.handled.lock().unwrap();
+            handled
+                .iter()
+                .filter(|(r, _)| r.as_str() == room)
+                .map(|(_, id)| *id)
+                .collect()
+        }
     }
 
     #[async_trait]
@@ -277,11 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_room_refuses_parks_and_says_when_it_has_space_while_others_go_on() {
-        let gate = Arc::new(Gate {
-            open: Semaphore::new(0),
-            handled: Mutex::default(),
-            running: AtomicUsize::new(0),
-        });
+        let gate = Gate::new(0);
         let (space_tx, mut space_rx) = mpsc::unbounded_channel();
         let (_stop, shutdown) = watch::channel(false);
         let queues = RoomQueues::new(4, gate.clone(), space_tx, shutdown);
@@ -355,11 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn parking_a_room_with_space_tells_the_reader_at_once() {
-        let gate = Arc::new(Gate {
-            open: Semaphore::new(100),
-            handled: Mutex::default(),
-            running: AtomicUsize::new(0),
-        });
+        let gate = Gate::new(100);
         let (space_tx, mut space_rx) = mpsc::unbounded_channel();
         let (_stop, shutdown) = watch::channel(false);
         let queues = RoomQueues::new(4, gate, space_tx, shutdown);

@@ -206,48 +206,11 @@ impl InboxReader {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-    use tokio::sync::Semaphore;
-
     use super::*;
     use crate::{
-        crypto::Crypto, matrix::MatrixClient, metrics::Metrics, pipeline::Worker, secret::Secret,
-        storage::IncomingEvent,
+        crypto::Crypto, matrix::MatrixClient, metrics::Metrics, pipeline::queues::tests::Gate,
+        secret::Secret, storage::IncomingEvent,
     };
-
-    /// Handles `!slow` rooms' events only when let through; records what it handled.
-    struct Gate {
-        open: Semaphore,
-        handled: Mutex<Vec<(OwnedRoomId, i64)>>,
-    }
-
-    #[async_trait]
-    impl Worker for Gate {
-        async fn work(&self, room: &RoomId, work: Work) {
-            if room.as_str().starts_with("!slow") {
-                self.open.acquire().await.unwrap().forget();
-            }
-            if let Work::Event { inbox_id, .. } = work {
-                self.handled
-                    .lock()
-                    .unwrap()
-                    .push((room.to_owned(), inbox_id));
-            }
-        }
-    }
-
-    impl Gate {
-        fn of(&self, room: &str) -> Vec<i64> {
-            let handled = self.handled.lock().unwrap();
-            handled
-                .iter()
-                .filter(|(r, _)| r.as_str() == room)
-                .map(|(_, id)| *id)
-                .collect()
-        }
-    }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::timeout(Duration::from_secs(10), async {
@@ -285,10 +248,7 @@ mod tests {
                 .collect()
         };
 
-        let gate = Arc::new(Gate {
-            open: Semaphore::new(0),
-            handled: Mutex::default(),
-        });
+        let gate = Gate::new(0);
         let (space_tx, space_rx) = mpsc::unbounded_channel();
         let (stop, shutdown) = watch::channel(false);
         let queues = RoomQueues::new(3, gate.clone(), space_tx, shutdown.clone());

@@ -81,6 +81,14 @@ fn inbox_row(row: &sqlx::any::AnyRow) -> Result<InboxItem, sqlx::Error> {
     })
 }
 
+/// `$1,$2,…,$n`: placeholders for `n` bound values.
+fn numbered(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Key of the PostgreSQL advisory lock that serialises inbox writers ("mxos-inb").
 const INBOX_LOCK_KEY: i64 = 0x6d78_6f73_2d69_6e62;
 
@@ -225,11 +233,7 @@ impl Store {
         let what = || format!("reading {} inbox items by id", ids.len());
         let mut items = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(INBOX_CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-            let sql = format!(
-                "{SELECT_INBOX} WHERE id IN ({}) ORDER BY id",
-                placeholders.join(",")
-            );
+            let sql = format!("{SELECT_INBOX} WHERE id IN ({})", numbered(chunk.len()));
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 query = query.bind(*id);
@@ -242,6 +246,7 @@ impl Store {
                 items.push(inbox_row(row).map_err(|e| StorageError::query(what(), &e))?);
             }
         }
+        // Over chunks, and whatever order `ids` came in.
         items.sort_by_key(|item| item.id);
         Ok(items)
     }
@@ -291,8 +296,7 @@ impl Store {
     /// items done does not compete with acknowledging new transactions one fsync at a time).
     pub async fn finish_inbox_many(&self, ids: &[i64]) -> Result<(), StorageError> {
         for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("DELETE FROM inbox WHERE id IN ({})", placeholders.join(","));
+            let sql = format!("DELETE FROM inbox WHERE id IN ({})", numbered(chunk.len()));
             // Only numbered placeholders are interpolated; the ids are bound.
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
